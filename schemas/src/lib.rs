@@ -1,0 +1,32 @@
+//! Every contract Eventide's services share, and nothing that does I/O of its
+//! own except the optional schema-registry client.
+//!
+//! Ingest writes records that the processor reads, and the processor writes
+//! rows the query API reads; both sides of each hand-off take its shape from
+//! here so they cannot drift apart.
+//!
+//! # Layout
+//!
+//! - [`topics`]: the logical topics, their physical names and subjects.
+//! - [`records`]: the Rust type of every topic's value, one per Avro schema
+//!   in `schemas/avro/`.
+//! - [`catalogue`]: the compiled-in schemas with pinned ids, every version
+//!   kept under `schemas/avro/history/`.
+//! - [`registry`]: a Confluent-compatible schema registry client through
+//!   `schema_registry_converter`, caching ids and schemas.
+//! - [`codec`]: the Confluent wire framing and Avro encode/decode over either
+//!   schema source.
+//! - [`sql`]: the embedded store's SQLite tables.
+//! - [`time`]: the microsecond timestamps every record carries.
+
+pub mod catalogue;
+pub mod codec;
+pub mod records;
+pub mod registry;
+pub mod sql;
+pub mod time;
+pub mod topics;
+
+pub use codec::{Codec, CodecError, SchemaSource};
+pub use records::{DeadLetter, Event, Increment, Notification, Record, Redirect, Reject};
+pub use topics::{Topic, TopicNames};

@@ -1,0 +1,101 @@
+//! A Confluent-compatible schema registry client (Confluent, Karapace,
+//! Apicurio, Redpanda) through `schema_registry_converter`, caching subject
+//! ids and schemas so each is fetched once per process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use apache_avro::Schema;
+use schema_registry_converter::async_impl::schema_registry::{
+    SrSettings, get_schema_by_id, post_schema,
+};
+use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+
+use crate::catalogue::parse;
+use crate::codec::CodecError;
+
+/// Registers and resolves schemas against a registry over HTTP.
+pub struct RegistryClient {
+    settings: SrSettings,
+    /// Subject → id of the schema this process registered under it.
+    ids: Mutex<HashMap<String, u32>>,
+    /// Id → parsed schema, for decoding.
+    schemas: Mutex<HashMap<u32, Arc<Schema>>>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient").finish_non_exhaustive()
+    }
+}
+
+impl RegistryClient {
+    /// A client for the registry at `url`.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Registry`] if the HTTP client cannot be built.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, CodecError> {
+        let settings = SrSettings::new_builder(url.trim_end_matches('/').to_owned())
+            .set_timeout(timeout)
+            .build()
+            .map_err(|err| CodecError::Registry {
+                reason: err.to_string(),
+            })?;
+        Ok(Self {
+            settings,
+            ids: Mutex::default(),
+            schemas: Mutex::default(),
+        })
+    }
+
+    /// Registers `text` under `subject` (idempotent on the registry's side)
+    /// and returns its id, from cache after the first call.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Registry`] if the registry refuses or cannot be reached,
+    /// for example because the schema is not compatible with the subject's
+    /// earlier versions.
+    pub async fn register(&self, subject: &str, text: &str) -> Result<u32, CodecError> {
+        if let Some(id) = lock(&self.ids).get(subject) {
+            return Ok(*id);
+        }
+        let supplied = SuppliedSchema::new(None, SchemaType::Avro, text.to_owned());
+        let registered = post_schema(&self.settings, subject.to_owned(), supplied)
+            .await
+            .map_err(|err| CodecError::Registry {
+                reason: format!("registering {subject}: {err}"),
+            })?;
+        lock(&self.ids).insert(subject.to_owned(), registered.id);
+        lock(&self.schemas).insert(registered.id, Arc::new(parse(text)?));
+        Ok(registered.id)
+    }
+
+    /// The schema with `id`, from cache after the first call.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Registry`] if the registry does not know the id or
+    /// cannot be reached; [`CodecError::InvalidSchema`] if what it returns is
+    /// not an Avro schema.
+    pub async fn schema(&self, id: u32) -> Result<Arc<Schema>, CodecError> {
+        if let Some(schema) = lock(&self.schemas).get(&id) {
+            return Ok(Arc::clone(schema));
+        }
+        let registered =
+            get_schema_by_id(id, &self.settings)
+                .await
+                .map_err(|err| CodecError::Registry {
+                    reason: format!("fetching schema id {id}: {err}"),
+                })?;
+        let schema = Arc::new(parse(&registered.schema)?);
+        lock(&self.schemas).insert(id, Arc::clone(&schema));
+        Ok(schema)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

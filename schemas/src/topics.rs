@@ -1,0 +1,103 @@
+//! The logical topics of DESIGN.md and how they map to physical names.
+
+use std::fmt;
+
+/// A logical topic. Code names topics by this enum; [`TopicNames`] turns it
+/// into the physical name on the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Topic {
+    /// Short-link clicks, keyed by short code.
+    Redirects,
+    /// Counter increments, keyed by counter key.
+    Increments,
+    /// Behaviour and app events, keyed by session id.
+    Events,
+    /// Rule notifications, keyed by user or session id.
+    Notifications,
+    /// Requests ingest refused, keyed by application id.
+    IngestRejects,
+    /// Records that could not be processed or delivered, keyed by original key.
+    DeadLetters,
+}
+
+impl Topic {
+    /// Every topic, in a stable order.
+    pub const ALL: [Topic; 6] = [
+        Topic::Redirects,
+        Topic::Increments,
+        Topic::Events,
+        Topic::Notifications,
+        Topic::IngestRejects,
+        Topic::DeadLetters,
+    ];
+
+    /// The default physical name (without prefix).
+    pub fn default_name(self) -> &'static str {
+        match self {
+            Topic::Redirects => "redirects",
+            Topic::Increments => "increments",
+            Topic::Events => "events",
+            Topic::Notifications => "notifications",
+            Topic::IngestRejects => "ingest-rejects",
+            Topic::DeadLetters => "dead-letters",
+        }
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.default_name())
+    }
+}
+
+/// Maps logical topics to physical names: an optional prefix lets several
+/// deployments (or tests) share one cluster without sharing topics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicNames {
+    prefix: String,
+}
+
+impl TopicNames {
+    /// Names with `prefix` prepended to every default name.
+    pub fn with_prefix(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The physical topic name.
+    pub fn name(&self, topic: Topic) -> String {
+        format!("{}{}", self.prefix, topic.default_name())
+    }
+
+    /// The registry subject under the topic name strategy: `<topic>-value`.
+    pub fn value_subject(&self, topic: Topic) -> String {
+        format!("{}-value", self.name(topic))
+    }
+
+    /// The logical topic a physical name belongs to, if any.
+    pub fn logical(&self, physical: &str) -> Option<Topic> {
+        let bare = physical.strip_prefix(self.prefix.as_str())?;
+        Topic::ALL.into_iter().find(|t| t.default_name() == bare)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixed_names_round_trip_to_logical_topics() {
+        let names = TopicNames::with_prefix("t42.");
+        for topic in Topic::ALL {
+            let physical = names.name(topic);
+            assert!(physical.starts_with("t42."));
+            assert_eq!(names.logical(&physical), Some(topic));
+        }
+        assert_eq!(names.logical("increments"), None);
+        assert_eq!(
+            names.value_subject(Topic::IngestRejects),
+            "t42.ingest-rejects-value"
+        );
+    }
+}
