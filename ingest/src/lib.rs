@@ -1,1 +1,96 @@
-//! ingest
+//! Eventide's ingest service: the HTTP front door for producers.
+//!
+//! A request is validated, turned into a record of its topic, encoded as
+//! Avro in the Confluent framing and written to Kafka; the answer is `202`
+//! only after the broker acknowledged the write (`acks=all`, idempotent
+//! producer). Bad input gets a precise `400` and is recorded on the
+//! `ingest-rejects` topic; a broker that cannot take the write gets `503`
+//! with `Retry-After`. Nothing is answered `2xx` that is not durable.
+//!
+//! # Layout
+//!
+//! - [`settings`]: the service's command-line options.
+//! - [`validation`]: request bodies to typed requests, or a precise error.
+//! - [`sink`]: the Kafka producer and its failure modes.
+//! - [`rejects`]: recording refused requests for monitoring.
+//! - [`error`]: the HTTP error type and its status mapping.
+//! - [`routes`]: the handlers and the router.
+
+pub mod error;
+pub mod rejects;
+pub mod routes;
+pub mod settings;
+pub mod sink;
+pub mod validation;
+
+use std::sync::Arc;
+
+use rdkafka::ClientConfig;
+use schemas::Codec;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use error::ApiError;
+pub use settings::Settings;
+pub use sink::{KafkaSink, SinkError};
+
+/// Everything the service needs besides its listener.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The service's own options.
+    pub settings: Settings,
+    /// Base Kafka client configuration (bootstrap servers, security).
+    pub kafka: ClientConfig,
+    /// Avro codec over the configured schema source.
+    pub codec: Codec,
+}
+
+/// Why the service stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The Kafka producer could not be created.
+    #[error("kafka producer: {0}")]
+    Producer(#[source] rdkafka::error::KafkaError),
+    /// Serving HTTP failed.
+    #[error("http server: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Serves producers on `listener` until `shutdown` is cancelled.
+///
+/// Shutdown order: stop accepting connections, let in-flight requests finish
+/// (each waits for its broker acknowledgement), then flush the producer.
+///
+/// # Errors
+///
+/// [`IngestError`] if the producer cannot be created or serving fails.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), IngestError> {
+    let sink = KafkaSink::new(
+        &config.kafka,
+        &config.settings,
+        config.codec.names().clone(),
+    )
+    .map_err(IngestError::Producer)?;
+    let state = routes::AppState {
+        rejects: rejects::RejectRecorder::new(sink.clone(), config.codec.clone()),
+        sink: sink.clone(),
+        codec: config.codec,
+        settings: Arc::new(config.settings.clone()),
+    };
+    let app = routes::router(state);
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "ingest listening");
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(IngestError::Serve)?;
+    info!("ingest stopped accepting; flushing producer");
+    sink.flush(config.settings.produce_timeout).await;
+    Ok(())
+}

@@ -1,1 +1,124 @@
-//! processor
+//! Eventide's stateful stream processor.
+//!
+//! It consumes the topics ingest writes, in a consumer group, one partition
+//! at a time in offset order, keeps exact aggregates in memory and writes
+//! them to the store as absolute values together with the offsets they
+//! include. Offsets are committed to Kafka only after the store write, and
+//! the store's own checkpoint decides what is replayed, so totals stay exact
+//! across crashes, restarts and rebalances (DESIGN.md guarantee 3), and are
+//! queryable within one flush interval (guarantee 4).
+//!
+//! # Layout
+//!
+//! - [`settings`]: the processor's command-line options.
+//! - [`counters`]: the counters aggregate of one partition, without I/O.
+//! - [`store`]: the store's write side (SQLite through libSQL).
+//! - `consumer`: the consumer loop, rebalances and flushes.
+
+mod consumer;
+pub mod counters;
+pub mod settings;
+pub mod store;
+
+use std::path::PathBuf;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::Message;
+use schemas::{Codec, Topic};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use settings::Settings;
+pub use store::{Store, StoreError};
+
+use consumer::{CountersWorker, GroupConsumer, RebalanceContext};
+
+/// Everything the processor needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The processor's own options.
+    pub settings: Settings,
+    /// Base Kafka client configuration (bootstrap servers, security).
+    pub kafka: ClientConfig,
+    /// Avro codec over the configured schema source.
+    pub codec: Codec,
+    /// The SQLite store file.
+    pub store_path: PathBuf,
+}
+
+/// Why the processor stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    /// The Kafka consumer could not be created or subscribed.
+    #[error("kafka consumer: {0}")]
+    Consumer(#[source] rdkafka::error::KafkaError),
+    /// The store failed; processing cannot go on without losing exactness.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Processes until `shutdown` is cancelled.
+///
+/// Shutdown order: stop reading, flush every partition to the store, commit
+/// offsets synchronously, leave the group.
+///
+/// # Errors
+///
+/// [`ProcessorError`] if the consumer cannot start or the store fails.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ProcessorError> {
+    let store = Store::open(&config.store_path).await?;
+    let topic = config.codec.names().name(Topic::Increments);
+    let (revoked_tx, mut revoked_rx) = mpsc::unbounded_channel();
+    let consumer: GroupConsumer = consumer_config(&config)
+        .create_with_context(RebalanceContext::new(revoked_tx))
+        .map_err(ProcessorError::Consumer)?;
+    consumer
+        .subscribe(&[&topic])
+        .map_err(ProcessorError::Consumer)?;
+    info!(topic, group = %config.settings.group_id, "processor consuming");
+
+    let mut worker = CountersWorker::new(store, config.codec.clone(), topic);
+    let mut flush_tick = tokio::time::interval(config.settings.flush_interval);
+    flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(partitions) = revoked_rx.recv() => worker.release(&consumer, &partitions).await?,
+            _ = flush_tick.tick() => worker.flush_all(&consumer, CommitMode::Async).await?,
+            received = consumer.recv() => match received {
+                Ok(message) => {
+                    let (partition, offset) = (message.partition(), message.offset());
+                    let payload = message.payload().map(<[u8]>::to_vec);
+                    drop(message);
+                    worker.handle(&consumer, partition, offset, payload.as_deref()).await?;
+                }
+                Err(err) => warn!(error = %err, "consumer error"),
+            },
+        }
+    }
+    info!("processor stopping; flushing store and committing offsets");
+    worker.flush_all(&consumer, CommitMode::Sync).await?;
+    consumer.unsubscribe();
+    Ok(())
+}
+
+fn consumer_config(config: &Config) -> ClientConfig {
+    let mut kafka = config.kafka.clone();
+    kafka
+        .set("group.id", &config.settings.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range")
+        .set(
+            "session.timeout.ms",
+            config.settings.session_timeout.as_millis().to_string(),
+        );
+    if let Some(instance) = &config.settings.instance_id {
+        kafka.set("group.instance.id", instance);
+    }
+    kafka
+}

@@ -1,1 +1,68 @@
-//! query-api
+//! Eventide's query API: the read side of the store, for analysts.
+//!
+//! The processor writes absolute aggregates to the store; this service reads
+//! them and answers over HTTP. It never writes.
+//!
+//! # Layout
+//!
+//! - [`settings`]: the service's command-line options.
+//! - [`store`]: the store's read side (SQLite through libSQL).
+//! - [`error`]: the HTTP error type.
+//! - [`routes`]: the handlers and the router.
+
+pub mod error;
+pub mod routes;
+pub mod settings;
+pub mod store;
+
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use error::ApiError;
+pub use settings::Settings;
+pub use store::{ReadStore, StoreError};
+
+/// Everything the service needs besides its listener.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The service's own options.
+    pub settings: Settings,
+    /// The SQLite store file the processor writes.
+    pub store_path: PathBuf,
+}
+
+/// Why the service stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryApiError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Serving HTTP failed.
+    #[error("http server: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Serves analysts on `listener` until `shutdown` is cancelled, finishing
+/// in-flight requests first.
+///
+/// # Errors
+///
+/// [`QueryApiError`] if the store cannot be opened or serving fails.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), QueryApiError> {
+    let store = ReadStore::open(&config.store_path).await?;
+    let app = routes::router(store);
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "query api listening");
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(QueryApiError::Serve)
+}

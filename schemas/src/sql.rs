@@ -7,7 +7,7 @@
 
 /// Pragmas for every connection: WAL so readers never block the writer.
 pub const SQLITE_PRAGMAS: &str =
-    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;";
+    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
 
 /// The tables, idempotent (`IF NOT EXISTS`).
 pub const SQLITE_DDL: &[&str] = &[

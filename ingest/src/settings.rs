@@ -1,0 +1,45 @@
+//! The ingest service's options: each a `--flag` with an `EVENTIDE_*`
+//! environment fallback.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Options of the ingest service.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "ingest_settings")]
+#[command(next_help_heading = "Ingest")]
+pub struct Settings {
+    /// Address the ingest HTTP server listens on.
+    #[arg(
+        id = "ingest_listen",
+        long = "ingest-listen",
+        env = "EVENTIDE_INGEST_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// How long a write may wait for the broker's acknowledgement before the
+    /// request is answered 503.
+    #[arg(long, env = "EVENTIDE_PRODUCE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub produce_timeout: Duration,
+
+    /// How long the producer may wait to fill a batch (librdkafka `linger.ms`).
+    #[arg(long, env = "EVENTIDE_PRODUCE_LINGER", default_value = "2ms", value_parser = humantime::parse_duration, global = true)]
+    pub produce_linger: Duration,
+
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[arg(long, env = "EVENTIDE_MAX_BODY", default_value_t = 1024 * 1024, global = true)]
+    pub max_body: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            produce_timeout: Duration::from_secs(5),
+            produce_linger: Duration::from_millis(2),
+            max_body: 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The Kafka producer behind every endpoint: idempotent, `acks=all`, and a
+//! `send` that resolves only when the broker acknowledged the record.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use schemas::{Topic, TopicNames};
+use thiserror::Error;
+
+use crate::settings::Settings;
+
+/// Why a record was not written.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SinkError {
+    /// The producer's local queue is full: the broker is slower than producers.
+    #[error("producer queue is full")]
+    QueueFull,
+    /// The record is larger than the broker accepts.
+    #[error("record too large for the broker")]
+    TooLarge,
+    /// The broker did not acknowledge in time, or refused the write.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where an acknowledged record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A cheap-to-clone handle on the shared producer.
+#[derive(Clone)]
+pub struct KafkaSink {
+    producer: FutureProducer,
+    names: TopicNames,
+}
+
+impl std::fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSink")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaSink {
+    /// A producer on `base` with durability settings forced on.
+    ///
+    /// # Errors
+    ///
+    /// [`KafkaError`] if librdkafka rejects the configuration.
+    pub fn new(base: &ClientConfig, settings: &Settings, names: TopicNames) -> KafkaResult<Self> {
+        let mut config = base.clone();
+        config
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set(
+                "message.timeout.ms",
+                settings.produce_timeout.as_millis().to_string(),
+            )
+            .set("linger.ms", settings.produce_linger.as_millis().to_string())
+            .set("queue.buffering.max.messages", "200000");
+        let producer = config.create()?;
+        Ok(Self { producer, names })
+    }
+
+    /// Writes one record and waits for the broker's acknowledgement.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError`] saying whether to retry (`QueueFull`, `Unavailable`) or
+    /// not (`TooLarge`).
+    pub async fn send(
+        &self,
+        topic: Topic,
+        key: &[u8],
+        payload: &[u8],
+    ) -> Result<Written, SinkError> {
+        let name = self.names.name(topic);
+        let record = FutureRecord::to(&name).key(key).payload(payload);
+        let delivery = self
+            .producer
+            .send_result(record)
+            .map_err(|(err, _)| classify(&err))?;
+        match delivery.await {
+            Ok(Ok(delivered)) => Ok(Written {
+                partition: delivered.partition,
+                offset: delivered.offset,
+            }),
+            Ok(Err((err, _))) => Err(classify(&err)),
+            Err(_) => Err(SinkError::Unavailable(
+                "producer dropped the delivery".into(),
+            )),
+        }
+    }
+
+    /// Waits up to `timeout` for every queued record to be acknowledged.
+    pub async fn flush(&self, timeout: Duration) {
+        let producer = self.producer.clone();
+        let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "producer flush incomplete"),
+            Err(err) => tracing::warn!(error = %err, "producer flush task failed"),
+        }
+    }
+}
+
+fn classify(err: &KafkaError) -> SinkError {
+    match err.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::QueueFull) => SinkError::QueueFull,
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => SinkError::TooLarge,
+        _ => SinkError::Unavailable(err.to_string()),
+    }
+}

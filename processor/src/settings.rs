@@ -1,0 +1,75 @@
+//! The processor's options: each a `--flag` with an `EVENTIDE_*` environment
+//! fallback.
+
+use std::time::Duration;
+
+/// The longest flush interval allowed: stored totals are never staler.
+pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Options of the processor.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "processor_settings")]
+#[command(next_help_heading = "Processor")]
+pub struct Settings {
+    /// How often aggregates are written to the store (at most 10s).
+    #[arg(long, env = "EVENTIDE_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_flush_interval, global = true)]
+    pub flush_interval: Duration,
+
+    /// Consumer group the processors share partitions in.
+    #[arg(
+        long,
+        env = "EVENTIDE_GROUP_ID",
+        default_value = "eventide-processor",
+        global = true
+    )]
+    pub group_id: String,
+
+    /// Stable identity of this processor instance (Kafka static membership,
+    /// `group.instance.id`): a restarted instance gets its partitions back at
+    /// once instead of after the session timeout. Use the pod name.
+    #[arg(long, env = "EVENTIDE_INSTANCE_ID", global = true)]
+    pub instance_id: Option<String>,
+
+    /// How long the group waits for a silent member before moving its partitions.
+    #[arg(long, env = "EVENTIDE_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub session_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_secs(1),
+            group_id: "eventide-processor".into(),
+            instance_id: None,
+            session_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+fn parse_flush_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    if interval.is_zero() || interval > MAX_FLUSH_INTERVAL {
+        return Err(format!(
+            "must be above 0 and at most {}",
+            humantime::format_duration(MAX_FLUSH_INTERVAL)
+        ));
+    }
+    Ok(interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_interval_is_bounded() {
+        assert_eq!(
+            parse_flush_interval("500ms"),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(parse_flush_interval("10s"), Ok(MAX_FLUSH_INTERVAL));
+        assert!(parse_flush_interval("11s").is_err());
+        assert!(parse_flush_interval("0s").is_err());
+        assert!(parse_flush_interval("soon").is_err());
+    }
+}

@@ -1,0 +1,47 @@
+//! The HTTP error type: a stable code, a status and a precise message.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tracing::error;
+
+use crate::store::StoreError;
+
+/// Why a query was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A path or query parameter is invalid: 400.
+    #[error("invalid parameter `{parameter}`: {message}")]
+    InvalidParameter {
+        parameter: &'static str,
+        message: String,
+    },
+    /// The store failed: 503.
+    #[error("store unavailable")]
+    Store(#[from] StoreError),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::InvalidParameter { parameter, message } => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({
+                    "error": "invalid_parameter",
+                    "parameter": parameter,
+                    "message": message,
+                })),
+            )
+                .into_response(),
+            ApiError::Store(err) => {
+                error!(error = %err, "store query failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "error": "unavailable", "message": self.to_string() })),
+                )
+                    .into_response()
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The schema-registry path of the codec against a real HTTP server.
+//!
+//! Each test starts a small Confluent-compatible registry (axum on an
+//! ephemeral port) that implements the two endpoints
+//! `schema_registry_converter` calls: `POST /subjects/{subject}/versions` and
+//! `GET /schemas/ids/{id}`. The fake records every registration and counts
+//! fetches by id, so the tests can check which subjects the codec registers
+//! under (topic name strategy, with the topic prefix), that the frame carries
+//! the id the registry assigned, that ids and schemas are cached per process,
+//! and that registry failures surface as `CodecError::Registry`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use schemas::codec::split_frame;
+use schemas::registry::RegistryClient;
+use schemas::{Codec, CodecError, Increment, Redirect, SchemaSource, TopicNames};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Ids the fake hands out start here, well clear of the catalogue's pinned 1..=6.
+const FIRST_ID: u32 = 100;
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the fake registry holds and what it has seen.
+#[derive(Default)]
+struct RegistryState {
+    /// Schema text → global id; the same text always gets the same id.
+    ids: HashMap<String, u32>,
+    /// One `(subject, id answered)` per registration request, in order.
+    posts: Vec<(String, u32)>,
+    /// How many `GET /schemas/ids/{id}` requests arrived, known id or not.
+    gets_by_id: usize,
+}
+
+type Shared = Arc<Mutex<RegistryState>>;
+
+struct FakeRegistry {
+    url: String,
+    state: Shared,
+}
+
+impl FakeRegistry {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake registry");
+        let addr = listener.local_addr().expect("fake registry address");
+        let state = Shared::default();
+        let app = Router::new()
+            .route("/subjects/{subject}/versions", post(register))
+            .route("/schemas/ids/{id}", get(schema_by_id))
+            .with_state(Arc::clone(&state));
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("fake registry serves");
+        });
+        Self {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    /// A codec with its own client (its own caches), as a separate process would have.
+    fn codec(&self) -> Codec {
+        let client = RegistryClient::new(&self.url, TIMEOUT).expect("registry client builds");
+        codec_over(client)
+    }
+
+    fn posts(&self) -> Vec<(String, u32)> {
+        self.state.lock().expect("registry state").posts.clone()
+    }
+
+    fn gets_by_id(&self) -> usize {
+        self.state.lock().expect("registry state").gets_by_id
+    }
+}
+
+fn codec_over(client: RegistryClient) -> Codec {
+    Codec::new(
+        SchemaSource::Registry(Arc::new(client)),
+        TopicNames::with_prefix("p."),
+    )
+    .expect("codec builds")
+}
+
+/// A response in the registry's media type.
+fn registry_json(status: StatusCode, body: &Value) -> Response {
+    let media_type = [(CONTENT_TYPE, "application/vnd.schemaregistry.v1+json")];
+    (status, media_type, body.to_string()).into_response()
+}
+
+fn registry_error(status: StatusCode, error_code: u32, message: &str) -> Response {
+    registry_json(
+        status,
+        &json!({ "error_code": error_code, "message": message }),
+    )
+}
+
+/// `POST /subjects/{subject}/versions` with `{"schema": ..., "schemaType": "AVRO"}`.
+async fn register(
+    State(state): State<Shared>,
+    Path(subject): Path<String>,
+    body: String,
+) -> Response {
+    let Ok(request) = serde_json::from_str::<Value>(&body) else {
+        return registry_error(StatusCode::BAD_REQUEST, 400, "body is not JSON");
+    };
+    let (Some(schema), Some("AVRO")) = (request["schema"].as_str(), request["schemaType"].as_str())
+    else {
+        return registry_error(StatusCode::UNPROCESSABLE_ENTITY, 42201, "Invalid schema");
+    };
+    let mut registry = state.lock().expect("registry state");
+    let next = FIRST_ID + u32::try_from(registry.ids.len()).expect("few schemas");
+    let id = *registry.ids.entry(schema.to_owned()).or_insert(next);
+    registry.posts.push((subject, id));
+    registry_json(StatusCode::OK, &json!({ "id": id }))
+}
+
+/// `GET /schemas/ids/{id}?deleted=true`.
+async fn schema_by_id(State(state): State<Shared>, Path(id): Path<u32>) -> Response {
+    let mut registry = state.lock().expect("registry state");
+    registry.gets_by_id += 1;
+    match registry.ids.iter().find(|(_, known)| **known == id) {
+        Some((text, _)) => registry_json(
+            StatusCode::OK,
+            &json!({ "schema": text, "schemaType": "AVRO" }),
+        ),
+        None => registry_error(StatusCode::NOT_FOUND, 40403, "Schema not found"),
+    }
+}
+
+fn increment() -> Increment {
+    let now = schemas::time::now_micros();
+    Increment {
+        event_id: Uuid::new_v4(),
+        occurred_at: now - 10,
+        received_at: now,
+        application_id: "app".into(),
+        key: Uuid::new_v4(),
+        value: 7,
+    }
+}
+
+fn redirect() -> Redirect {
+    let now = schemas::time::now_micros();
+    Redirect {
+        event_id: Uuid::new_v4(),
+        occurred_at: now,
+        received_at: now,
+        application_id: "shortener".into(),
+        short_code: "abc".into(),
+        full_url: "https://example.org/".into(),
+        client_id: 1,
+        user_agent: "curl/8".into(),
+        referrer: None,
+    }
+}
+
+#[tokio::test]
+async fn encoding_registers_the_prefixed_value_subject_and_frames_its_id() {
+    let registry = FakeRegistry::start().await;
+    let codec = registry.codec();
+
+    let record = increment();
+    let bytes = codec.encode(&record).await.expect("encodes via registry");
+    let (id, _) = split_frame(&bytes).expect("framed");
+    assert_eq!(registry.posts(), [("p.increments-value".to_owned(), id)]);
+    assert!(id >= FIRST_ID, "id {id} comes from the registry");
+    let back: Increment = codec.decode(&bytes).await.expect("decodes");
+    assert_eq!(back, record);
+
+    let other = redirect();
+    let bytes = codec.encode(&other).await.expect("encodes a redirect");
+    let (redirect_id, _) = split_frame(&bytes).expect("framed");
+    assert_ne!(redirect_id, id, "each topic's schema has its own id");
+    assert_eq!(
+        registry.posts(),
+        [
+            ("p.increments-value".to_owned(), id),
+            ("p.redirects-value".to_owned(), redirect_id),
+        ]
+    );
+    let back: Redirect = codec.decode(&bytes).await.expect("decodes a redirect");
+    assert_eq!(back, other);
+}
+
+#[tokio::test]
+async fn a_subject_is_registered_once_per_client() {
+    let registry = FakeRegistry::start().await;
+    let codec = registry.codec();
+
+    let first = codec.encode(&increment()).await.expect("first encode");
+    let second = codec.encode(&increment()).await.expect("second encode");
+    assert_eq!(
+        split_frame(&first).expect("framed").0,
+        split_frame(&second).expect("framed").0
+    );
+    assert_eq!(registry.posts().len(), 1, "ids are cached after the first");
+    assert_eq!(
+        registry.gets_by_id(),
+        0,
+        "the writer already has its schema"
+    );
+}
+
+#[tokio::test]
+async fn a_consumer_fetches_the_writer_schema_by_id_once() {
+    let registry = FakeRegistry::start().await;
+    let record = increment();
+    let bytes = registry.codec().encode(&record).await.expect("encodes");
+
+    let consumer = registry.codec();
+    let back: Increment = consumer.decode(&bytes).await.expect("consumer decodes");
+    assert_eq!(back, record);
+    assert_eq!(registry.gets_by_id(), 1, "schema fetched by id");
+
+    let again: Increment = consumer.decode(&bytes).await.expect("decodes again");
+    assert_eq!(again, record);
+    assert_eq!(registry.gets_by_id(), 1, "schema served from cache");
+    assert_eq!(registry.posts().len(), 1, "the consumer registered nothing");
+}
+
+#[tokio::test]
+async fn an_id_the_registry_does_not_know_is_a_registry_error() {
+    let registry = FakeRegistry::start().await;
+    let mut bytes = registry
+        .codec()
+        .encode(&increment())
+        .await
+        .expect("encodes");
+    bytes[1..5].copy_from_slice(&9_999u32.to_be_bytes());
+
+    let result = registry.codec().decode::<Increment>(&bytes).await;
+    assert!(
+        matches!(&result, Err(CodecError::Registry { reason }) if reason.contains("9999")),
+        "got {result:?}"
+    );
+    assert_eq!(registry.gets_by_id(), 1, "the registry was asked");
+}
+
+#[tokio::test]
+async fn an_unreachable_registry_is_a_registry_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("reserve a port")
+        .port();
+    // The listener is dropped above, so nothing accepts on `port`.
+    let client = RegistryClient::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(2))
+        .expect("registry client builds");
+
+    let result = codec_over(client).encode(&increment()).await;
+    assert!(
+        matches!(result, Err(CodecError::Registry { .. })),
+        "got {result:?}"
+    );
+}

@@ -1,0 +1,167 @@
+//! The command line. Every option is a `--flag` with an `EVENTIDE_*`
+//! environment fallback; durations are written like `500ms`, `1s`, `10m`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// Eventide: Kafka-backed event ingestion and stream processing.
+///
+/// With no subcommand, runs the whole pipeline in one process on the local
+/// defaults: an in-process Kafka-API broker and an SQLite store in the data
+/// dir, ingest, processor and query API.
+#[derive(Debug, Parser)]
+#[command(name = "eventide", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub ingest: ingest::Settings,
+    #[command(flatten)]
+    pub processor: processor::Settings,
+    #[command(flatten)]
+    pub query: query_api::Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Run one service against an external broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// The HTTP ingest service.
+    Ingest,
+    /// The stream processor.
+    Processor,
+    /// The analysts' query API.
+    QueryApi,
+}
+
+/// Options every service shares.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "common_args")]
+#[command(next_help_heading = "Common")]
+pub struct CommonArgs {
+    /// Directory for the local broker's log and the SQLite store.
+    #[arg(
+        long,
+        env = "EVENTIDE_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Kafka bootstrap servers. Required by the service subcommands; with no
+    /// subcommand, given means "use this broker instead of the in-process one".
+    #[arg(long, env = "EVENTIDE_KAFKA_BROKERS", global = true)]
+    pub kafka_brokers: Option<String>,
+
+    /// Extra librdkafka client property, `key=value` (SASL, TLS, ...); repeatable.
+    #[arg(long = "kafka-option", env = "EVENTIDE_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_key_value, global = true)]
+    pub kafka_options: Vec<(String, String)>,
+
+    /// Where the in-process broker listens (local default only).
+    #[arg(
+        long,
+        env = "EVENTIDE_LOCAL_BROKER_LISTEN",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
+    pub local_broker_listen: SocketAddr,
+
+    /// Partitions of each topic created at start.
+    #[arg(long, env = "EVENTIDE_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..), global = true)]
+    pub partitions: i32,
+
+    /// Replication factor of each topic created at start.
+    #[arg(long, env = "EVENTIDE_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..), global = true)]
+    pub replication_factor: i32,
+
+    /// Prefix of every physical topic name (and registry subject).
+    #[arg(long, env = "EVENTIDE_TOPIC_PREFIX", default_value = "", global = true)]
+    pub topic_prefix: String,
+
+    /// Confluent-compatible schema registry; without it the compiled-in
+    /// catalogue's pinned ids are used.
+    #[arg(long, env = "EVENTIDE_SCHEMA_REGISTRY_URL", global = true)]
+    pub schema_registry_url: Option<String>,
+
+    /// Log line format.
+    #[arg(
+        long,
+        env = "EVENTIDE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// How long a graceful shutdown may take before the process gives up.
+    #[arg(long, env = "EVENTIDE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_timeout: Duration,
+}
+
+impl CommonArgs {
+    /// The SQLite store file in the data dir.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("eventide.db")
+    }
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(format!("expected key=value, got `{text}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_flags_parse() {
+        let cli = Cli::try_parse_from(["eventide"]).expect("defaults parse");
+        assert_eq!(cli.command, None);
+        assert_eq!(cli.processor.flush_interval, Duration::from_secs(1));
+        assert_eq!(cli.common.partitions, 4);
+        assert_eq!(cli.ingest.listen.port(), 8080);
+        assert_eq!(cli.query.listen.port(), 8081);
+
+        let cli = Cli::try_parse_from([
+            "eventide",
+            "processor",
+            "--flush-interval",
+            "500ms",
+            "--kafka-brokers",
+            "k:9092",
+            "--kafka-option",
+            "security.protocol=SASL_SSL",
+        ])
+        .expect("subcommand with flags parses");
+        assert_eq!(cli.command, Some(Command::Processor));
+        assert_eq!(cli.processor.flush_interval, Duration::from_millis(500));
+        assert_eq!(
+            cli.common.kafka_options,
+            vec![("security.protocol".into(), "SASL_SSL".into())]
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Cli::try_parse_from(["eventide", "--flush-interval", "11s"]).is_err());
+        assert!(Cli::try_parse_from(["eventide", "--partitions", "0"]).is_err());
+        assert!(Cli::try_parse_from(["eventide", "--kafka-option", "novalue"]).is_err());
+    }
+}

@@ -1,0 +1,70 @@
+//! Kafka client configuration shared by every service, and topic creation.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use schemas::{Topic, TopicNames};
+use thiserror::Error;
+
+/// Why topics could not be prepared.
+#[derive(Debug, Error)]
+pub enum TopicSetupError {
+    /// The admin client could not be created.
+    #[error("kafka admin client: {0}")]
+    Client(#[source] rdkafka::error::KafkaError),
+    /// The broker refused a topic for a reason other than "already exists".
+    #[error("creating topic {topic}: {reason}")]
+    Create { topic: String, reason: String },
+}
+
+/// The base client configuration: bootstrap servers plus any extra
+/// librdkafka properties (SASL, TLS, ...) given as `key=value`.
+pub fn client_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for (key, value) in extra {
+        config.set(key, value);
+    }
+    config
+}
+
+/// Creates every topic with `partitions` partitions; topics that already
+/// exist are left as they are.
+///
+/// # Errors
+///
+/// [`TopicSetupError`] if the broker cannot be reached or refuses a topic.
+pub async fn ensure_topics(
+    config: &ClientConfig,
+    names: &TopicNames,
+    partitions: i32,
+    replication: i32,
+) -> Result<(), TopicSetupError> {
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().map_err(TopicSetupError::Client)?;
+    let physical: Vec<String> = Topic::ALL.iter().map(|t| names.name(*t)).collect();
+    let new_topics: Vec<NewTopic<'_>> = physical
+        .iter()
+        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(replication)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(new_topics.iter(), &options)
+        .await
+        .map_err(TopicSetupError::Client)?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(TopicSetupError::Create {
+                    topic,
+                    reason: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}

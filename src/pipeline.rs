@@ -1,0 +1,211 @@
+//! Starting services and running them until shutdown.
+//!
+//! A service that fails cancels the others; shutdown has a deadline, after
+//! which the process gives up with a distinct error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rdkafka::ClientConfig;
+use schemas::registry::RegistryClient;
+use schemas::{Codec, SchemaSource, TopicNames};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::cli::{Cli, Command, CommonArgs};
+use crate::kafka::{client_config, ensure_topics};
+use crate::local_broker::LocalBroker;
+
+/// Timeout of each schema-registry call.
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The codec for the configured schema source.
+///
+/// # Errors
+///
+/// If the registry client cannot be built.
+pub fn codec(common: &CommonArgs) -> anyhow::Result<Codec> {
+    let source = match &common.schema_registry_url {
+        Some(url) => SchemaSource::Registry(Arc::new(RegistryClient::new(url, REGISTRY_TIMEOUT)?)),
+        None => SchemaSource::Catalogue,
+    };
+    Ok(Codec::new(
+        source,
+        TopicNames::with_prefix(common.topic_prefix.clone()),
+    )?)
+}
+
+/// Runs what the command line asks for until `shutdown` is cancelled.
+///
+/// # Errors
+///
+/// If a service fails to start or stops with an error, or shutdown overran
+/// its deadline.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let codec = codec(&cli.common)?;
+    let mut services = JoinSet::new();
+    let mut local_broker = None;
+
+    let brokers = match (&cli.command, &cli.common.kafka_brokers) {
+        (_, Some(brokers)) => brokers.clone(),
+        (None, None) => {
+            let broker =
+                LocalBroker::start(&cli.common.data_dir, cli.common.local_broker_listen).await?;
+            let brokers = broker.bootstrap_servers();
+            local_broker = Some(broker);
+            brokers
+        }
+        (Some(_), None) => {
+            bail!("--kafka-brokers (EVENTIDE_KAFKA_BROKERS) is required to run a single service")
+        }
+    };
+    let kafka = client_config(&brokers, &cli.common.kafka_options);
+    if cli.command.is_none() {
+        ensure_topics(
+            &kafka,
+            codec.names(),
+            cli.common.partitions,
+            cli.common.replication_factor,
+        )
+        .await
+        .context("creating topics")?;
+    }
+
+    let wants = |command: Command| cli.command.is_none() || cli.command == Some(command);
+    if wants(Command::Ingest) {
+        let listener = bind(cli.ingest.listen).await?;
+        let config = ingest::Config {
+            settings: cli.ingest.clone(),
+            kafka: kafka.clone(),
+            codec: codec.clone(),
+        };
+        let token = shutdown.clone();
+        services.spawn(supervised("ingest", shutdown.clone(), async move {
+            ingest::run(config, listener, token).await
+        }));
+    }
+    if wants(Command::Processor) {
+        let config = processor_config(&cli, &kafka, &codec);
+        let token = shutdown.clone();
+        services.spawn(supervised("processor", shutdown.clone(), async move {
+            processor::run(config, token).await
+        }));
+    }
+    if wants(Command::QueryApi) {
+        let listener = bind(cli.query.listen).await?;
+        let config = query_api::Config {
+            settings: cli.query.clone(),
+            store_path: cli.common.store_path(),
+        };
+        let token = shutdown.clone();
+        services.spawn(supervised("query-api", shutdown.clone(), async move {
+            query_api::run(config, listener, token).await
+        }));
+    }
+    if cli.command.is_none() {
+        print_welcome(&cli, &brokers);
+    }
+
+    let mut failed = false;
+    let mut deadline = None;
+    loop {
+        let next = match deadline {
+            None => tokio::select! {
+                next = services.join_next() => next,
+                () = shutdown.cancelled() => {
+                    deadline = Some(tokio::time::Instant::now() + cli.common.shutdown_timeout);
+                    continue;
+                }
+            },
+            Some(at) => match tokio::time::timeout_at(at, services.join_next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    services.abort_all();
+                    bail!(
+                        "shutdown did not finish within {:?}",
+                        cli.common.shutdown_timeout
+                    );
+                }
+            },
+        };
+        match next {
+            None => break,
+            Some(Ok(ok)) => failed |= !ok,
+            Some(Err(err)) => {
+                error!(error = %err, "service task panicked");
+                failed = true;
+                shutdown.cancel();
+            }
+        }
+    }
+    if let Some(broker) = local_broker {
+        tokio::task::spawn_blocking(move || broker.stop())
+            .await
+            .ok();
+    }
+    if failed {
+        bail!("a service failed; see the log above");
+    }
+    Ok(())
+}
+
+/// The processor's configuration from the command line.
+pub fn processor_config(cli: &Cli, kafka: &ClientConfig, codec: &Codec) -> processor::Config {
+    let mut settings = cli.processor.clone();
+    if settings.instance_id.is_none() && cli.command.is_none() {
+        // The all-in-one process is one stable member: static membership
+        // gets its partitions back at once after a restart.
+        settings.instance_id = Some("eventide-local".into());
+    }
+    processor::Config {
+        settings,
+        kafka: kafka.clone(),
+        codec: codec.clone(),
+        store_path: cli.common.store_path(),
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))
+}
+
+/// Runs a service; if it fails, cancels every other. True when it ended well.
+async fn supervised<E: std::fmt::Display>(
+    name: &'static str,
+    shutdown: CancellationToken,
+    service: impl Future<Output = Result<(), E>>,
+) -> bool {
+    match service.await {
+        Ok(()) => {
+            info!(service = name, "stopped");
+            true
+        }
+        Err(err) => {
+            error!(service = name, error = %err, "failed; shutting everything down");
+            shutdown.cancel();
+            false
+        }
+    }
+}
+
+fn print_welcome(cli: &Cli, brokers: &str) {
+    let key = uuid::Uuid::new_v4();
+    println!(
+        "\nEventide is running on the local defaults.\n\
+         \x20 ingest      http://{ingest}\n\
+         \x20 query api   http://{query}\n\
+         \x20 kafka       {brokers}\n\
+         \x20 data dir    {data}\n\n\
+         Try:\n\
+         \x20 curl -i -X POST http://{ingest}/v1/increment -H 'content-type: application/json' -d '{{\"key\": \"{key}\", \"value\": 3}}'\n\
+         \x20 curl http://{query}/v1/counters/{key}\n",
+        ingest = cli.ingest.listen,
+        query = cli.query.listen,
+        data = cli.common.data_dir.display(),
+    );
+}
