@@ -1,1 +1,352 @@
-//! testcontainers-tests
+//! End-to-end harness: the whole pipeline in one test process.
+//!
+//! [`Pipeline::start`] starts the in-process Kafka-API broker (or uses the
+//! Kafka named by `EVENTIDE_TEST_KAFKA_BROKERS`), creates this test's own
+//! topics, and runs ingest, processor and query API on free ports against
+//! its own data dir. Every test gets its own topics, group id and data dir,
+//! so tests run in parallel. Dropping the pipeline stops everything.
+//!
+//! Container suites (Kafka or Redpanda, a schema registry, ScyllaDB) run the
+//! same scenarios where Docker exists; [`docker_unavailable`] says why they
+//! are skipped where it does not.
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use eventide::kafka::{client_config, ensure_topics};
+use eventide::local_broker::LocalBroker;
+use rdkafka::ClientConfig;
+use schemas::{Codec, SchemaSource, TopicNames};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Environment variable naming an external Kafka to run the scenarios on.
+pub const EXTERNAL_BROKERS_ENV: &str = "EVENTIDE_TEST_KAFKA_BROKERS";
+
+/// How a pipeline is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Partitions per topic.
+    pub partitions: i32,
+    /// The processor's flush interval.
+    pub flush_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            partitions: 4,
+            flush_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+/// A running processor task and the token that stops it gracefully.
+#[derive(Debug)]
+struct ProcessorTask {
+    shutdown: CancellationToken,
+    handle: JoinHandle<Result<(), processor::ProcessorError>>,
+}
+
+/// The whole pipeline, running inside the test process.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// Base URL of ingest, e.g. `http://127.0.0.1:40123`.
+    pub ingest_url: String,
+    /// Base URL of the query API.
+    pub query_url: String,
+    /// Bootstrap servers of the broker in use.
+    pub brokers: String,
+    /// This test's topic names.
+    pub names: TopicNames,
+    /// The codec services use.
+    pub codec: Codec,
+    /// A shared HTTP client.
+    pub http: reqwest::Client,
+    processor_config: processor::Config,
+    processors: Vec<ProcessorTask>,
+    services: Vec<JoinHandle<()>>,
+    shutdown: CancellationToken,
+    /// Stopped on drop, after the services.
+    broker: Option<LocalBroker>,
+    /// Removed on drop, last.
+    data_dir: TempDir,
+}
+
+impl Pipeline {
+    /// Starts broker, topics, ingest, one processor and the query API.
+    ///
+    /// # Errors
+    ///
+    /// If any part fails to start.
+    pub async fn start(options: Options) -> anyhow::Result<Self> {
+        init_logs();
+        let data_dir = tempfile::tempdir().context("temp data dir")?;
+        let (broker, brokers) = match std::env::var(EXTERNAL_BROKERS_ENV) {
+            Ok(external) if !external.is_empty() => (None, external),
+            _ => {
+                let broker =
+                    LocalBroker::start(&data_dir.path().join("broker"), free_addr()?).await?;
+                let brokers = broker.bootstrap_servers();
+                (Some(broker), brokers)
+            }
+        };
+        let run_id = Uuid::new_v4().simple().to_string();
+        let names = TopicNames::with_prefix(format!("t{}-", &run_id[..12]));
+        let codec = Codec::new(SchemaSource::Catalogue, names.clone())?;
+        let kafka = client_config(&brokers, &[]);
+        ensure_topics(&kafka, &names, options.partitions, 1).await?;
+
+        let shutdown = CancellationToken::new();
+        let store_path = data_dir.path().join("eventide.db");
+        let mut services = Vec::new();
+
+        let ingest_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let ingest_url = format!("http://{}", ingest_listener.local_addr()?);
+        let ingest_config = ingest::Config {
+            settings: ingest::Settings::default(),
+            kafka: kafka.clone(),
+            codec: codec.clone(),
+        };
+        let token = shutdown.clone();
+        services.push(tokio::spawn(async move {
+            if let Err(err) = ingest::run(ingest_config, ingest_listener, token).await {
+                tracing::error!(error = %err, "ingest failed");
+            }
+        }));
+
+        let query_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let query_url = format!("http://{}", query_listener.local_addr()?);
+        let query_config = query_api::Config {
+            settings: query_api::Settings::default(),
+            store_path: store_path.clone(),
+        };
+        let token = shutdown.clone();
+        services.push(tokio::spawn(async move {
+            if let Err(err) = query_api::run(query_config, query_listener, token).await {
+                tracing::error!(error = %err, "query api failed");
+            }
+        }));
+
+        let processor_config = processor::Config {
+            settings: processor::Settings {
+                flush_interval: options.flush_interval,
+                group_id: format!("processor-{run_id}"),
+                instance_id: None,
+                // tansu takes ~3 s for each of JoinGroup and SyncGroup; a
+                // session shorter than both together expires mid-join.
+                session_timeout: Duration::from_secs(10),
+            },
+            kafka: kafka.clone(),
+            codec: codec.clone(),
+            store_path,
+        };
+        let mut pipeline = Self {
+            ingest_url,
+            query_url,
+            brokers,
+            names,
+            codec,
+            http: reqwest::Client::new(),
+            processor_config,
+            processors: Vec::new(),
+            services,
+            shutdown,
+            broker,
+            data_dir,
+        };
+        pipeline.start_processor("p0");
+        pipeline.wait_until_healthy().await?;
+        Ok(pipeline)
+    }
+
+    /// Base Kafka client configuration for this pipeline's broker.
+    pub fn kafka(&self) -> ClientConfig {
+        client_config(&self.brokers, &[])
+    }
+
+    /// The data dir (broker log and store).
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.path().to_path_buf()
+    }
+
+    /// Starts another processor in the group with a stable instance id.
+    pub fn start_processor(&mut self, instance_id: &str) {
+        let mut config = self.processor_config.clone();
+        config.settings.instance_id = Some(instance_id.to_owned());
+        let shutdown = self.shutdown.child_token();
+        let token = shutdown.clone();
+        let handle = tokio::spawn(async move { processor::run(config, token).await });
+        self.processors.push(ProcessorTask { shutdown, handle });
+    }
+
+    /// Kills the oldest processor as a crash would: no flush, no commit.
+    pub async fn crash_processor(&mut self) {
+        if self.processors.is_empty() {
+            return;
+        }
+        let task = self.processors.remove(0);
+        task.handle.abort();
+        drop(task.handle.await);
+    }
+
+    /// Stops the oldest processor gracefully: flush, commit, leave.
+    ///
+    /// # Errors
+    ///
+    /// If the processor failed.
+    pub async fn stop_processor(&mut self) -> anyhow::Result<()> {
+        if self.processors.is_empty() {
+            return Ok(());
+        }
+        let task = self.processors.remove(0);
+        task.shutdown.cancel();
+        task.handle.await??;
+        Ok(())
+    }
+
+    /// `POST /v1/increment`; returns the status and JSON body.
+    ///
+    /// # Errors
+    ///
+    /// If the request cannot be sent.
+    pub async fn post_increment(&self, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let response = self
+            .http
+            .post(format!("{}/v1/increment", self.ingest_url))
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// `GET /v1/counters/{key}`'s value.
+    ///
+    /// # Errors
+    ///
+    /// If the request fails or the answer is not a counter.
+    pub async fn counter(&self, key: Uuid) -> anyhow::Result<i64> {
+        let body: Value = self
+            .http
+            .get(format!("{}/v1/counters/{key}", self.query_url))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        body["value"]
+            .as_i64()
+            .context("counter answer has no integer value")
+    }
+
+    /// Polls the query API until every counter in `expected` has its value.
+    ///
+    /// # Errors
+    ///
+    /// If `deadline` passes first; the error lists the counters still off.
+    pub async fn wait_for_counters(
+        &self,
+        expected: &[(Uuid, i64)],
+        deadline: Duration,
+    ) -> anyhow::Result<()> {
+        let until = Instant::now() + deadline;
+        loop {
+            let mut off = Vec::new();
+            for (key, want) in expected {
+                let got = self.counter(*key).await?;
+                if got != *want {
+                    off.push((*key, *want, got));
+                }
+            }
+            if off.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                bail!(
+                    "{} counters still off after {deadline:?}, e.g. (key, want, got) {:?}",
+                    off.len(),
+                    &off[..off.len().min(5)]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_until_healthy(&self) -> anyhow::Result<()> {
+        let until = Instant::now() + Duration::from_secs(20);
+        for url in [&self.ingest_url, &self.query_url] {
+            loop {
+                let healthy = self
+                    .http
+                    .get(format!("{url}/healthz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if healthy {
+                    break;
+                }
+                if Instant::now() >= until {
+                    bail!("{url} not healthy in time");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        for task in &self.processors {
+            task.handle.abort();
+        }
+        for service in &self.services {
+            service.abort();
+        }
+        if let Some(broker) = self.broker.take() {
+            broker.stop();
+        }
+    }
+}
+
+/// A free loopback address for a listener that must bind itself.
+///
+/// # Errors
+///
+/// If no port can be had.
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    let probe = StdListener::bind("127.0.0.1:0")?;
+    Ok(probe.local_addr()?)
+}
+
+/// Why container suites cannot run here, if they cannot.
+pub fn docker_unavailable() -> Option<String> {
+    let socket =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let path = socket.strip_prefix("unix://").unwrap_or(&socket);
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => None,
+        Err(err) => Some(format!("no Docker engine at {socket} ({err})")),
+    }
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    drop(
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init(),
+    );
+}
