@@ -10,16 +10,20 @@
 //! same scenarios where Docker exists; [`docker_unavailable`] says why they
 //! are skipped where it does not.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use eventide::kafka::{client_config, ensure_topics};
 use eventide::local_broker::LocalBroker;
 use rdkafka::ClientConfig;
+use schemas::registry::RegistryClient;
 use schemas::{Codec, SchemaSource, TopicNames};
 use serde_json::Value;
+use std::sync::Arc;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -30,6 +34,8 @@ use uuid::Uuid;
 /// Environment variable naming an external Kafka to run the scenarios on.
 pub const EXTERNAL_BROKERS_ENV: &str = "EVENTIDE_TEST_KAFKA_BROKERS";
 
+pub mod scenarios;
+
 /// How a pipeline is set up.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -37,6 +43,11 @@ pub struct Options {
     pub partitions: i32,
     /// The processor's flush interval.
     pub flush_interval: Duration,
+    /// An external Kafka to use instead of the in-process broker (also taken
+    /// from `EVENTIDE_TEST_KAFKA_BROKERS`).
+    pub kafka_brokers: Option<String>,
+    /// A schema registry to use instead of the compiled-in catalogue.
+    pub schema_registry_url: Option<String>,
 }
 
 impl Default for Options {
@@ -44,6 +55,10 @@ impl Default for Options {
         Self {
             partitions: 4,
             flush_interval: Duration::from_millis(200),
+            kafka_brokers: std::env::var(EXTERNAL_BROKERS_ENV)
+                .ok()
+                .filter(|b| !b.is_empty()),
+            schema_registry_url: None,
         }
     }
 }
@@ -89,9 +104,9 @@ impl Pipeline {
     pub async fn start(options: Options) -> anyhow::Result<Self> {
         init_logs();
         let data_dir = tempfile::tempdir().context("temp data dir")?;
-        let (broker, brokers) = match std::env::var(EXTERNAL_BROKERS_ENV) {
-            Ok(external) if !external.is_empty() => (None, external),
-            _ => {
+        let (broker, brokers) = match options.kafka_brokers.clone() {
+            Some(external) => (None, external),
+            None => {
                 let broker =
                     LocalBroker::start(&data_dir.path().join("broker"), free_addr()?).await?;
                 let brokers = broker.bootstrap_servers();
@@ -100,7 +115,13 @@ impl Pipeline {
         };
         let run_id = Uuid::new_v4().simple().to_string();
         let names = TopicNames::with_prefix(format!("t{}-", &run_id[..12]));
-        let codec = Codec::new(SchemaSource::Catalogue, names.clone())?;
+        let source = match &options.schema_registry_url {
+            Some(url) => {
+                SchemaSource::Registry(Arc::new(RegistryClient::new(url, Duration::from_secs(10))?))
+            }
+            None => SchemaSource::Catalogue,
+        };
+        let codec = Codec::new(source, names.clone())?;
         let kafka = client_config(&brokers, &[]);
         ensure_topics(&kafka, &names, options.partitions, 1).await?;
 
@@ -229,6 +250,15 @@ impl Pipeline {
         Ok((status, body))
     }
 
+    /// A handle on ingest that load tasks can share while the test keeps
+    /// `&mut Pipeline` for restarts.
+    pub fn load_target(&self) -> Arc<LoadTarget> {
+        Arc::new(LoadTarget {
+            ingest_url: self.ingest_url.clone(),
+            http: self.http.clone(),
+        })
+    }
+
     /// `GET /v1/counters/{key}`'s value.
     ///
     /// # Errors
@@ -349,4 +379,71 @@ fn init_logs() {
             .with_test_writer()
             .try_init(),
     );
+}
+
+/// Ingest's increment endpoint, for load.
+#[derive(Debug)]
+pub struct LoadTarget {
+    ingest_url: String,
+    http: reqwest::Client,
+}
+
+impl LoadTarget {
+    /// Posts `total` increments (values 1..=7) spread over `keys` from
+    /// `clients` concurrent clients, bumping `progress` per `202`; returns
+    /// the exact sum per key of what was accepted.
+    ///
+    /// # Errors
+    ///
+    /// If a request fails or is answered anything but `202`.
+    pub async fn post_increments(
+        self: Arc<Self>,
+        keys: Arc<Vec<Uuid>>,
+        total: usize,
+        clients: usize,
+        progress: Arc<AtomicUsize>,
+    ) -> anyhow::Result<HashMap<Uuid, i64>> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut workers = Vec::new();
+        for _ in 0..clients {
+            let (target, keys, next, progress) =
+                (self.clone(), keys.clone(), next.clone(), progress.clone());
+            workers.push(tokio::spawn(async move {
+                let mut sums: HashMap<Uuid, i64> = HashMap::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return anyhow::Ok(sums);
+                    }
+                    let key = keys[i % keys.len()];
+                    let value = increment_value(i);
+                    let response = target
+                        .http
+                        .post(format!("{}/v1/increment", target.ingest_url))
+                        .json(&serde_json::json!({ "key": key, "value": value }))
+                        .send()
+                        .await?;
+                    anyhow::ensure!(
+                        response.status() == 202,
+                        "increment {i} answered {}",
+                        response.status()
+                    );
+                    *sums.entry(key).or_default() += value;
+                    progress.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        let mut expected: HashMap<Uuid, i64> = HashMap::new();
+        for worker in workers {
+            for (key, sum) in worker.await?? {
+                *expected.entry(key).or_default() += sum;
+            }
+        }
+        Ok(expected)
+    }
+}
+
+/// The value the `i`-th increment of a load carries.
+pub fn increment_value(i: usize) -> i64 {
+    (i % 7 + 1) as i64
 }
