@@ -16,11 +16,15 @@
 //!   `schema_registry_converter`, caching ids and schemas.
 //! - [`codec`]: the Confluent wire framing and Avro encode/decode over either
 //!   schema source.
+//! - [`event_types`]: the JSON Schema of each known event type's data.
+//! - [`keys`]: the API keys file and key lookup.
 //! - [`sql`]: the embedded store's SQLite tables.
 //! - [`time`]: the microsecond timestamps every record carries.
 
 pub mod catalogue;
 pub mod codec;
+pub mod event_types;
+pub mod keys;
 pub mod records;
 pub mod registry;
 pub mod sql;

@@ -1,0 +1,203 @@
+//! API keys: the keys file format both HTTP services read, and lookup of a
+//! presented key by its SHA-256 hash. Keys are high-entropy random tokens,
+//! so a fast hash is the right one (as for GitHub or Stripe tokens); the
+//! file never holds a key itself.
+//!
+//! ```toml
+//! [[keys]]
+//! id = "shortener-prod"          # names the key in logs and metrics
+//! application = "shortener"      # stamped on every record it produces
+//! sha256 = "9f86d08…"            # `eventide hash-key <key>` prints it
+//! scopes = ["produce"]           # produce, query
+//! rate_limit = 2000              # requests per second; default --rate-limit
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Write events through ingest.
+    Produce,
+    /// Read through the query API.
+    Query,
+}
+
+/// The caller a key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The key's name in logs and metrics.
+    pub key_id: String,
+    /// The application its records are stamped with.
+    pub application: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// Its own requests-per-second limit, if it has one.
+    pub rate_limit: Option<u32>,
+}
+
+impl Principal {
+    /// Whether the key may do `scope`.
+    pub fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// Why a keys file was refused.
+#[derive(Debug, Error)]
+pub enum KeysError {
+    /// Not valid TOML of the expected shape.
+    #[error("keys file: {0}")]
+    Parse(String),
+    /// A hash is not 64 hex digits.
+    #[error("key `{id}`: sha256 must be 64 hex digits")]
+    BadHash { id: String },
+    /// Two entries share an id or a hash.
+    #[error("key `{id}` appears twice")]
+    Duplicate { id: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysFile {
+    keys: Vec<KeyEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyEntry {
+    id: String,
+    application: String,
+    sha256: String,
+    scopes: Vec<Scope>,
+    rate_limit: Option<u32>,
+}
+
+/// The development keys of the all-in-one local default.
+pub const DEV_PRODUCER_KEY: &str = "dev-producer";
+/// The development analyst key of the all-in-one local default.
+pub const DEV_ANALYST_KEY: &str = "dev-analyst";
+
+/// Known keys by hash. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys {
+    by_hash: Arc<HashMap<String, Principal>>,
+}
+
+impl ApiKeys {
+    /// Parses a keys file.
+    ///
+    /// # Errors
+    ///
+    /// [`KeysError`] naming the first problem.
+    pub fn from_toml(text: &str) -> Result<Self, KeysError> {
+        let file: KeysFile = toml::from_str(text).map_err(|err| KeysError::Parse(err.to_string()))?;
+        let mut by_hash = HashMap::new();
+        let mut ids = std::collections::HashSet::new();
+        for entry in file.keys {
+            let hash = entry.sha256.to_ascii_lowercase();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(KeysError::BadHash { id: entry.id });
+            }
+            if !ids.insert(entry.id.clone()) || by_hash.contains_key(&hash) {
+                return Err(KeysError::Duplicate { id: entry.id });
+            }
+            by_hash.insert(
+                hash,
+                Principal {
+                    key_id: entry.id,
+                    application: entry.application,
+                    scopes: entry.scopes,
+                    rate_limit: entry.rate_limit,
+                },
+            );
+        }
+        Ok(Self {
+            by_hash: Arc::new(by_hash),
+        })
+    }
+
+    /// The well-known development keys: `dev-producer` (produce, application
+    /// `dev`) and `dev-analyst` (query). Never for production.
+    pub fn development() -> Self {
+        let principal = |key_id: &str, scope| Principal {
+            key_id: key_id.to_owned(),
+            application: "dev".to_owned(),
+            scopes: vec![scope],
+            rate_limit: None,
+        };
+        let by_hash = HashMap::from([
+            (hash_key(DEV_PRODUCER_KEY), principal(DEV_PRODUCER_KEY, Scope::Produce)),
+            (hash_key(DEV_ANALYST_KEY), principal(DEV_ANALYST_KEY, Scope::Query)),
+        ]);
+        Self {
+            by_hash: Arc::new(by_hash),
+        }
+    }
+
+    /// The principal of a presented key, if it is known.
+    pub fn authenticate(&self, presented: &str) -> Option<&Principal> {
+        self.by_hash.get(&hash_key(presented))
+    }
+
+    /// Every known principal.
+    pub fn principals(&self) -> impl Iterator<Item = &Principal> {
+        self.by_hash.values()
+    }
+}
+
+/// The lowercase hex SHA-256 of a key, as the keys file stores it.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_found_by_its_hash_and_carries_its_scopes() {
+        let text = format!(
+            "[[keys]]\nid = \"s\"\napplication = \"shortener\"\nsha256 = \"{}\"\nscopes = [\"produce\"]\nrate_limit = 5\n",
+            hash_key("secret-1")
+        );
+        let keys = ApiKeys::from_toml(&text).expect("parses");
+        let principal = keys.authenticate("secret-1").expect("known");
+        assert_eq!(principal.application, "shortener");
+        assert!(principal.may(Scope::Produce));
+        assert!(!principal.may(Scope::Query));
+        assert_eq!(principal.rate_limit, Some(5));
+        assert!(keys.authenticate("secret-2").is_none());
+    }
+
+    #[test]
+    fn bad_files_are_refused() {
+        assert!(matches!(
+            ApiKeys::from_toml("[[keys]]\nid = \"a\"\napplication = \"x\"\nsha256 = \"abc\"\nscopes = []\n"),
+            Err(KeysError::BadHash { .. })
+        ));
+        let hash = hash_key("k");
+        let twice = format!(
+            "[[keys]]\nid = \"a\"\napplication = \"x\"\nsha256 = \"{hash}\"\nscopes = []\n[[keys]]\nid = \"b\"\napplication = \"x\"\nsha256 = \"{hash}\"\nscopes = []\n"
+        );
+        assert!(matches!(ApiKeys::from_toml(&twice), Err(KeysError::Duplicate { .. })));
+        assert!(matches!(ApiKeys::from_toml("keys = 3"), Err(KeysError::Parse(_))));
+        assert!(matches!(
+            ApiKeys::from_toml(&format!("[[keys]]\nid = \"a\"\napplication = \"x\"\nsha256 = \"{hash}\"\nscopes = [\"admin\"]\n")),
+            Err(KeysError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn development_keys_have_one_scope_each() {
+        let keys = ApiKeys::development();
+        assert!(keys.authenticate(DEV_PRODUCER_KEY).is_some_and(|p| p.may(Scope::Produce) && !p.may(Scope::Query)));
+        assert!(keys.authenticate(DEV_ANALYST_KEY).is_some_and(|p| p.may(Scope::Query) && !p.may(Scope::Produce)));
+    }
+}
