@@ -1,0 +1,37 @@
+{{/* Refuse values that would deploy something broken. Included by deployment.yaml. */}}
+{{- define "eventide.validate" -}}
+{{- $v := .Values -}}
+{{- $partitions := $v.kafka.partitions | int -}}
+{{- if and (not $v.processor.keda.enabled) (gt ($v.processor.replicas | int) $partitions) -}}
+{{- fail (printf "processor.replicas (%d) exceeds kafka.partitions (%d): a consumer group never gives more consumers than partitions any work" ($v.processor.replicas | int) $partitions) -}}
+{{- end -}}
+{{- if $v.processor.keda.enabled -}}
+{{- $max := include "eventide.kedaMaxReplicas" . | int -}}
+{{- if gt ($v.processor.keda.minReplicas | int) $max -}}
+{{- fail (printf "processor.keda.minReplicas (%d) exceeds its maximum (%d)" ($v.processor.keda.minReplicas | int) $max) -}}
+{{- end -}}
+{{- end -}}
+{{- range $key := list "ingest" "queryApi" -}}
+{{- $a := (index $v $key).autoscaling -}}
+{{- if and $a.enabled (gt ($a.minReplicas | int) ($a.maxReplicas | int)) -}}
+{{- fail (printf "%s.autoscaling.minReplicas (%d) exceeds maxReplicas (%d)" $key ($a.minReplicas | int) ($a.maxReplicas | int)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.scylla.enabled (not $v.scylla.contactPoints) -}}
+{{- fail "scylla.enabled needs scylla.contactPoints" -}}
+{{- end -}}
+{{- if and $v.kafka.sasl.enabled (not $v.kafka.sasl.existingSecret) -}}
+{{- fail "kafka.sasl.enabled needs kafka.sasl.existingSecret (a Secret with the SASL username and password)" -}}
+{{- end -}}
+{{- if and $v.kafka.tls.certKey (not $v.kafka.tls.keyKey) -}}
+{{- fail "kafka.tls.certKey needs kafka.tls.keyKey" -}}
+{{- end -}}
+{{- if and $v.kafka.tls.certKey (not $v.kafka.tls.existingSecret) -}}
+{{- fail "kafka.tls.certKey needs kafka.tls.existingSecret" -}}
+{{- end -}}
+{{- range $name, $value := $v.kafka.options -}}
+{{- if contains "," (toString $value) -}}
+{{- fail (printf "kafka.options.%s contains a comma, which EVENTIDE_KAFKA_OPTIONS uses as separator" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
