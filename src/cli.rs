@@ -30,7 +30,7 @@ pub struct Cli {
 }
 
 /// Run one service against an external broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// The HTTP ingest service.
     Ingest,
@@ -38,6 +38,13 @@ pub enum Command {
     Processor,
     /// The analysts' query API.
     QueryApi,
+    /// Create every topic with `--partitions` and `--replication-factor`, then exit.
+    CreateTopics,
+    /// Print the SHA-256 of an API key, as the keys file stores it.
+    HashKey {
+        /// The key (read from standard input when omitted).
+        key: Option<String>,
+    },
 }
 
 /// Options every service shares.
@@ -88,6 +95,16 @@ pub struct CommonArgs {
     /// catalogue's pinned ids are used.
     #[arg(long, env = "EVENTIDE_SCHEMA_REGISTRY_URL", global = true)]
     pub schema_registry_url: Option<String>,
+
+    /// API keys file (TOML: id, application, sha256, scopes, rate_limit).
+    /// Without it the all-in-one local default accepts the development keys
+    /// `dev-producer` and `dev-analyst`; single services refuse to start.
+    #[arg(long, env = "EVENTIDE_KEYS_FILE", global = true)]
+    pub keys_file: Option<PathBuf>,
+
+    /// Accept every request without an API key (development only).
+    #[arg(long, env = "EVENTIDE_INSECURE_NO_AUTH", global = true)]
+    pub insecure_no_auth: bool,
 
     /// Log line format.
     #[arg(

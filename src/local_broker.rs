@@ -100,6 +100,11 @@ impl LocalBroker {
         Ok(broker)
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The bootstrap address for Kafka clients.
     pub fn bootstrap_servers(&self) -> String {
         self.addr.to_string()

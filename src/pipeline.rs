@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use rdkafka::ClientConfig;
+use schemas::keys::{ApiKeys, Auth, DEV_ANALYST_KEY, DEV_PRODUCER_KEY};
 use schemas::registry::RegistryClient;
 use schemas::{Codec, SchemaSource, TopicNames};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::cli::{Cli, Command, CommonArgs};
 use crate::kafka::{client_config, ensure_topics};
@@ -45,6 +46,9 @@ pub fn codec(common: &CommonArgs) -> anyhow::Result<Codec> {
 /// If a service fails to start or stops with an error, or shutdown overran
 /// its deadline.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if let Some(Command::HashKey { key }) = &cli.command {
+        return hash_key(key.as_deref());
+    }
     let codec = codec(&cli.common)?;
     let mut services = JoinSet::new();
     let mut local_broker = None;
@@ -63,7 +67,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         }
     };
     let kafka = client_config(&brokers, &cli.common.kafka_options);
-    if cli.command.is_none() {
+    if matches!(cli.command, None | Some(Command::CreateTopics)) {
         ensure_topics(
             &kafka,
             codec.names(),
@@ -72,15 +76,23 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         )
         .await
         .context("creating topics")?;
+        if cli.command.is_some() {
+            info!(partitions = cli.common.partitions, "topics ready");
+            return Ok(());
+        }
     }
+    let auth = auth(&cli)?;
+    let metrics = crate::telemetry::prometheus();
 
-    let wants = |command: Command| cli.command.is_none() || cli.command == Some(command);
+    let wants = |command: Command| cli.command.is_none() || cli.command.as_ref() == Some(&command);
     if wants(Command::Ingest) {
         let listener = bind(cli.ingest.listen).await?;
         let config = ingest::Config {
             settings: cli.ingest.clone(),
             kafka: kafka.clone(),
             codec: codec.clone(),
+            auth: auth.clone(),
+            metrics: metrics.clone(),
         };
         let token = shutdown.clone();
         services.spawn(supervised("ingest", shutdown.clone(), async move {
@@ -88,10 +100,11 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         }));
     }
     if wants(Command::Processor) {
-        let config = processor_config(&cli, &kafka, &codec);
+        let listener = bind(cli.processor.listen).await?;
+        let config = processor_config(&cli, &kafka, &codec, metrics.clone());
         let token = shutdown.clone();
         services.spawn(supervised("processor", shutdown.clone(), async move {
-            processor::run(config, token).await
+            processor::run(config, Some(listener), token).await
         }));
     }
     if wants(Command::QueryApi) {
@@ -153,7 +166,12 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
 }
 
 /// The processor's configuration from the command line.
-pub fn processor_config(cli: &Cli, kafka: &ClientConfig, codec: &Codec) -> processor::Config {
+pub fn processor_config(
+    cli: &Cli,
+    kafka: &ClientConfig,
+    codec: &Codec,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> processor::Config {
     let mut settings = cli.processor.clone();
     if settings.instance_id.is_none() && cli.command.is_none() {
         // The all-in-one process is one stable member: static membership
@@ -165,7 +183,49 @@ pub fn processor_config(cli: &Cli, kafka: &ClientConfig, codec: &Codec) -> proce
         kafka: kafka.clone(),
         codec: codec.clone(),
         store_path: cli.common.store_path(),
+        metrics,
     }
+}
+
+/// How callers authenticate: the keys file, else the development keys in
+/// the all-in-one process, else only with `--insecure-no-auth`.
+fn auth(cli: &Cli) -> anyhow::Result<Auth> {
+    if let Some(path) = &cli.common.keys_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading keys file {}", path.display()))?;
+        return Ok(Auth::Keys(ApiKeys::from_toml(&text)?));
+    }
+    if cli.common.insecure_no_auth {
+        warn!("--insecure-no-auth: every request is accepted without an API key");
+        return Ok(Auth::Disabled);
+    }
+    if cli.command.is_none() {
+        warn!(
+            producer = DEV_PRODUCER_KEY,
+            analyst = DEV_ANALYST_KEY,
+            "no --keys-file: accepting the development keys; never do this in production"
+        );
+        return Ok(Auth::Keys(ApiKeys::development()));
+    }
+    bail!(
+        "--keys-file (EVENTIDE_KEYS_FILE) is required to run a single service; --insecure-no-auth disables authentication"
+    )
+}
+
+fn hash_key(key: Option<&str>) -> anyhow::Result<()> {
+    let key = match key {
+        Some(key) => key.to_owned(),
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the key from standard input")?;
+            line.trim().to_owned()
+        }
+    };
+    anyhow::ensure!(!key.is_empty(), "the key is empty");
+    println!("{}", schemas::keys::hash_key(&key));
+    Ok(())
 }
 
 async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
@@ -201,8 +261,8 @@ fn print_welcome(cli: &Cli, brokers: &str) {
          \x20 query api   http://{query}\n\
          \x20 kafka       {brokers}\n\
          \x20 data dir    {data}\n\n\
-         Try:\n\
-         \x20 curl -i -X POST http://{ingest}/v1/increment -H 'content-type: application/json' -d '{{\"key\": \"{key}\", \"value\": 3}}'\n\
+         Try (development key `{DEV_PRODUCER_KEY}`):\n\
+         \x20 curl -i -X POST http://{ingest}/v1/increment -H 'authorization: Bearer {DEV_PRODUCER_KEY}' -H 'content-type: application/json' -d '{{\"key\": \"{key}\", \"value\": 3}}'\n\
          \x20 curl http://{query}/v1/counters/{key}\n",
         ingest = cli.ingest.listen,
         query = cli.query.listen,

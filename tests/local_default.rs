@@ -92,6 +92,7 @@ async fn wait_healthy(http: &reqwest::Client, url: &str) {
 async fn post(http: &reqwest::Client, eventide: &Eventide, body: Value) -> (u16, Value) {
     let response = http
         .post(format!("{}/v1/increment", eventide.ingest))
+        .bearer_auth("dev-producer")
         .json(&body)
         .send()
         .await
@@ -137,14 +138,20 @@ async fn counts_survive_a_graceful_restart_of_the_binary() {
         assert_eq!(body["accepted"], 1);
     }
     let (status, body) = post(&http, &eventide, json!({ "key": key, "value": 0 })).await;
-    assert_eq!((status, body["field"].as_str()), (400, Some("value")));
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("value"))
+    );
     let (status, body) = post(
         &http,
         &eventide,
         json!({ "key": key, "value": 1, "extra": 1 }),
     )
     .await;
-    assert_eq!((status, body["field"].as_str()), (400, Some("extra")));
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("extra"))
+    );
     wait_for_total(&http, &eventide, &key, 12).await;
     let status = eventide.terminate();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");

@@ -1,16 +1,19 @@
-//! The HTTP error type: every failure maps to a stable code, a status and a
-//! precise message, never internal error text.
+//! The HTTP error type: every failure maps to a status and a body
+//! `{"error": {"code", "message", "field"?, "rule"?, "violations"?}}`,
+//! never internal error text.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::sink::SinkError;
 use crate::validation::{ValidationError, Violation};
 
 /// Seconds a client should wait before retrying a 503.
-const RETRY_AFTER_SECS: u64 = 1;
+const UNAVAILABLE_RETRY_SECS: u64 = 1;
 
 /// Why a request was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -18,14 +21,26 @@ pub enum ApiError {
     /// The body broke a rule: 400.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// No or an unknown API key: 401.
+    #[error("missing or unknown API key; send `Authorization: Bearer <key>`")]
+    Unauthenticated,
+    /// The key lacks the scope: 403.
+    #[error("this API key may not {action}")]
+    Forbidden { action: &'static str },
     /// The body is larger than `--max-body`: 413.
     #[error("request body larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
     /// The record is larger than the broker accepts: 413.
     #[error("record too large for the broker")]
     RecordTooLarge,
+    /// The body is not declared as JSON: 415.
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    /// The key's rate limit is spent: 429.
+    #[error("rate limit exceeded; retry after {retry_after_secs}s")]
+    RateLimited { retry_after_secs: u64 },
     /// The broker or schema registry cannot take the write now: 503.
-    #[error("temporarily unavailable")]
+    #[error("temporarily unavailable; retry later")]
     Unavailable,
 }
 
@@ -34,9 +49,13 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::BodyTooLarge { .. } | ApiError::RecordTooLarge => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -45,8 +64,12 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Invalid(_) => "invalid_request",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::Forbidden { .. } => "forbidden",
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::RecordTooLarge => "record_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable => "unavailable",
         }
     }
@@ -56,6 +79,48 @@ impl ApiError {
         match self {
             ApiError::Invalid(err) => err.first(),
             _ => None,
+        }
+    }
+
+    /// The metrics and rejects reason: the first rule for invalid requests,
+    /// else the code.
+    pub fn reason(&self) -> String {
+        self.violation()
+            .and_then(|v| serde_json::to_value(v.rule).ok())
+            .and_then(|rule| rule.as_str().map(str::to_owned))
+            .unwrap_or_else(|| self.code().to_owned())
+    }
+
+    /// The `{"code", "message", ...}` object.
+    pub fn body(&self) -> Value {
+        match self {
+            ApiError::Invalid(err) => {
+                let first = err.first();
+                json!({
+                    "code": self.code(),
+                    "message": err.to_string(),
+                    "field": first.and_then(|v| v.field.clone()),
+                    "rule": first.map(|v| v.rule),
+                    "violations": err.violations,
+                })
+            }
+            other => json!({ "code": other.code(), "message": other.to_string() }),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::Unavailable => Some(UNAVAILABLE_RETRY_SECS),
+            _ => None,
+        }
+    }
+
+    /// A 429 for a wait of `wait`, rounded up to whole seconds.
+    pub fn rate_limited(wait: Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError::RateLimited {
+            retry_after_secs: secs.max(1),
         }
     }
 }
@@ -71,26 +136,38 @@ impl From<SinkError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let body = match &self {
-            ApiError::Invalid(err) => {
-                let first = err.first();
-                json!({
-                    "error": self.code(),
-                    "message": err.to_string(),
-                    "field": first.and_then(|v| v.field.clone()),
-                    "rule": first.map(|v| v.rule),
-                    "violations": err.violations,
-                })
-            }
-            other => json!({ "error": other.code(), "message": other.to_string() }),
-        };
-        let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        let mut response = (self.status(), Json(json!({ "error": self.body() }))).into_response();
+        if let Some(secs) = self.retry_after() {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, ApiError::Unauthenticated) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert!(matches!(
+            ApiError::rate_limited(Duration::from_millis(1)),
+            ApiError::RateLimited {
+                retry_after_secs: 1
+            }
+        ));
+        assert!(matches!(
+            ApiError::rate_limited(Duration::from_millis(1500)),
+            ApiError::RateLimited {
+                retry_after_secs: 2
+            }
+        ));
     }
 }

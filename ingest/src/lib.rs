@@ -10,13 +10,22 @@
 //! # Layout
 //!
 //! - [`settings`]: the service's command-line options.
-//! - [`validation`]: request bodies to typed requests, or a precise error.
+//! - [`validation`]: request bodies to typed requests, or a precise error,
+//!   one module per endpoint shape.
+//! - [`event_types`]: event data checked against its type's JSON Schema.
+//! - [`records`]: valid requests to the records written to Kafka.
 //! - [`sink`]: the Kafka producer and its failure modes.
+//! - [`rate_limit`]: token buckets per API key.
 //! - [`rejects`]: recording refused requests for monitoring.
 //! - [`error`]: the HTTP error type and its status mapping.
-//! - [`routes`]: the handlers and the router.
+//! - [`metrics`]: metric names.
+//! - [`routes`]: the handlers, the middleware and the router.
 
 pub mod error;
+pub mod event_types;
+pub mod metrics;
+pub mod rate_limit;
+pub mod records;
 pub mod rejects;
 pub mod routes;
 pub mod settings;
@@ -25,8 +34,10 @@ pub mod validation;
 
 use std::sync::Arc;
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use rdkafka::ClientConfig;
 use schemas::Codec;
+use schemas::keys::Auth;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -44,6 +55,10 @@ pub struct Config {
     pub kafka: ClientConfig,
     /// Avro codec over the configured schema source.
     pub codec: Codec,
+    /// How producers authenticate.
+    pub auth: Auth,
+    /// Where `/metrics` renders from.
+    pub metrics: PrometheusHandle,
 }
 
 /// Why the service stopped abnormally.
@@ -55,6 +70,9 @@ pub enum IngestError {
     /// Serving HTTP failed.
     #[error("http server: {0}")]
     Serve(#[source] std::io::Error),
+    /// A shipped event-type schema does not compile.
+    #[error("event type schemas: {0}")]
+    EventTypes(String),
 }
 
 /// Serves producers on `listener` until `shutdown` is cancelled.
@@ -80,7 +98,11 @@ pub async fn run(
         rejects: rejects::RejectRecorder::new(sink.clone(), config.codec.clone()),
         sink: sink.clone(),
         codec: config.codec,
+        limits: rate_limit::RateLimits::new(config.settings.rate_limit),
         settings: Arc::new(config.settings.clone()),
+        auth: config.auth,
+        event_types: Arc::new(event_types::EventTypes::compile().map_err(IngestError::EventTypes)?),
+        metrics: config.metrics,
     };
     let app = routes::router(state);
     if let Ok(addr) = listener.local_addr() {

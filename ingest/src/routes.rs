@@ -1,27 +1,40 @@
-//! The ingest endpoints.
+//! The ingest endpoints and the middleware around them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use schemas::{Codec, Increment, Topic};
-use serde_json::{Value, json};
-use tracing::warn;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use schemas::Codec;
+use schemas::keys::{Auth, Principal, Scope};
+use serde_json::{Map, Value, json};
+use tracing::{Instrument, info_span, warn};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::rejects::{Refusal, RejectRecorder};
+use crate::event_types::EventTypes;
+use crate::rate_limit::RateLimits;
+use crate::records::Outgoing;
+use crate::rejects::RejectRecorder;
 use crate::settings::Settings;
 use crate::sink::KafkaSink;
-use crate::validation::parse_increment;
+use crate::validation::{
+    BatchItem, Context, ValidationError, parse_app_event, parse_batch, parse_event,
+    parse_increment, parse_object, parse_redirect, parse_track,
+};
 
-/// Stamped on records until API keys identify the producing application.
-pub const ANONYMOUS_APPLICATION: &str = "anonymous";
+/// The header carrying a request's id, taken from the caller or minted.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// How long `/readyz` waits for broker metadata.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Shared by every handler.
 #[derive(Debug, Clone)]
@@ -30,6 +43,10 @@ pub struct AppState {
     pub codec: Codec,
     pub settings: Arc<Settings>,
     pub rejects: RejectRecorder,
+    pub auth: Auth,
+    pub limits: RateLimits,
+    pub event_types: Arc<EventTypes>,
+    pub metrics: PrometheusHandle,
 }
 
 /// The ingest router.
@@ -37,66 +54,323 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body;
     Router::new()
         .route("/v1/increment", post(increment))
+        .route("/v1/redirects", post(redirect))
+        .route("/v1/events", post(event))
+        .route("/v1/event", post(app_event))
+        .route("/v1/track", post(track))
+        .route("/v1/batch", post(batch))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(observe))
         .with_state(state)
+}
+
+/// Gives every request an id (in its span and its response) and counts it
+/// by route and status.
+async fn observe(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128)
+        .map_or_else(|| Uuid::now_v7().to_string(), str::to_owned);
+    let route = matched.map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let span = info_span!("request", %request_id, %route);
+    let mut response = next.run(request).instrument(span).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(crate::metrics::REQUESTS, "route" => route, "status" => status).increment(1);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
 }
 
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Ready when the broker answers a metadata request.
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.sink.broker_reachable(READY_TIMEOUT).await {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "broker unreachable" })),
+        )
+            .into_response()
+    }
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The accepted answer of a single-record endpoint.
+type Accepted = (StatusCode, Json<Value>);
+
+type Parser = fn(&Map<String, Value>, &Context<'_>) -> Result<BatchItem, ValidationError>;
+
 /// `POST /v1/increment {"key": <uuid>, "value": <int64 >= 1>}`.
 async fn increment(
-    State(state): State<AppState>,
+    state: State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    const ENDPOINT: &str = "/v1/increment";
-    let body = body.map_err(|_| {
-        let err = ApiError::BodyTooLarge {
-            limit: state.settings.max_body,
-        };
-        refuse(&state, ENDPOINT, &err, &[]);
-        err
-    })?;
-    let request = parse_increment(&body).map_err(|invalid| {
-        let err = ApiError::from(invalid);
-        refuse(&state, ENDPOINT, &err, &body);
-        err
-    })?;
+) -> Result<Accepted, ApiError> {
+    single(state, headers, body, "/v1/increment", |object, _| {
+        parse_increment(object).map(BatchItem::Increment)
+    })
+    .await
+}
 
-    let now = schemas::time::now_micros();
-    let record = Increment {
-        event_id: Uuid::now_v7(),
-        occurred_at: now,
-        received_at: now,
-        application_id: ANONYMOUS_APPLICATION.to_owned(),
-        key: request.key,
-        value: request.value,
-    };
-    let payload = state.codec.encode(&record).await.map_err(|err| {
-        warn!(error = %err, "encoding increment failed");
+/// `POST /v1/redirects`: one short-link click.
+async fn redirect(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Accepted, ApiError> {
+    single(state, headers, body, "/v1/redirects", |object, context| {
+        parse_redirect(object, context).map(BatchItem::Redirect)
+    })
+    .await
+}
+
+/// `POST /v1/events`: a behaviour event.
+async fn event(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Accepted, ApiError> {
+    single(state, headers, body, "/v1/events", |object, context| {
+        parse_event(object, context).map(BatchItem::Event)
+    })
+    .await
+}
+
+/// `POST /v1/event`: an app event, in either shape.
+async fn app_event(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Accepted, ApiError> {
+    single(state, headers, body, "/v1/event", |object, context| {
+        parse_app_event(object, context).map(BatchItem::Event)
+    })
+    .await
+}
+
+/// `POST /v1/track {userId, payload}`.
+async fn track(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Accepted, ApiError> {
+    single(state, headers, body, "/v1/track", |object, context| {
+        parse_track(object, context).map(BatchItem::Event)
+    })
+    .await
+}
+
+async fn single(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    endpoint: &'static str,
+    parse: Parser,
+) -> Result<Accepted, ApiError> {
+    let principal = admit(&state, &headers)?;
+    let (body, now) = read_json_body(&state, &headers, body).inspect_err(|err| {
+        state
+            .rejects
+            .record(&principal.application, endpoint, err, &[])
+    })?;
+    let event_types = Arc::clone(&state.event_types);
+    let context = context(&state, &headers, now, &event_types);
+    let item = parse_object(&body)
+        .and_then(|object| parse(&object, &context))
+        .map_err(ApiError::from)
+        .inspect_err(|err| {
+            state
+                .rejects
+                .record(&principal.application, endpoint, err, &body)
+        })?;
+    let outgoing = Outgoing::from_item(item, &principal.application, now);
+    let payload = outgoing.encode(&state.codec).await.map_err(|err| {
+        warn!(error = %err, "encoding failed");
         ApiError::Unavailable
     })?;
-    let key = record.key.hyphenated().to_string();
     state
         .sink
-        .send(Topic::Increments, key.as_bytes(), &payload)
+        .enqueue(outgoing.topic(), outgoing.key().as_bytes(), &payload)?
         .await
-        .inspect_err(|err| warn!(error = %err, "increment not written"))?;
+        .inspect_err(|err| warn!(error = %err, topic = %outgoing.topic(), "record not written"))?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "accepted": 1, "ids": [record.event_id] })),
+        Json(json!({ "accepted": 1, "ids": [outgoing.event_id()] })),
     ))
 }
 
-fn refuse(state: &AppState, endpoint: &str, err: &ApiError, body: &[u8]) {
-    state.rejects.record(&Refusal {
-        application_id: ANONYMOUS_APPLICATION,
-        endpoint,
-        status: err.status().as_u16(),
-        violation: err.violation(),
-        code: err.code(),
-        body,
-    });
+/// `POST /v1/batch`: valid items are written, invalid ones are listed by
+/// index; 503 if any valid item could not be written.
+async fn batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    const ENDPOINT: &str = "/v1/batch";
+    let principal = admit(&state, &headers)?;
+    let (body, now) = read_json_body(&state, &headers, body).inspect_err(|err| {
+        state
+            .rejects
+            .record(&principal.application, ENDPOINT, err, &[])
+    })?;
+    let event_types = Arc::clone(&state.event_types);
+    let context = context(&state, &headers, now, &event_types);
+    let results = parse_batch(&body, state.settings.max_batch, &context)
+        .map_err(ApiError::from)
+        .inspect_err(|err| {
+            state
+                .rejects
+                .record(&principal.application, ENDPOINT, err, &body)
+        })?;
+
+    let mut errors = Vec::new();
+    let mut outgoing = Vec::new();
+    for (index, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(item) => outgoing.push((
+                index,
+                Outgoing::from_item(item, &principal.application, now),
+            )),
+            Err(invalid) => {
+                let err = ApiError::from(invalid);
+                state
+                    .rejects
+                    .record(&principal.application, ENDPOINT, &err, &body);
+                errors.push(json!({ "index": index, "error": err.body() }));
+            }
+        }
+    }
+    // Encode everything first, then enqueue in item order so records of one
+    // key keep their order, then await every acknowledgement together.
+    let mut pending = Vec::with_capacity(outgoing.len());
+    let mut unwritten = 0usize;
+    for (index, record) in &outgoing {
+        let enqueued = match record.encode(&state.codec).await {
+            Ok(payload) => state
+                .sink
+                .enqueue(record.topic(), record.key().as_bytes(), &payload)
+                .map_err(ApiError::from),
+            Err(err) => {
+                warn!(error = %err, "encoding failed");
+                Err(ApiError::Unavailable)
+            }
+        };
+        match enqueued {
+            Ok(delivery) => pending.push((*index, record.event_id(), delivery)),
+            Err(err) => {
+                unwritten += 1;
+                errors.push(json!({ "index": index, "error": err.body() }));
+            }
+        }
+    }
+    let (indices, deliveries): (Vec<_>, Vec<_>) = pending
+        .into_iter()
+        .map(|(index, id, delivery)| ((index, id), delivery))
+        .unzip();
+    let mut ids = Vec::new();
+    for ((index, id), written) in indices
+        .into_iter()
+        .zip(futures::future::join_all(deliveries).await)
+    {
+        match written {
+            Ok(_) => ids.push(id),
+            Err(err) => {
+                unwritten += 1;
+                errors.push(json!({ "index": index, "error": ApiError::from(err).body() }));
+            }
+        }
+    }
+    errors.sort_by_key(|e| e["index"].as_u64());
+    let answer = json!({ "accepted": ids.len(), "ids": ids, "errors": errors });
+    if unwritten > 0 {
+        let mut body = answer;
+        body["error"] = ApiError::Unavailable.body();
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+        return Ok(response);
+    }
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// Authenticates with the produce scope and takes a rate-limit token.
+fn admit(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = state
+        .auth
+        .principal(authorization)
+        .ok_or(ApiError::Unauthenticated)?;
+    if !principal.may(Scope::Produce) {
+        return Err(ApiError::Forbidden {
+            action: "produce events",
+        });
+    }
+    state.limits.check(&principal).map_err(|wait| {
+        metrics::counter!(crate::metrics::RATE_LIMITED, "key" => principal.key_id.clone())
+            .increment(1);
+        ApiError::rate_limited(wait)
+    })?;
+    Ok(principal)
+}
+
+/// The body, if declared JSON and within `--max-body`, and the time it arrived.
+fn read_json_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Bytes, i64), ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false);
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let body = body.map_err(|_| ApiError::BodyTooLarge {
+        limit: state.settings.max_body,
+    })?;
+    Ok((body, schemas::time::now_micros()))
+}
+
+fn context<'a>(
+    state: &AppState,
+    headers: &'a HeaderMap,
+    now: i64,
+    event_types: &'a EventTypes,
+) -> Context<'a> {
+    Context {
+        now,
+        max_skew_micros: i64::try_from(state.settings.max_clock_skew.as_micros())
+            .unwrap_or(i64::MAX),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        event_types,
+    }
 }

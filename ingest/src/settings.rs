@@ -31,6 +31,24 @@ pub struct Settings {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[arg(long, env = "EVENTIDE_MAX_BODY", default_value_t = 1024 * 1024, global = true)]
     pub max_body: usize,
+
+    /// Most items one `POST /v1/batch` may hold.
+    #[arg(
+        long,
+        env = "EVENTIDE_MAX_BATCH",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub max_batch: usize,
+
+    /// How far in the future an event's timestamp may be before it is refused.
+    #[arg(long, env = "EVENTIDE_MAX_CLOCK_SKEW", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
+    pub max_clock_skew: Duration,
+
+    /// Requests per second each API key may make (its keys-file entry may
+    /// set its own); excess gets 429 with Retry-After.
+    #[arg(long, env = "EVENTIDE_RATE_LIMIT", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub rate_limit: u32,
 }
 
 impl Default for Settings {
@@ -40,6 +58,9 @@ impl Default for Settings {
             produce_timeout: Duration::from_secs(5),
             produce_linger: Duration::from_millis(2),
             max_body: 1024 * 1024,
+            max_batch: 1000,
+            max_clock_skew: Duration::from_secs(300),
+            rate_limit: 10_000,
         }
     }
 }

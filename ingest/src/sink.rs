@@ -81,22 +81,56 @@ impl KafkaSink {
         key: &[u8],
         payload: &[u8],
     ) -> Result<Written, SinkError> {
+        self.enqueue(topic, key, payload)?.await
+    }
+
+    /// Puts one record in the producer's queue now (so records enqueued in
+    /// turn keep their order per partition) and returns a future of its
+    /// acknowledgement.
+    ///
+    /// # Errors
+    ///
+    /// [`SinkError::QueueFull`] or [`SinkError::TooLarge`] at once.
+    pub fn enqueue(
+        &self,
+        topic: Topic,
+        key: &[u8],
+        payload: &[u8],
+    ) -> Result<impl Future<Output = Result<Written, SinkError>> + Send + 'static, SinkError> {
         let name = self.names.name(topic);
         let record = FutureRecord::to(&name).key(key).payload(payload);
         let delivery = self
             .producer
             .send_result(record)
             .map_err(|(err, _)| classify(&err))?;
-        match delivery.await {
-            Ok(Ok(delivered)) => Ok(Written {
-                partition: delivered.partition,
-                offset: delivered.offset,
-            }),
-            Ok(Err((err, _))) => Err(classify(&err)),
-            Err(_) => Err(SinkError::Unavailable(
-                "producer dropped the delivery".into(),
-            )),
-        }
+        let started = std::time::Instant::now();
+        Ok(async move {
+            let written = match delivery.await {
+                Ok(Ok(delivered)) => Ok(Written {
+                    partition: delivered.partition,
+                    offset: delivered.offset,
+                }),
+                Ok(Err((err, _))) => Err(classify(&err)),
+                Err(_) => Err(SinkError::Unavailable(
+                    "producer dropped the delivery".into(),
+                )),
+            };
+            let topic_label = topic.default_name();
+            metrics::histogram!(crate::metrics::PRODUCE_SECONDS, "topic" => topic_label)
+                .record(started.elapsed().as_secs_f64());
+            if written.is_ok() {
+                metrics::counter!(crate::metrics::RECORDS, "topic" => topic_label).increment(1);
+            }
+            written
+        })
+    }
+
+    /// Whether the broker answers a metadata request within `timeout`.
+    pub async fn broker_reachable(&self, timeout: Duration) -> bool {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).is_ok())
+            .await
+            .unwrap_or(false)
     }
 
     /// Waits up to `timeout` for every queued record to be acknowledged.

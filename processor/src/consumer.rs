@@ -143,6 +143,8 @@ impl CountersWorker {
                 }
             }
             Err(reason) => {
+                metrics::counter!(crate::metrics::UNDECODABLE, "topic" => schemas::Topic::Increments.default_name())
+                    .increment(1);
                 warn!(partition, offset, reason, "undecodable increment skipped");
                 state.counters.skip(offset);
             }
@@ -209,6 +211,7 @@ impl CountersWorker {
                     }
                 }
                 FlushOutcome::Fenced => {
+                    metrics::counter!(crate::metrics::FENCED).increment(1);
                     warn!(
                         partition,
                         "another processor moved this partition on; reloading its state"

@@ -14,9 +14,13 @@
 //! - [`counters`]: the counters aggregate of one partition, without I/O.
 //! - [`store`]: the store's write side (SQLite through libSQL).
 //! - `consumer`: the consumer loop, rebalances and flushes.
+//! - `health`: `/healthz`, `/readyz` and `/metrics` for probes.
+//! - [`metrics`]: metric names.
 
 mod consumer;
 pub mod counters;
+mod health;
+pub mod metrics;
 pub mod settings;
 pub mod store;
 
@@ -46,6 +50,8 @@ pub struct Config {
     pub codec: Codec,
     /// The SQLite store file.
     pub store_path: PathBuf,
+    /// Where `/metrics` renders from.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 /// Why the processor stopped abnormally.
@@ -67,7 +73,22 @@ pub enum ProcessorError {
 /// # Errors
 ///
 /// [`ProcessorError`] if the consumer cannot start or the store fails.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), ProcessorError> {
+pub async fn run(
+    config: Config,
+    listener: Option<tokio::net::TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), ProcessorError> {
+    let readiness = health::Readiness::default();
+    let health_shutdown = CancellationToken::new();
+    let _stop_health = health_shutdown.clone().drop_guard();
+    if let Some(listener) = listener {
+        tokio::spawn(health::serve(
+            listener,
+            readiness.clone(),
+            config.metrics.clone(),
+            health_shutdown,
+        ));
+    }
     let store = Store::open(&config.store_path).await?;
     let topic = config.codec.names().name(Topic::Increments);
     let (revoked_tx, mut revoked_rx) = mpsc::unbounded_channel();
@@ -78,6 +99,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Proc
         .subscribe(&[&topic])
         .map_err(ProcessorError::Consumer)?;
     info!(topic, group = %config.settings.group_id, "processor consuming");
+    readiness.set(true);
 
     let mut worker = CountersWorker::new(store, config.codec.clone(), topic);
     let mut flush_tick = tokio::time::interval(config.settings.flush_interval);
@@ -99,6 +121,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Proc
             },
         }
     }
+    readiness.set(false);
     info!("processor stopping; flushing store and committing offsets");
     worker.flush_all(&consumer, CommitMode::Sync).await?;
     consumer.unsubscribe();

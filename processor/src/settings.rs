@@ -11,6 +11,16 @@ pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 #[group(id = "processor_settings")]
 #[command(next_help_heading = "Processor")]
 pub struct Settings {
+    /// Address of the processor's health and metrics HTTP server.
+    #[arg(
+        id = "processor_listen",
+        long = "processor-listen",
+        env = "EVENTIDE_PROCESSOR_LISTEN",
+        default_value = "127.0.0.1:8082",
+        global = true
+    )]
+    pub listen: std::net::SocketAddr,
+
     /// How often aggregates are written to the store (at most 10s).
     #[arg(long, env = "EVENTIDE_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_flush_interval, global = true)]
     pub flush_interval: Duration,
@@ -38,6 +48,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8082)),
             flush_interval: Duration::from_secs(1),
             group_id: "eventide-processor".into(),
             instance_id: None,

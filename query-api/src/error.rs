@@ -27,18 +27,20 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::InvalidParameter { parameter, message } => (
                 StatusCode::BAD_REQUEST,
-                Json(json!({
-                    "error": "invalid_parameter",
+                Json(json!({ "error": {
+                    "code": "invalid_parameter",
                     "parameter": parameter,
-                    "message": message,
-                })),
+                    "message": format!("`{parameter}` {message}"),
+                }})),
             )
                 .into_response(),
             ApiError::Store(err) => {
                 error!(error = %err, "store query failed");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({ "error": "unavailable", "message": self.to_string() })),
+                    Json(
+                        json!({ "error": { "code": "unavailable", "message": self.to_string() } }),
+                    ),
                 )
                     .into_response()
             }

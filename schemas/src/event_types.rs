@@ -77,7 +77,10 @@ mod tests {
             let schema: serde_json::Value =
                 serde_json::from_str(event_type.schema).expect("schema is JSON");
             let title = schema["title"].as_str().expect("schema has a title");
-            assert_eq!(title, format!("{} / {}", event_type.category, event_type.name));
+            assert_eq!(
+                title,
+                format!("{} / {}", event_type.category, event_type.name)
+            );
             assert_eq!(schema["type"], "object");
         }
     }

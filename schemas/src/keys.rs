@@ -97,7 +97,8 @@ impl ApiKeys {
     ///
     /// [`KeysError`] naming the first problem.
     pub fn from_toml(text: &str) -> Result<Self, KeysError> {
-        let file: KeysFile = toml::from_str(text).map_err(|err| KeysError::Parse(err.to_string()))?;
+        let file: KeysFile =
+            toml::from_str(text).map_err(|err| KeysError::Parse(err.to_string()))?;
         let mut by_hash = HashMap::new();
         let mut ids = std::collections::HashSet::new();
         for entry in file.keys {
@@ -133,8 +134,14 @@ impl ApiKeys {
             rate_limit: None,
         };
         let by_hash = HashMap::from([
-            (hash_key(DEV_PRODUCER_KEY), principal(DEV_PRODUCER_KEY, Scope::Produce)),
-            (hash_key(DEV_ANALYST_KEY), principal(DEV_ANALYST_KEY, Scope::Query)),
+            (
+                hash_key(DEV_PRODUCER_KEY),
+                principal(DEV_PRODUCER_KEY, Scope::Produce),
+            ),
+            (
+                hash_key(DEV_ANALYST_KEY),
+                principal(DEV_ANALYST_KEY, Scope::Query),
+            ),
         ]);
         Self {
             by_hash: Arc::new(by_hash),
@@ -149,6 +156,37 @@ impl ApiKeys {
     /// Every known principal.
     pub fn principals(&self) -> impl Iterator<Item = &Principal> {
         self.by_hash.values()
+    }
+}
+
+/// How a service authenticates its callers.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// Bearer keys checked against these hashes.
+    Keys(ApiKeys),
+    /// No authentication (`--insecure-no-auth`): every caller is `anonymous`
+    /// with every scope.
+    Disabled,
+}
+
+/// The application and key id of unauthenticated callers.
+pub const ANONYMOUS: &str = "anonymous";
+
+impl Auth {
+    /// The principal for an `Authorization` header value, if it is valid.
+    pub fn principal(&self, authorization: Option<&str>) -> Option<Principal> {
+        match self {
+            Auth::Disabled => Some(Principal {
+                key_id: ANONYMOUS.to_owned(),
+                application: ANONYMOUS.to_owned(),
+                scopes: vec![Scope::Produce, Scope::Query],
+                rate_limit: None,
+            }),
+            Auth::Keys(keys) => {
+                let presented = authorization?.strip_prefix("Bearer ")?.trim();
+                keys.authenticate(presented).cloned()
+            }
+        }
     }
 }
 
@@ -179,17 +217,27 @@ mod tests {
     #[test]
     fn bad_files_are_refused() {
         assert!(matches!(
-            ApiKeys::from_toml("[[keys]]\nid = \"a\"\napplication = \"x\"\nsha256 = \"abc\"\nscopes = []\n"),
+            ApiKeys::from_toml(
+                "[[keys]]\nid = \"a\"\napplication = \"x\"\nsha256 = \"abc\"\nscopes = []\n"
+            ),
             Err(KeysError::BadHash { .. })
         ));
         let hash = hash_key("k");
         let twice = format!(
             "[[keys]]\nid = \"a\"\napplication = \"x\"\nsha256 = \"{hash}\"\nscopes = []\n[[keys]]\nid = \"b\"\napplication = \"x\"\nsha256 = \"{hash}\"\nscopes = []\n"
         );
-        assert!(matches!(ApiKeys::from_toml(&twice), Err(KeysError::Duplicate { .. })));
-        assert!(matches!(ApiKeys::from_toml("keys = 3"), Err(KeysError::Parse(_))));
         assert!(matches!(
-            ApiKeys::from_toml(&format!("[[keys]]\nid = \"a\"\napplication = \"x\"\nsha256 = \"{hash}\"\nscopes = [\"admin\"]\n")),
+            ApiKeys::from_toml(&twice),
+            Err(KeysError::Duplicate { .. })
+        ));
+        assert!(matches!(
+            ApiKeys::from_toml("keys = 3"),
+            Err(KeysError::Parse(_))
+        ));
+        assert!(matches!(
+            ApiKeys::from_toml(&format!(
+                "[[keys]]\nid = \"a\"\napplication = \"x\"\nsha256 = \"{hash}\"\nscopes = [\"admin\"]\n"
+            )),
             Err(KeysError::Parse(_))
         ));
     }
@@ -197,7 +245,13 @@ mod tests {
     #[test]
     fn development_keys_have_one_scope_each() {
         let keys = ApiKeys::development();
-        assert!(keys.authenticate(DEV_PRODUCER_KEY).is_some_and(|p| p.may(Scope::Produce) && !p.may(Scope::Query)));
-        assert!(keys.authenticate(DEV_ANALYST_KEY).is_some_and(|p| p.may(Scope::Query) && !p.may(Scope::Produce)));
+        assert!(
+            keys.authenticate(DEV_PRODUCER_KEY)
+                .is_some_and(|p| p.may(Scope::Produce) && !p.may(Scope::Query))
+        );
+        assert!(
+            keys.authenticate(DEV_ANALYST_KEY)
+                .is_some_and(|p| p.may(Scope::Query) && !p.may(Scope::Produce))
+        );
     }
 }

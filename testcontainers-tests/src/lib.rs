@@ -20,6 +20,7 @@ use anyhow::{Context, bail};
 use eventide::kafka::{client_config, ensure_topics};
 use eventide::local_broker::LocalBroker;
 use rdkafka::ClientConfig;
+use schemas::keys::{ApiKeys, Auth, DEV_PRODUCER_KEY};
 use schemas::registry::RegistryClient;
 use schemas::{Codec, SchemaSource, TopicNames};
 use serde_json::Value;
@@ -48,6 +49,10 @@ pub struct Options {
     pub kafka_brokers: Option<String>,
     /// A schema registry to use instead of the compiled-in catalogue.
     pub schema_registry_url: Option<String>,
+    /// How callers authenticate; the development keys by default.
+    pub auth: Auth,
+    /// Ingest's settings (listen address ignored: a free port is used).
+    pub ingest: ingest::Settings,
 }
 
 impl Default for Options {
@@ -59,6 +64,12 @@ impl Default for Options {
                 .ok()
                 .filter(|b| !b.is_empty()),
             schema_registry_url: None,
+            auth: Auth::Keys(ApiKeys::development()),
+            // Load tests must not meet the rate limit; its own test sets one per key.
+            ingest: ingest::Settings {
+                rate_limit: 1_000_000,
+                ..ingest::Settings::default()
+            },
         }
     }
 }
@@ -91,6 +102,8 @@ pub struct Pipeline {
     shutdown: CancellationToken,
     /// Stopped on drop, after the services.
     broker: Option<LocalBroker>,
+    /// Where the stopped broker listened, to restart it there.
+    broker_addr: Option<SocketAddr>,
     /// Removed on drop, last.
     data_dir: TempDir,
 }
@@ -132,9 +145,11 @@ impl Pipeline {
         let ingest_listener = TcpListener::bind("127.0.0.1:0").await?;
         let ingest_url = format!("http://{}", ingest_listener.local_addr()?);
         let ingest_config = ingest::Config {
-            settings: ingest::Settings::default(),
+            settings: options.ingest.clone(),
             kafka: kafka.clone(),
             codec: codec.clone(),
+            auth: options.auth.clone(),
+            metrics: eventide::telemetry::prometheus(),
         };
         let token = shutdown.clone();
         services.push(tokio::spawn(async move {
@@ -158,6 +173,7 @@ impl Pipeline {
 
         let processor_config = processor::Config {
             settings: processor::Settings {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 flush_interval: options.flush_interval,
                 group_id: format!("processor-{run_id}"),
                 instance_id: None,
@@ -168,6 +184,7 @@ impl Pipeline {
             kafka: kafka.clone(),
             codec: codec.clone(),
             store_path,
+            metrics: eventide::telemetry::prometheus(),
         };
         let mut pipeline = Self {
             ingest_url,
@@ -175,17 +192,77 @@ impl Pipeline {
             brokers,
             names,
             codec,
-            http: reqwest::Client::new(),
+            http: client_with_key(DEV_PRODUCER_KEY)?,
             processor_config,
             processors: Vec::new(),
             services,
             shutdown,
             broker,
+            broker_addr: None,
             data_dir,
         };
         pipeline.start_processor("p0");
         pipeline.wait_until_healthy().await?;
         Ok(pipeline)
+    }
+
+    /// Stops the in-process broker, as a broker outage would.
+    pub fn stop_broker(&mut self) {
+        if let Some(broker) = self.broker.take() {
+            self.broker_addr = Some(broker.addr());
+            broker.stop();
+        }
+    }
+
+    /// Starts the in-process broker again on the same address and log.
+    ///
+    /// # Errors
+    ///
+    /// If it does not come back.
+    pub async fn restart_broker(&mut self) -> anyhow::Result<()> {
+        let addr = self.broker_addr.context("the broker was not stopped")?;
+        self.broker = Some(LocalBroker::start(&self.data_dir.path().join("broker"), addr).await?);
+        Ok(())
+    }
+
+    /// Reads `topic` from the beginning until `done` holds for what was read
+    /// or `deadline` passes; returns every (key, record) read.
+    ///
+    /// # Errors
+    ///
+    /// If the consumer fails or a value does not decode.
+    pub async fn read_topic<R: schemas::Record>(
+        &self,
+        topic: schemas::Topic,
+        deadline: Duration,
+        done: impl Fn(&[(String, R)]) -> bool,
+    ) -> anyhow::Result<Vec<(String, R)>> {
+        use rdkafka::consumer::{Consumer, StreamConsumer};
+        use rdkafka::message::Message;
+        let consumer: StreamConsumer = self
+            .kafka()
+            .set("group.id", format!("reader-{}", Uuid::new_v4()))
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .create()?;
+        consumer.subscribe(&[&self.names.name(topic)])?;
+        let until = Instant::now() + deadline;
+        let mut read = Vec::new();
+        while !done(&read) && Instant::now() < until {
+            let Ok(received) =
+                tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
+            else {
+                continue;
+            };
+            let message = received?;
+            let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+            let record: R = self
+                .codec
+                .decode(message.payload().unwrap_or_default())
+                .await?;
+            read.push((key, record));
+        }
+        Ok(read)
     }
 
     /// Base Kafka client configuration for this pipeline's broker.
@@ -204,7 +281,7 @@ impl Pipeline {
         config.settings.instance_id = Some(instance_id.to_owned());
         let shutdown = self.shutdown.child_token();
         let token = shutdown.clone();
-        let handle = tokio::spawn(async move { processor::run(config, token).await });
+        let handle = tokio::spawn(async move { processor::run(config, None, token).await });
         self.processors.push(ProcessorTask { shutdown, handle });
     }
 
@@ -347,6 +424,22 @@ impl Drop for Pipeline {
             broker.stop();
         }
     }
+}
+
+/// An HTTP client that sends `Authorization: Bearer <key>` on every request.
+///
+/// # Errors
+///
+/// If the key is not a valid header value.
+pub fn client_with_key(key: &str) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse()?,
+    );
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?)
 }
 
 /// A free loopback address for a listener that must bind itself.

@@ -41,10 +41,10 @@ async fn bad_increments_get_precise_400s_and_are_recorded_as_rejects() -> anyhow
     for (body, field, rule) in &cases {
         let (status, answer) = pipeline.post_increment(body).await?;
         assert_eq!(status, 400, "{body} → {answer}");
-        assert_eq!(answer["field"], *field, "{body} → {answer}");
-        assert_eq!(answer["rule"], *rule, "{body} → {answer}");
+        assert_eq!(answer["error"]["field"], *field, "{body} → {answer}");
+        assert_eq!(answer["error"]["rule"], *rule, "{body} → {answer}");
         assert!(
-            answer["message"]
+            answer["error"]["message"]
                 .as_str()
                 .is_some_and(|m| m.contains(field)),
             "{answer}"
@@ -53,12 +53,13 @@ async fn bad_increments_get_precise_400s_and_are_recorded_as_rejects() -> anyhow
     let malformed = pipeline
         .http
         .post(format!("{}/v1/increment", pipeline.ingest_url))
+        .header("content-type", "application/json")
         .body("{\"key\":")
         .send()
         .await?;
     assert_eq!(malformed.status(), 400);
     let answer: serde_json::Value = malformed.json().await?;
-    assert_eq!(answer["rule"], "malformed_json");
+    assert_eq!(answer["error"]["rule"], "malformed_json");
 
     // Nothing invalid was counted; a valid increment afterwards is.
     let (status, _) = pipeline
@@ -86,6 +87,10 @@ async fn bad_increments_get_precise_400s_and_are_recorded_as_rejects() -> anyhow
             .decode(message.payload().unwrap_or_default())
             .await?;
         assert_eq!(reject.endpoint, "/v1/increment");
+        assert_eq!(
+            reject.application_id, "dev",
+            "rejects name the key's application"
+        );
         assert_eq!(reject.status, 400);
         seen.push((reject.field, reject.rule));
     }
@@ -113,6 +118,6 @@ async fn unknown_counters_are_zero_and_bad_keys_are_400() -> anyhow::Result<()> 
         .await?;
     assert_eq!(response.status(), 400);
     let answer: serde_json::Value = response.json().await?;
-    assert_eq!(answer["parameter"], "key");
+    assert_eq!(answer["error"]["parameter"], "key");
     Ok(())
 }

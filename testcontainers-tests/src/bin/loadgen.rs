@@ -33,6 +33,9 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// API key with the produce scope.
+    #[arg(long, default_value = "dev-producer")]
+    key: String,
     /// Distinct counter keys.
     #[arg(long, default_value_t = 1_000)]
     keys: usize,
@@ -41,7 +44,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let http = reqwest::Client::new();
+    let http = testcontainers_tests::client_with_key(&args.key)?;
     let keys: Arc<Vec<Uuid>> = Arc::new((0..args.keys.max(1)).map(|_| Uuid::new_v4()).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();

@@ -1,0 +1,15 @@
+//! Ingest's metric names. Every refused or dropped item increments a
+//! counter with a `reason` label.
+
+/// Requests by `route` and `status`.
+pub const REQUESTS: &str = "eventide_ingest_requests_total";
+/// Seconds from enqueueing a record to the broker's acknowledgement, by `topic`.
+pub const PRODUCE_SECONDS: &str = "eventide_ingest_produce_seconds";
+/// Records acknowledged by the broker, by `topic`.
+pub const RECORDS: &str = "eventide_ingest_records_total";
+/// Refused requests or batch items, by `reason` (the error code or rule).
+pub const REJECTS: &str = "eventide_ingest_rejects_total";
+/// Requests refused by a rate limit, by `key`.
+pub const RATE_LIMITED: &str = "eventide_ingest_rate_limited_total";
+/// Reject records that could not be written, by `reason`.
+pub const REJECTS_LOST: &str = "eventide_ingest_rejects_unrecorded_total";

@@ -1,0 +1,97 @@
+//! Valid requests to the records ingest writes: each stamped with a fresh
+//! event id, the receiving time and the producing application.
+
+use schemas::{Codec, CodecError, Event, Increment, Redirect, Topic};
+use uuid::Uuid;
+
+use crate::validation::BatchItem;
+
+/// A record on its way to its topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    Increment(Increment),
+    Redirect(Redirect),
+    Event(Event),
+}
+
+impl Outgoing {
+    /// The record for a valid request from `application_id`, received `now`.
+    pub fn from_item(item: BatchItem, application_id: &str, now: i64) -> Self {
+        let event_id = Uuid::now_v7();
+        let application_id = application_id.to_owned();
+        match item {
+            BatchItem::Increment(inc) => Outgoing::Increment(Increment {
+                event_id,
+                occurred_at: now,
+                received_at: now,
+                application_id,
+                key: inc.key,
+                value: inc.value,
+            }),
+            BatchItem::Redirect(red) => Outgoing::Redirect(Redirect {
+                event_id,
+                occurred_at: red.occurred_at,
+                received_at: now,
+                application_id,
+                short_code: red.short_code,
+                full_url: red.full_url,
+                client_id: red.client_id,
+                user_agent: red.user_agent,
+                referrer: red.referrer,
+            }),
+            BatchItem::Event(ev) => Outgoing::Event(Event {
+                event_id,
+                occurred_at: ev.occurred_at,
+                received_at: now,
+                application_id,
+                session_id: ev.session_id,
+                category: ev.category,
+                name: ev.name,
+                data: serde_json::Value::Object(ev.data).to_string(),
+                known_type: ev.known_type,
+                user_id: ev.user_id,
+                device_id: ev.device_id,
+            }),
+        }
+    }
+
+    /// The record's id, answered to the producer.
+    pub fn event_id(&self) -> Uuid {
+        match self {
+            Outgoing::Increment(r) => r.event_id,
+            Outgoing::Redirect(r) => r.event_id,
+            Outgoing::Event(r) => r.event_id,
+        }
+    }
+
+    /// The topic it goes to.
+    pub fn topic(&self) -> Topic {
+        match self {
+            Outgoing::Increment(_) => Topic::Increments,
+            Outgoing::Redirect(_) => Topic::Redirects,
+            Outgoing::Event(_) => Topic::Events,
+        }
+    }
+
+    /// Its partition key: counter key, short code, or session.
+    pub fn key(&self) -> String {
+        match self {
+            Outgoing::Increment(r) => r.key.hyphenated().to_string(),
+            Outgoing::Redirect(r) => r.short_code.clone(),
+            Outgoing::Event(r) => r.session_id.clone(),
+        }
+    }
+
+    /// The framed Avro value.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError`] if the schema source fails.
+    pub async fn encode(&self, codec: &Codec) -> Result<Vec<u8>, CodecError> {
+        match self {
+            Outgoing::Increment(r) => codec.encode(r).await,
+            Outgoing::Redirect(r) => codec.encode(r).await,
+            Outgoing::Event(r) => codec.encode(r).await,
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The processor's metric names.
+
+/// Records applied to an aggregate, by `topic`.
+pub const RECORDS: &str = "eventide_processor_records_total";
+/// Records skipped because the store already includes them, by `topic`.
+pub const REPLAYED: &str = "eventide_processor_replayed_total";
+/// Records that could not be decoded, by `topic` and `reason`.
+pub const UNDECODABLE: &str = "eventide_processor_undecodable_total";
+/// Seconds per store flush.
+pub const FLUSH_SECONDS: &str = "eventide_processor_flush_seconds";
+/// Flushes refused because another processor moved a partition on.
+pub const FENCED: &str = "eventide_processor_fenced_flushes_total";
