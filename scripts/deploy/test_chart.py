@@ -410,8 +410,8 @@ FEATURES = {
         {("Secret", "eventide-destination-secrets")},
     ),
     "API keys Secret": (
-        {"auth": {"keys": "[[key]]\napp = \"web\"\nsha256 = \"00\"\n", "existingSecret": ""}},
-        {"auth": {"keys": "", "existingSecret": ""}},
+        {"auth": {"keys": "[[key]]\napp = \"web\"\nsha256 = \"00\"\n"}},
+        {"auth": {"keys": ""}},
         {("Secret", "eventide-keys")},
     ),
     "ScyllaDB migrate Job": (
@@ -474,7 +474,10 @@ class Toggles(unittest.TestCase):
             mounts = {m["mountPath"]: m["name"] for m in container(deployment)["volumeMounts"]}
             volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
             files = {k: v for k, v in variables.items() if k.endswith("_FILE")}
-            expected = {"EVENTIDE_KEYS_FILE"} if name != "eventide-processor" else {"EVENTIDE_RULES_FILE", "EVENTIDE_DESTINATIONS_FILE"}
+            # Every single service needs the keys file (`eventide processor` too, for now).
+            expected = {"EVENTIDE_KEYS_FILE"}
+            if name == "eventide-processor":
+                expected |= {"EVENTIDE_RULES_FILE", "EVENTIDE_DESTINATIONS_FILE"}
             self.assertEqual(set(files), expected, name)
             for path in files.values():
                 directory, file_name = os.path.split(path)
@@ -491,9 +494,20 @@ class Toggles(unittest.TestCase):
     def test_existing_secret_is_used_by_name(self):
         objects = render({"auth": {"existingSecret": "api-keys", "secretKey": "keys.toml"}})
         self.assertFalse(by_kind(objects, "Secret"))
-        ingest = find(objects, "Deployment", "eventide-ingest")
-        volumes = {v["name"]: v for v in ingest["spec"]["template"]["spec"]["volumes"]}
-        self.assertEqual(volumes["keys"]["secret"]["secretName"], "api-keys")
+        for deployment in by_kind(objects, "Deployment"):
+            volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+            self.assertEqual(volumes["keys"]["secret"]["secretName"], "api-keys")
+            self.assertEqual(env(deployment)["EVENTIDE_KEYS_FILE"], "/etc/eventide/keys/keys.toml")
+            self.assertNotIn("EVENTIDE_INSECURE_NO_AUTH", env(deployment))
+
+    def test_no_keys_needs_an_explicit_insecure_switch(self):
+        with self.assertRaisesRegex(RenderError, "need API keys"):
+            render({"auth": {"existingSecret": "", "keys": ""}})
+        objects = render({"auth": {"existingSecret": "", "insecureNoAuth": True}})
+        for deployment in by_kind(objects, "Deployment"):
+            self.assertEqual(env(deployment)["EVENTIDE_INSECURE_NO_AUTH"], "true")
+            self.assertNotIn("EVENTIDE_KEYS_FILE", env(deployment))
+            self.assertNotIn("keys", {v["name"] for v in deployment["spec"]["template"]["spec"]["volumes"]})
 
 
 class Kafka(unittest.TestCase):
@@ -594,7 +608,7 @@ class Notes(unittest.TestCase):
         self.assertIn("kubectl -n eventide port-forward svc/eventide-ingest 8080:8080", text)
         self.assertIn("kubectl -n eventide port-forward svc/eventide-query-api 8081:8081", text)
         self.assertIn("scylla.enabled is false", text)
-        self.assertIn("no API keys file", text)
+        self.assertIn("create secret generic eventide-api-keys --from-file=keys.toml=./keys.toml", text)
 
     def test_production_notes_give_the_ingress_urls(self):
         text = self.notes(production=True)

@@ -88,19 +88,21 @@ ingest:
   command: ingest
   listenEnv: EVENTIDE_INGEST_LISTEN
   autoscaling: hpa
-  public: true
+  keys: true
 processor:
   component: processor
   command: processor
   listenEnv: EVENTIDE_PROCESSOR_LISTEN
   autoscaling: keda
-  public: false
+  # The processor serves no authenticated API, but `eventide processor` still
+  # refuses to start without a keys file (or --insecure-no-auth).
+  keys: true
 queryApi:
   component: query-api
   command: query-api
   listenEnv: EVENTIDE_QUERY_LISTEN
   autoscaling: hpa
-  public: true
+  keys: true
 {{- end -}}
 
 {{/* Seconds of the drain deadline of a role: (dict "root" $ "values" $roleValues) */}}
@@ -274,12 +276,14 @@ referenced here as $(VAR), which the kubelet expands.
 {{- end -}}
 {{- end -}}
 
-{{/* The API keys Secret's name, or "" when there is no keys file. */}}
+{{/* The API keys Secret's name, or "" without authentication: auth.keys, then auth.existingSecret. */}}
 {{- define "eventide.keysSecretName" -}}
-{{- if .Values.auth.existingSecret -}}
-{{- .Values.auth.existingSecret -}}
-{{- else if .Values.auth.keys -}}
+{{- if not .Values.auth.insecureNoAuth -}}
+{{- if .Values.auth.keys -}}
 {{- printf "%s-keys" (include "eventide.fullname" .) -}}
+{{- else if .Values.auth.existingSecret -}}
+{{- .Values.auth.existingSecret -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 

@@ -17,6 +17,9 @@
 {{- fail (printf "%s.autoscaling.minReplicas (%d) exceeds maxReplicas (%d)" $key ($a.minReplicas | int) ($a.maxReplicas | int)) -}}
 {{- end -}}
 {{- end -}}
+{{- if not (or $v.auth.insecureNoAuth (include "eventide.keysSecretName" .)) -}}
+{{- fail "the services need API keys: set auth.keys (file content), auth.existingSecret (a Secret with the keys file) or, for development only, auth.insecureNoAuth=true" -}}
+{{- end -}}
 {{- if and $v.scylla.enabled (not $v.scylla.contactPoints) -}}
 {{- fail "scylla.enabled needs scylla.contactPoints" -}}
 {{- end -}}
