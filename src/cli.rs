@@ -40,6 +40,47 @@ pub enum Command {
     QueryApi,
     /// Create every topic with `--partitions` and `--replication-factor`, then exit.
     CreateTopics,
+    /// Send one item (argument) or NDJSON items (standard input) through
+    /// ingest's batch endpoint; prints a result per item.
+    Send {
+        /// Ingest's base URL.
+        #[arg(
+            long,
+            env = "EVENTIDE_INGEST_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+        /// API key with the produce scope.
+        #[arg(long, env = "EVENTIDE_API_KEY", default_value = "dev-producer")]
+        key: String,
+        /// One item, `{"type": "increment"|"redirect"|"event"|"app"|"track", ...}`.
+        item: Option<String>,
+    },
+    /// Generate load through the ingest client at a fixed rate.
+    Loadgen {
+        /// Ingest's base URL.
+        #[arg(
+            long,
+            env = "EVENTIDE_INGEST_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+        /// API key with the produce scope.
+        #[arg(long, env = "EVENTIDE_API_KEY", default_value = "dev-producer")]
+        key: String,
+        /// Items per second.
+        #[arg(long, default_value_t = 5_000)]
+        rate: u64,
+        /// How long to run.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Share of each item type, e.g. `increment=60,redirect=30,event=10`.
+        #[arg(long, default_value = "increment=1")]
+        mix: crate::tools::Mix,
+        /// Items per request.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
     /// Print the SHA-256 of an API key, as the keys file stores it.
     HashKey {
         /// The key (read from standard input when omitted).

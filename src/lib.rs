@@ -10,10 +10,12 @@
 //! - [`kafka`]: the base client configuration and topic creation.
 //! - [`local_broker`]: the in-process Kafka-API broker of the local default.
 //! - [`pipeline`]: starting services and running them until shutdown.
-//! - [`telemetry`]: log setup.
+//! - [`telemetry`]: log setup and the Prometheus recorder.
+//! - [`tools`]: `eventide send` and `eventide loadgen`, on the ingest client.
 
 pub mod cli;
 pub mod kafka;
 pub mod local_broker;
 pub mod pipeline;
 pub mod telemetry;
+pub mod tools;

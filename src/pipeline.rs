@@ -46,8 +46,22 @@ pub fn codec(common: &CommonArgs) -> anyhow::Result<Codec> {
 /// If a service fails to start or stops with an error, or shutdown overran
 /// its deadline.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
-    if let Some(Command::HashKey { key }) = &cli.command {
-        return hash_key(key.as_deref());
+    match &cli.command {
+        Some(Command::HashKey { key }) => return hash_key(key.as_deref()),
+        Some(Command::Send { url, key, item }) => {
+            return crate::tools::send(url, key, item.as_deref()).await;
+        }
+        Some(Command::Loadgen {
+            url,
+            key,
+            rate,
+            duration,
+            mix,
+            batch,
+        }) => {
+            return crate::tools::loadgen(url, key, *rate, *duration, mix.clone(), *batch).await;
+        }
+        _ => {}
     }
     let codec = codec(&cli.common)?;
     let mut services = JoinSet::new();
@@ -81,7 +95,11 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    let auth = auth(&cli)?;
+    // Only the HTTP services authenticate callers; a processor needs no keys.
+    let auth = match cli.command {
+        Some(Command::Processor) => Auth::Disabled,
+        _ => auth(&cli)?,
+    };
     let metrics = crate::telemetry::prometheus();
 
     let wants = |command: Command| cli.command.is_none() || cli.command.as_ref() == Some(&command);

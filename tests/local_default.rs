@@ -153,15 +153,30 @@ async fn counts_survive_a_graceful_restart_of_the_binary() {
         (400, Some("extra"))
     );
     wait_for_total(&http, &eventide, &key, 12).await;
+
+    // `eventide send` writes through the same ingest and prints each item's id.
+    let sent = Command::new(env!("CARGO_BIN_EXE_eventide"))
+        .args(["send", "--url", &eventide.ingest, "--key", "dev-producer"])
+        .arg(json!({"type": "increment", "key": key, "value": 8}).to_string())
+        .output()
+        .expect("eventide send runs");
+    assert!(
+        sent.status.success(),
+        "send failed: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let line: Value = serde_json::from_slice(&sent.stdout).expect("one JSON result line");
+    assert!(line["id"].is_string(), "{line}");
+    wait_for_total(&http, &eventide, &key, 20).await;
     let status = eventide.terminate();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 
     let eventide = Eventide::start(data_dir.path());
     wait_healthy(&http, &eventide.ingest).await;
     wait_healthy(&http, &eventide.query).await;
-    wait_for_total(&http, &eventide, &key, 12).await;
+    wait_for_total(&http, &eventide, &key, 20).await;
     let (status, _) = post(&http, &eventide, json!({ "key": key, "value": 10 })).await;
     assert_eq!(status, 202);
-    wait_for_total(&http, &eventide, &key, 22).await;
+    wait_for_total(&http, &eventide, &key, 30).await;
     assert!(eventide.terminate().success());
 }

@@ -10,6 +10,7 @@
 //! # Layout
 //!
 //! - [`settings`]: the service's command-line options.
+//! - [`client`]: a typed producer client with batching and retries.
 //! - [`validation`]: request bodies to typed requests, or a precise error,
 //!   one module per endpoint shape.
 //! - [`event_types`]: event data checked against its type's JSON Schema.
@@ -21,6 +22,7 @@
 //! - [`metrics`]: metric names.
 //! - [`routes`]: the handlers, the middleware and the router.
 
+pub mod client;
 pub mod error;
 pub mod event_types;
 pub mod metrics;

@@ -1,6 +1,6 @@
 //! `POST /v1/batch`: a JSON array (or `{"items": [...]}`) of items, each
 //! `{"type": "redirect"|"increment"|"event"|"app"|"track", ...}` with the
-//! fields of that endpoint. Items are judged one by one: one bad item never
+//! fields of that endpoint (an app item names its event type `event_type`). Items are judged one by one: one bad item never
 //! sinks the others.
 
 use serde_json::{Map, Value};
@@ -95,6 +95,13 @@ fn parse_item(item: Value, context: &Context<'_>) -> Result<BatchItem, Validatio
             ));
         }
     };
+    // An app event's own `type` would collide with the item's: in a batch it
+    // travels as `event_type`.
+    if kind == "app"
+        && let Some(event_type) = object.remove("event_type")
+    {
+        object.insert("type".to_owned(), event_type);
+    }
     let object: Map<String, Value> = object;
     match kind.as_str() {
         "increment" => parse_increment(&object).map(BatchItem::Increment),
@@ -142,7 +149,8 @@ mod tests {
                 {"type": "redirect", "short_code": "abc", "full_url": "https://e.org/", "client_id": 1},
                 {"type": "nope"},
                 {"type": "track", "userId": "u", "payload": {"a": 1}},
-                7
+                7,
+                {"type": "app", "event_type": "app_launch", "user_id": "u", "time_stamp": "2021-02-28 16:22:52"}
             ]),
             10,
         )
