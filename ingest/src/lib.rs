@@ -20,12 +20,14 @@
 //! - [`rejects`]: recording refused requests for monitoring.
 //! - [`error`]: the HTTP error type and its status mapping.
 //! - [`metrics`]: metric names.
+//! - [`openapi`]: the OpenAPI document served at `/openapi.json`.
 //! - [`routes`]: the handlers, the middleware and the router.
 
 pub mod client;
 pub mod error;
 pub mod event_types;
 pub mod metrics;
+pub mod openapi;
 pub mod rate_limit;
 pub mod records;
 pub mod rejects;

@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
+        .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(observe))
         .with_state(state)
@@ -104,6 +105,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    use utoipa::OpenApi;
+    Json(crate::openapi::IngestApi::openapi())
+}
+
 async fn render_metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -118,7 +124,16 @@ type Accepted = (StatusCode, Json<Value>);
 type Parser = fn(&Map<String, Value>, &Context<'_>) -> Result<BatchItem, ValidationError>;
 
 /// `POST /v1/increment {"key": <uuid>, "value": <int64 >= 1>}`.
-async fn increment(
+#[utoipa::path(post, path = "/v1/increment", request_body = crate::openapi::IncrementBody,
+    responses(
+        (status = 202, description = "written and acknowledged", body = crate::openapi::AcceptedBody),
+        (status = 400, description = "a rule broken", body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+        (status = 503, description = "not written; retry after Retry-After", body = crate::openapi::ErrorBody)
+    ))]
+pub(crate) async fn increment(
     state: State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -130,7 +145,16 @@ async fn increment(
 }
 
 /// `POST /v1/redirects`: one short-link click.
-async fn redirect(
+#[utoipa::path(post, path = "/v1/redirects", request_body = crate::openapi::RedirectBody,
+    responses(
+        (status = 202, description = "written and acknowledged", body = crate::openapi::AcceptedBody),
+        (status = 400, description = "a rule broken", body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+        (status = 503, description = "not written; retry after Retry-After", body = crate::openapi::ErrorBody)
+    ))]
+pub(crate) async fn redirect(
     state: State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -142,7 +166,16 @@ async fn redirect(
 }
 
 /// `POST /v1/events`: a behaviour event.
-async fn event(
+#[utoipa::path(post, path = "/v1/events", request_body = crate::openapi::EventBody,
+    responses(
+        (status = 202, description = "written and acknowledged", body = crate::openapi::AcceptedBody),
+        (status = 400, description = "a rule broken", body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+        (status = 503, description = "not written; retry after Retry-After", body = crate::openapi::ErrorBody)
+    ))]
+pub(crate) async fn event(
     state: State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -154,7 +187,16 @@ async fn event(
 }
 
 /// `POST /v1/event`: an app event, in either shape.
-async fn app_event(
+#[utoipa::path(post, path = "/v1/event", request_body = crate::openapi::AppEventBody,
+    responses(
+        (status = 202, description = "written and acknowledged", body = crate::openapi::AcceptedBody),
+        (status = 400, description = "a rule broken", body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+        (status = 503, description = "not written; retry after Retry-After", body = crate::openapi::ErrorBody)
+    ))]
+pub(crate) async fn app_event(
     state: State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -166,7 +208,16 @@ async fn app_event(
 }
 
 /// `POST /v1/track {userId, payload}`.
-async fn track(
+#[utoipa::path(post, path = "/v1/track", request_body = crate::openapi::TrackBody,
+    responses(
+        (status = 202, description = "written and acknowledged", body = crate::openapi::AcceptedBody),
+        (status = 400, description = "a rule broken", body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+        (status = 503, description = "not written; retry after Retry-After", body = crate::openapi::ErrorBody)
+    ))]
+pub(crate) async fn track(
     state: State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -218,7 +269,16 @@ async fn single(
 
 /// `POST /v1/batch`: valid items are written, invalid ones are listed by
 /// index; 503 if any valid item could not be written.
-async fn batch(
+#[utoipa::path(post, path = "/v1/batch", request_body = Vec<crate::openapi::BatchItemBody>,
+    responses(
+        (status = 202, description = "written and acknowledged", body = crate::openapi::AcceptedBody),
+        (status = 400, description = "a rule broken", body = crate::openapi::ErrorBody),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
+        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
+        (status = 429, description = "rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+        (status = 503, description = "not written; retry after Retry-After", body = crate::openapi::ErrorBody)
+    ))]
+pub(crate) async fn batch(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
