@@ -18,7 +18,27 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::counters::{Applied, PartitionCounters};
+use crate::dead_letters::{DeadLetterError, DeadLetters, Failed};
 use crate::store::{FlushOutcome, Store, StoreError};
+
+/// Why handling a record failed; either stops the processor.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HandleError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    DeadLetter(#[from] DeadLetterError),
+}
+
+/// One record as read, owned so the consumer can be polled meanwhile.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) payload: Option<Vec<u8>>,
+    pub(crate) timestamp_ms: Option<i64>,
+}
 
 /// How long a seek may block the loop.
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,16 +89,23 @@ struct PartitionState {
 pub(crate) struct CountersWorker {
     store: Store,
     codec: Codec,
+    dead_letters: DeadLetters,
     /// Physical name of the increments topic.
     topic: String,
     partitions: HashMap<i32, PartitionState>,
 }
 
 impl CountersWorker {
-    pub(crate) fn new(store: Store, codec: Codec, topic: String) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        codec: Codec,
+        dead_letters: DeadLetters,
+        topic: String,
+    ) -> Self {
         Self {
             store,
             codec,
+            dead_letters,
             topic,
             partitions: HashMap::new(),
         }
@@ -88,10 +115,15 @@ impl CountersWorker {
     pub(crate) async fn handle(
         &mut self,
         consumer: &GroupConsumer,
-        partition: i32,
-        offset: i64,
-        payload: Option<&[u8]>,
-    ) -> Result<(), StoreError> {
+        record: Received,
+    ) -> Result<(), HandleError> {
+        let Received {
+            partition,
+            offset,
+            ref key,
+            ref payload,
+            timestamp_ms,
+        } = record;
         let state = match self.partitions.entry(partition) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
@@ -142,10 +174,29 @@ impl CountersWorker {
                     );
                 }
             }
+            Err(_) if offset < state.counters.next_offset() => {
+                // Dead-lettered before a restart: the checkpoint is past it.
+                debug!(
+                    partition,
+                    offset, "skipped an undecodable record already dead-lettered"
+                );
+            }
             Err(reason) => {
                 metrics::counter!(crate::metrics::UNDECODABLE, "topic" => schemas::Topic::Increments.default_name())
                     .increment(1);
-                warn!(partition, offset, reason, "undecodable increment skipped");
+                warn!(
+                    partition,
+                    offset, reason, "undecodable increment; writing it to dead letters"
+                );
+                let failed = Failed {
+                    topic: &self.topic,
+                    partition,
+                    offset,
+                    key: key.as_deref(),
+                    payload: payload.as_deref().unwrap_or_default(),
+                    timestamp_ms,
+                };
+                self.dead_letters.send("processor", failed, &reason).await?;
                 state.counters.skip(offset);
             }
         }

@@ -13,12 +13,14 @@
 //! - [`settings`]: the processor's command-line options.
 //! - [`counters`]: the counters aggregate of one partition, without I/O.
 //! - [`store`]: the store's write side (SQLite through libSQL).
+//! - [`dead_letters`]: undecodable records to the dead-letters topic.
 //! - `consumer`: the consumer loop, rebalances and flushes.
 //! - `health`: `/healthz`, `/readyz` and `/metrics` for probes.
 //! - [`metrics`]: metric names.
 
 mod consumer;
 pub mod counters;
+pub mod dead_letters;
 mod health;
 pub mod metrics;
 pub mod settings;
@@ -37,7 +39,7 @@ use tracing::{info, warn};
 pub use settings::Settings;
 pub use store::{Store, StoreError};
 
-use consumer::{CountersWorker, GroupConsumer, RebalanceContext};
+use consumer::{CountersWorker, GroupConsumer, RebalanceContext, Received};
 
 /// Everything the processor needs.
 #[derive(Debug, Clone)]
@@ -63,6 +65,19 @@ pub enum ProcessorError {
     /// The store failed; processing cannot go on without losing exactness.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An undecodable record could not be dead-lettered; the partition
+    /// cannot move past it.
+    #[error(transparent)]
+    DeadLetter(#[from] dead_letters::DeadLetterError),
+}
+
+impl From<consumer::HandleError> for ProcessorError {
+    fn from(err: consumer::HandleError) -> Self {
+        match err {
+            consumer::HandleError::Store(err) => ProcessorError::Store(err),
+            consumer::HandleError::DeadLetter(err) => ProcessorError::DeadLetter(err),
+        }
+    }
 }
 
 /// Processes until `shutdown` is cancelled.
@@ -101,7 +116,8 @@ pub async fn run(
     info!(topic, group = %config.settings.group_id, "processor consuming");
     readiness.set(true);
 
-    let mut worker = CountersWorker::new(store, config.codec.clone(), topic);
+    let dead_letters = dead_letters::DeadLetters::new(&config.kafka, config.codec.clone())?;
+    let mut worker = CountersWorker::new(store, config.codec.clone(), dead_letters, topic);
     let mut flush_tick = tokio::time::interval(config.settings.flush_interval);
     flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -112,10 +128,15 @@ pub async fn run(
             _ = flush_tick.tick() => worker.flush_all(&consumer, CommitMode::Async).await?,
             received = consumer.recv() => match received {
                 Ok(message) => {
-                    let (partition, offset) = (message.partition(), message.offset());
-                    let payload = message.payload().map(<[u8]>::to_vec);
+                    let record = Received {
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        payload: message.payload().map(<[u8]>::to_vec),
+                        timestamp_ms: message.timestamp().to_millis(),
+                    };
                     drop(message);
-                    worker.handle(&consumer, partition, offset, payload.as_deref()).await?;
+                    worker.handle(&consumer, record).await?;
                 }
                 Err(err) => warn!(error = %err, "consumer error"),
             },

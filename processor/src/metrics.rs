@@ -10,3 +10,5 @@ pub const UNDECODABLE: &str = "eventide_processor_undecodable_total";
 pub const FLUSH_SECONDS: &str = "eventide_processor_flush_seconds";
 /// Flushes refused because another processor moved a partition on.
 pub const FENCED: &str = "eventide_processor_fenced_flushes_total";
+/// Records written to the dead-letters topic, by `stage`.
+pub const DEAD_LETTERS: &str = "eventide_processor_dead_letters_total";

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use schemas::{Reject, Topic};
@@ -119,5 +120,55 @@ async fn unknown_counters_are_zero_and_bad_keys_are_400() -> anyhow::Result<()> 
     assert_eq!(response.status(), 400);
     let answer: serde_json::Value = response.json().await?;
     assert_eq!(answer["error"]["parameter"], "key");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_corrupt_record_mid_partition_is_dead_lettered_and_the_rest_counted() -> anyhow::Result<()>
+{
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use schemas::DeadLetter;
+
+    let pipeline = Pipeline::start(Options {
+        partitions: 1,
+        ..Options::default()
+    })
+    .await?;
+    let key = Uuid::new_v4();
+    let one = json!({ "key": key, "value": 1 });
+    let two = json!({ "key": key, "value": 2 });
+    for _ in 0..5 {
+        assert_eq!(pipeline.post_increment(&one).await?.0, 202);
+    }
+    let corrupt = vec![0xde, 0xad, 0xbe, 0xef, 0x01, 0x02];
+    let producer: FutureProducer = pipeline.kafka().create()?;
+    let topic = pipeline.names.name(Topic::Increments);
+    let key_text = key.to_string();
+    producer
+        .send(
+            FutureRecord::to(&topic).key(&key_text).payload(&corrupt),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(err, _)| err)?;
+    for _ in 0..5 {
+        assert_eq!(pipeline.post_increment(&two).await?.0, 202);
+    }
+    pipeline.wait_for_counters(&[(key, 15)], SETTLE).await?;
+
+    let letters = pipeline
+        .read_topic::<DeadLetter>(Topic::DeadLetters, SETTLE, |read| !read.is_empty())
+        .await?;
+    let (letter_key, letter) = letters
+        .first()
+        .context("the corrupt record was dead-lettered")?;
+    assert_eq!(letter_key, &key_text);
+    assert_eq!(letter.payload, corrupt);
+    assert_eq!(
+        (letter.topic.as_str(), letter.partition, letter.offset),
+        (topic.as_str(), 0, 5)
+    );
+    assert!(letter.reason.contains("magic byte"), "{}", letter.reason);
+    assert_eq!(letter.stage, "processor");
     Ok(())
 }
