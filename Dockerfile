@@ -17,12 +17,13 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 FROM ${RUST_IMAGE} AS build
 
 # rdkafka-sys bundles librdkafka and builds it with ./configure and make: it
-# needs a C/C++ toolchain, perl, pkg-config and the zlib headers. The rust image
+# needs a C/C++ toolchain, perl, pkg-config and the zlib and OpenSSL headers
+# (TLS and SASL_SSL to production Kafka). The rust image
 # ships most of them; installing them explicitly keeps the build working if it
 # stops doing so. Versions come from the pinned base image's Debian release.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc g++ make perl pkg-config zlib1g-dev \
+ && apt-get install -y --no-install-recommends gcc g++ make perl pkg-config zlib1g-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -36,16 +37,22 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
  && install -D -m 0755 target/release/eventide /out/eventide
 
 # --- runtime --------------------------------------------------------------------
-# debian-slim rather than distroless: the binary links the system zlib
-# (librdkafka), which distroless/cc does not carry.
+# debian-slim rather than distroless: the binary links the system zlib and
+# OpenSSL (librdkafka), which distroless/cc does not carry.
 FROM ${RUNTIME_IMAGE} AS runtime
+
+# The shared libraries the binary links; versions from the pinned base image.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl3 zlib1g \
+ && rm -rf /var/lib/apt/lists/*
 
 LABEL org.opencontainers.image.title="eventide" \
       org.opencontainers.image.description="Kafka-backed event pipeline: ingest, processor, query API" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # TLS roots for Kafka, the schema registry and webhooks, from the build stage
-# (debian-slim has none and we install nothing at runtime).
+# (debian-slim has none).
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/eventide /usr/local/bin/eventide
 
