@@ -65,6 +65,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     }
     let codec = codec(&cli.common)?;
     let mut services = JoinSet::new();
+    let mut stages = Vec::new();
     let mut local_broker = None;
 
     let brokers = match (&cli.command, &cli.common.kafka_brokers) {
@@ -112,18 +113,23 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             auth: auth.clone(),
             metrics: metrics.clone(),
         };
-        let token = shutdown.clone();
-        services.spawn(supervised("ingest", shutdown.clone(), async move {
+        let stage = Stage::next(&mut stages);
+        let token = stage.stop.clone();
+        services.spawn(supervised("ingest", shutdown.clone(), stage, async move {
             ingest::run(config, listener, token).await
         }));
     }
     if wants(Command::Processor) {
         let listener = bind(cli.processor.listen).await?;
         let config = processor_config(&cli, &kafka, &codec, metrics.clone());
-        let token = shutdown.clone();
-        services.spawn(supervised("processor", shutdown.clone(), async move {
-            processor::run(config, Some(listener), token).await
-        }));
+        let stage = Stage::next(&mut stages);
+        let token = stage.stop.clone();
+        services.spawn(supervised(
+            "processor",
+            shutdown.clone(),
+            stage,
+            async move { processor::run(config, Some(listener), token).await },
+        ));
     }
     if wants(Command::QueryApi) {
         let listener = bind(cli.query.listen).await?;
@@ -131,14 +137,19 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             settings: cli.query.clone(),
             store_path: cli.common.store_path(),
         };
-        let token = shutdown.clone();
-        services.spawn(supervised("query-api", shutdown.clone(), async move {
-            query_api::run(config, listener, token).await
-        }));
+        let stage = Stage::next(&mut stages);
+        let token = stage.stop.clone();
+        services.spawn(supervised(
+            "query-api",
+            shutdown.clone(),
+            stage,
+            async move { query_api::run(config, listener, token).await },
+        ));
     }
     if cli.command.is_none() {
         print_welcome(&cli, &brokers);
     }
+    tokio::spawn(stop_in_order(shutdown.clone(), stages));
 
     let mut failed = false;
     let mut deadline = None;
@@ -252,12 +263,46 @@ async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding {addr}"))
 }
 
+/// One service's place in the shutdown order.
+#[derive(Debug, Clone, Default)]
+struct Stage {
+    /// Tells the service to stop.
+    stop: CancellationToken,
+    /// Cancelled once the service has stopped (or panicked).
+    done: CancellationToken,
+}
+
+impl Stage {
+    /// A new stage after those already in `stages`.
+    fn next(stages: &mut Vec<Stage>) -> Stage {
+        let stage = Stage::default();
+        stages.push(stage.clone());
+        stage
+    }
+}
+
+/// On shutdown, stops services one after the other in the order they were
+/// started — ingest (stop accepting, finish in-flight requests, flush the
+/// producer), then the processor (flush the store, commit offsets), then the
+/// query API — as STYLE.md orders it: stop accepting, await in-flight acks,
+/// flush the producer, flush the store, commit offsets. The query API keeps
+/// answering until the store's final flush is in.
+async fn stop_in_order(shutdown: CancellationToken, stages: Vec<Stage>) {
+    shutdown.cancelled().await;
+    for stage in stages {
+        stage.stop.cancel();
+        stage.done.cancelled().await;
+    }
+}
+
 /// Runs a service; if it fails, cancels every other. True when it ended well.
 async fn supervised<E: std::fmt::Display>(
     name: &'static str,
     shutdown: CancellationToken,
+    stage: Stage,
     service: impl Future<Output = Result<(), E>>,
 ) -> bool {
+    let _done = stage.done.drop_guard();
     match service.await {
         Ok(()) => {
             info!(service = name, "stopped");
