@@ -136,6 +136,8 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         let config = query_api::Config {
             settings: cli.query.clone(),
             store_path: cli.common.store_path(),
+            auth: auth.clone(),
+            metrics: metrics.clone(),
         };
         let stage = Stage::next(&mut stages);
         let token = stage.stop.clone();
@@ -326,7 +328,7 @@ fn print_welcome(cli: &Cli, brokers: &str) {
          \x20 data dir    {data}\n\n\
          Try (development key `{DEV_PRODUCER_KEY}`):\n\
          \x20 curl -i -X POST http://{ingest}/v1/increment -H 'authorization: Bearer {DEV_PRODUCER_KEY}' -H 'content-type: application/json' -d '{{\"key\": \"{key}\", \"value\": 3}}'\n\
-         \x20 curl http://{query}/v1/counters/{key}\n",
+         \x20 curl -H 'authorization: Bearer {DEV_ANALYST_KEY}' http://{query}/v1/counters/{key}\n",
         ingest = cli.ingest.listen,
         query = cli.query.listen,
         data = cli.common.data_dir.display(),

@@ -106,6 +106,7 @@ async fn wait_for_total(http: &reqwest::Client, eventide: &Eventide, key: &str, 
     loop {
         let body: Value = http
             .get(format!("{}/v1/counters/{key}", eventide.query))
+            .bearer_auth("dev-analyst")
             .send()
             .await
             .expect("query api answers")

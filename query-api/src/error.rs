@@ -17,6 +17,12 @@ pub enum ApiError {
         parameter: &'static str,
         message: String,
     },
+    /// No or an unknown API key: 401.
+    #[error("missing or unknown API key; send `Authorization: Bearer <key>`")]
+    Unauthenticated,
+    /// The key lacks the `query` scope: 403.
+    #[error("this API key may not query")]
+    Forbidden,
     /// The store failed: 503.
     #[error("store unavailable")]
     Store(#[from] StoreError),
@@ -32,6 +38,19 @@ impl IntoResponse for ApiError {
                     "parameter": parameter,
                     "message": format!("`{parameter}` {message}"),
                 }})),
+            )
+                .into_response(),
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                Json(
+                    json!({ "error": { "code": "unauthenticated", "message": self.to_string() } }),
+                ),
+            )
+                .into_response(),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                Json(json!({ "error": { "code": "forbidden", "message": self.to_string() } })),
             )
                 .into_response(),
             ApiError::Store(err) => {

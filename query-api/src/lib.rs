@@ -32,6 +32,10 @@ pub struct Config {
     pub settings: Settings,
     /// The SQLite store file the processor writes.
     pub store_path: PathBuf,
+    /// How analysts authenticate.
+    pub auth: schemas::keys::Auth,
+    /// Where `/metrics` renders from.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 /// Why the service stopped abnormally.
@@ -57,7 +61,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), QueryApiError> {
     let store = ReadStore::open(&config.store_path).await?;
-    let app = routes::router(store);
+    let app = routes::router(routes::AppState {
+        store,
+        auth: config.auth,
+        metrics: config.metrics,
+    });
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "query api listening");
     }

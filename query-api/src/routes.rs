@@ -1,43 +1,91 @@
-//! The query endpoints.
+//! The query endpoints. Every `/v1` route needs an API key with the `query`
+//! scope; probes and metrics do not.
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use schemas::keys::{Auth, Scope};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::store::ReadStore;
 
+/// Shared by every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: ReadStore,
+    pub auth: Auth,
+    pub metrics: PrometheusHandle,
+}
+
 /// The query router.
-pub fn router(store: ReadStore) -> Router {
-    Router::new()
+pub fn router(state: AppState) -> Router {
+    let analysts = Router::new()
         .route("/v1/counters/{key}", get(counter))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_query_scope,
+        ));
+    Router::new()
+        .merge(analysts)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(store)
+        .route("/metrics", get(render_metrics))
+        .with_state(state)
+}
+
+/// 401 without a known key, 403 without the `query` scope.
+async fn require_query_scope(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = state
+        .auth
+        .principal(authorization)
+        .ok_or(ApiError::Unauthenticated)?;
+    if !principal.may(Scope::Query) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(next.run(request).await)
 }
 
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn readyz(State(store): State<ReadStore>) -> Result<Json<Value>, ApiError> {
-    store.ping().await?;
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state.store.ping().await?;
     Ok(Json(json!({ "status": "ready" })))
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 /// `GET /v1/counters/{key}` → `{"key": ..., "value": <total>}`.
 async fn counter(
-    State(store): State<ReadStore>,
+    State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let key = Uuid::try_parse(&key).map_err(|_| ApiError::InvalidParameter {
         parameter: "key",
         message: "must be a UUID".into(),
     })?;
-    let value = store.counter(key).await?;
+    let value = state.store.counter(key).await?;
     Ok((StatusCode::OK, Json(json!({ "key": key, "value": value }))))
 }

@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use eventide::kafka::{client_config, ensure_topics};
 use eventide::local_broker::LocalBroker;
 use rdkafka::ClientConfig;
-use schemas::keys::{ApiKeys, Auth, DEV_PRODUCER_KEY};
+use schemas::keys::{ApiKeys, Auth, DEV_ANALYST_KEY, DEV_PRODUCER_KEY};
 use schemas::registry::RegistryClient;
 use schemas::{Codec, SchemaSource, TopicNames};
 use serde_json::Value;
@@ -53,6 +53,8 @@ pub struct Options {
     pub auth: Auth,
     /// Ingest's settings (listen address ignored: a free port is used).
     pub ingest: ingest::Settings,
+    /// The key the harness reads counters with.
+    pub analyst_key: String,
 }
 
 impl Default for Options {
@@ -70,6 +72,7 @@ impl Default for Options {
                 rate_limit: 1_000_000,
                 ..ingest::Settings::default()
             },
+            analyst_key: DEV_ANALYST_KEY.to_owned(),
         }
     }
 }
@@ -94,8 +97,10 @@ pub struct Pipeline {
     pub names: TopicNames,
     /// The codec services use.
     pub codec: Codec,
-    /// A shared HTTP client.
+    /// A shared HTTP client sending the development producer key.
     pub http: reqwest::Client,
+    /// The key counter reads are made with.
+    pub analyst_key: String,
     processor_config: processor::Config,
     processors: Vec<ProcessorTask>,
     services: Vec<JoinHandle<()>>,
@@ -163,6 +168,8 @@ impl Pipeline {
         let query_config = query_api::Config {
             settings: query_api::Settings::default(),
             store_path: store_path.clone(),
+            auth: options.auth.clone(),
+            metrics: eventide::telemetry::prometheus(),
         };
         let token = shutdown.clone();
         services.push(tokio::spawn(async move {
@@ -193,6 +200,7 @@ impl Pipeline {
             names,
             codec,
             http: client_with_key(DEV_PRODUCER_KEY)?,
+            analyst_key: options.analyst_key.clone(),
             processor_config,
             processors: Vec::new(),
             services,
@@ -345,6 +353,7 @@ impl Pipeline {
         let body: Value = self
             .http
             .get(format!("{}/v1/counters/{key}", self.query_url))
+            .bearer_auth(&self.analyst_key)
             .send()
             .await?
             .error_for_status()?

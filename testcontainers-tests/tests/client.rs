@@ -12,11 +12,14 @@ use uuid::Uuid;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_client_reports_each_item_and_rides_out_rate_limits() -> anyhow::Result<()> {
     let keys = ApiKeys::from_toml(&format!(
-        "[[keys]]\nid = \"slow\"\napplication = \"batcher\"\nsha256 = \"{}\"\nscopes = [\"produce\"]\nrate_limit = 1\n",
-        hash_key("slow-key")
+        "[[keys]]\nid = \"slow\"\napplication = \"batcher\"\nsha256 = \"{}\"\nscopes = [\"produce\"]\nrate_limit = 1\n\
+         [[keys]]\nid = \"analyst\"\napplication = \"bi\"\nsha256 = \"{}\"\nscopes = [\"query\"]\n",
+        hash_key("slow-key"),
+        hash_key("analyst-key")
     ))?;
     let pipeline = Pipeline::start(Options {
         auth: Auth::Keys(keys),
+        analyst_key: "analyst-key".into(),
         ..Options::default()
     })
     .await?;

@@ -112,14 +112,24 @@ async fn bad_increments_get_precise_400s_and_are_recorded_as_rejects() -> anyhow
 async fn unknown_counters_are_zero_and_bad_keys_are_400() -> anyhow::Result<()> {
     let pipeline = Pipeline::start(Options::default()).await?;
     assert_eq!(pipeline.counter(Uuid::new_v4()).await?, 0);
-    let response = pipeline
-        .http
+    let analyst = testcontainers_tests::client_with_key("dev-analyst")?;
+    let response = analyst
         .get(format!("{}/v1/counters/nope", pipeline.query_url))
         .send()
         .await?;
     assert_eq!(response.status(), 400);
     let answer: serde_json::Value = response.json().await?;
     assert_eq!(answer["error"]["parameter"], "key");
+
+    // Reads need a key with the query scope.
+    let url = format!("{}/v1/counters/{}", pipeline.query_url, Uuid::new_v4());
+    assert_eq!(reqwest::get(&url).await?.status(), 401);
+    assert_eq!(
+        pipeline.http.get(&url).send().await?.status(),
+        403,
+        "the producer key may not query"
+    );
+    assert_eq!(analyst.get(&url).send().await?.status(), 200);
     Ok(())
 }
 

@@ -36,6 +36,9 @@ struct Args {
     /// API key with the produce scope.
     #[arg(long, default_value = "dev-producer")]
     key: String,
+    /// API key with the query scope, for checking totals.
+    #[arg(long, default_value = "dev-analyst")]
+    analyst_key: String,
     /// Distinct counter keys.
     #[arg(long, default_value_t = 1_000)]
     keys: usize,
@@ -105,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     if let Some(query_url) = args.query_url {
+        let http = testcontainers_tests::client_with_key(&args.analyst_key)?;
         let deadline = last_accepted + Duration::from_secs(120);
         let mut pending: Vec<(Uuid, i64)> = expected.into_iter().collect();
         while !pending.is_empty() {
