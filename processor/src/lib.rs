@@ -18,6 +18,7 @@
 //! - `health`: `/healthz`, `/readyz` and `/metrics` for probes.
 //! - [`metrics`]: metric names.
 
+pub mod clicks;
 mod consumer;
 pub mod counters;
 pub mod dead_letters;
@@ -25,6 +26,7 @@ mod health;
 pub mod metrics;
 pub mod settings;
 pub mod store;
+pub mod user_agent;
 
 use std::path::PathBuf;
 

@@ -13,6 +13,7 @@ use schemas::sql::{SQLITE_DDL, SQLITE_PRAGMAS};
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::clicks::{ClicksBatch, PartitionClicks};
 use crate::counters::{FlushBatch, PartitionCounters, Total};
 
 /// Why the store could not be used.
@@ -144,30 +145,15 @@ impl Store {
     ) -> Result<FlushOutcome, StoreError> {
         let now = schemas::time::now_micros();
         let tx = self.conn.transaction().await?;
-        let moved = if batch.expected_next_offset == 0 {
-            tx.execute(
-                "INSERT INTO partition_checkpoints (topic, partition, next_offset, updated_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at
-                 WHERE partition_checkpoints.next_offset = 0",
-                params![topic, partition, batch.next_offset, now],
-            )
-            .await?
-        } else {
-            tx.execute(
-                "UPDATE partition_checkpoints SET next_offset = ?3, updated_at = ?4
-                 WHERE topic = ?1 AND partition = ?2 AND next_offset = ?5",
-                params![
-                    topic,
-                    partition,
-                    batch.next_offset,
-                    now,
-                    batch.expected_next_offset
-                ],
-            )
-            .await?
-        };
-        if moved == 0 {
+        if !fence(
+            &tx,
+            topic,
+            partition,
+            batch.expected_next_offset,
+            batch.next_offset,
+        )
+        .await?
+        {
             tx.rollback().await?;
             return Ok(FlushOutcome::Fenced);
         }
@@ -193,6 +179,154 @@ impl Store {
         }
         tx.commit().await?;
         Ok(FlushOutcome::Written)
+    }
+}
+
+impl Store {
+    /// The stored checkpoint of a redirects partition, as click state.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if reading fails.
+    pub async fn load_clicks(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionClicks, StoreError> {
+        Ok(PartitionClicks::restore(
+            self.checkpoint(topic, partition).await?.unwrap_or(0),
+        ))
+    }
+
+    /// Adds `batch` to the stored click rows and moves the partition's
+    /// checkpoint, in one transaction fenced on the expected checkpoint.
+    /// Each row is read and written back as an absolute value with the
+    /// offset it includes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if a statement fails; the transaction is rolled back.
+    pub async fn flush_clicks(
+        &self,
+        topic: &str,
+        partition: i32,
+        batch: &ClicksBatch,
+    ) -> Result<FlushOutcome, StoreError> {
+        let tx = self.conn.transaction().await?;
+        if !fence(
+            &tx,
+            topic,
+            partition,
+            batch.expected_next_offset,
+            batch.next_offset,
+        )
+        .await?
+        {
+            tx.rollback().await?;
+            return Ok(FlushOutcome::Fenced);
+        }
+        let through = batch.through_offset;
+        for (row, added) in &batch.by_day {
+            let keys = params![
+                row.short_code.as_str(),
+                row.day.as_str(),
+                row.browser.as_str(),
+                row.os.as_str(),
+                row.device.as_str()
+            ];
+            let current = stored_clicks(&tx, "SELECT clicks FROM clicks_by_day WHERE short_code = ?1 AND day = ?2 AND browser = ?3 AND os = ?4 AND device = ?5", keys).await?;
+            tx.execute(
+                "INSERT INTO clicks_by_day (short_code, day, browser, os, device, clicks, partition, through_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (short_code, day, browser, os, device) DO UPDATE SET clicks = excluded.clicks, through_offset = excluded.through_offset",
+                params![row.short_code.as_str(), row.day.as_str(), row.browser.as_str(), row.os.as_str(), row.device.as_str(), current + added, partition, through],
+            )
+            .await?;
+        }
+        for (row, added) in &batch.by_client_month {
+            let keys = params![row.client_id, row.month.as_str(), row.short_code.as_str()];
+            let current = stored_clicks(&tx, "SELECT clicks FROM clicks_by_client_month WHERE client_id = ?1 AND month = ?2 AND short_code = ?3", keys).await?;
+            tx.execute(
+                "INSERT INTO clicks_by_client_month (client_id, month, short_code, clicks, partition, through_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (client_id, month, short_code) DO UPDATE SET clicks = excluded.clicks, through_offset = excluded.through_offset",
+                params![row.client_id, row.month.as_str(), row.short_code.as_str(), current + added, partition, through],
+            )
+            .await?;
+        }
+        for (short_code, added) in &batch.by_code {
+            let current = stored_clicks(
+                &tx,
+                "SELECT clicks FROM clicks_by_code WHERE short_code = ?1",
+                params![short_code.as_str()],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO clicks_by_code (short_code, clicks, partition, through_offset) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (short_code) DO UPDATE SET clicks = excluded.clicks, through_offset = excluded.through_offset",
+                params![short_code.as_str(), current + added, partition, through],
+            )
+            .await?;
+        }
+        for (row, added) in &batch.bots_by_day {
+            let keys = params![row.short_code.as_str(), row.day.as_str()];
+            let current = stored_clicks(
+                &tx,
+                "SELECT clicks FROM bot_clicks_by_day WHERE short_code = ?1 AND day = ?2",
+                keys,
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO bot_clicks_by_day (short_code, day, clicks, partition, through_offset) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (short_code, day) DO UPDATE SET clicks = excluded.clicks, through_offset = excluded.through_offset",
+                params![row.short_code.as_str(), row.day.as_str(), current + added, partition, through],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(FlushOutcome::Written)
+    }
+}
+
+/// Moves a partition's checkpoint from `expected` to `next`; false when the
+/// stored checkpoint is not `expected` (another processor moved it on).
+async fn fence(
+    tx: &libsql::Transaction,
+    topic: &str,
+    partition: i32,
+    expected: i64,
+    next: i64,
+) -> Result<bool, StoreError> {
+    let now = schemas::time::now_micros();
+    let moved = if expected == 0 {
+        tx.execute(
+            "INSERT INTO partition_checkpoints (topic, partition, next_offset, updated_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at
+             WHERE partition_checkpoints.next_offset = 0",
+            params![topic, partition, next, now],
+        )
+        .await?
+    } else {
+        tx.execute(
+            "UPDATE partition_checkpoints SET next_offset = ?3, updated_at = ?4
+             WHERE topic = ?1 AND partition = ?2 AND next_offset = ?5",
+            params![topic, partition, next, now, expected],
+        )
+        .await?
+    };
+    Ok(moved > 0)
+}
+
+async fn stored_clicks(
+    tx: &libsql::Transaction,
+    sql: &str,
+    keys: impl libsql::params::IntoParams,
+) -> Result<i64, StoreError> {
+    let mut rows = tx.query(sql, keys).await?;
+    match rows.next().await? {
+        Some(row) => Ok(row.get(0)?),
+        None => Ok(0),
     }
 }
 
@@ -271,5 +405,75 @@ mod tests {
         );
         let loaded = store.load_counters("inc", 0).await.expect("loads");
         assert_eq!(loaded.total(&key).map(|t| t.value), Some(1));
+    }
+}
+
+#[cfg(test)]
+mod click_tests {
+    use super::*;
+    use crate::clicks::Click;
+    use crate::user_agent::Agent;
+
+    #[tokio::test]
+    async fn click_flushes_add_up_and_a_stale_owner_is_fenced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("store.db"))
+            .await
+            .expect("opens");
+        let agent = Agent {
+            browser: "Chrome".into(),
+            os: "Android".into(),
+            device: "smartphone".into(),
+            bot: false,
+        };
+        let click = Click {
+            short_code: "abc",
+            client_id: 7,
+            occurred_at: 1_706_742_000_000_000,
+            agent: &agent,
+        };
+        let mut owner = store.load_clicks("red", 1).await.expect("loads");
+        let mut zombie = store.load_clicks("red", 1).await.expect("loads");
+        for offset in 0..3 {
+            owner.apply(offset, &click);
+            zombie.apply(offset, &click);
+        }
+        let batch = owner.batch();
+        assert_eq!(
+            store.flush_clicks("red", 1, &batch).await.expect("flush"),
+            FlushOutcome::Written
+        );
+        owner.flushed(&batch);
+        owner.apply(3, &click);
+        let batch = owner.batch();
+        assert_eq!(
+            store.flush_clicks("red", 1, &batch).await.expect("flush"),
+            FlushOutcome::Written
+        );
+        assert_eq!(
+            store
+                .flush_clicks("red", 1, &zombie.batch())
+                .await
+                .expect("flush"),
+            FlushOutcome::Fenced
+        );
+
+        let mut rows = store.conn.query("SELECT clicks, through_offset FROM clicks_by_client_month WHERE client_id = 7 AND month = '2024-01'", ()).await.expect("query");
+        let row = rows.next().await.expect("row").expect("a row");
+        assert_eq!(
+            (
+                row.get::<i64>(0).expect("clicks"),
+                row.get::<i64>(1).expect("offset")
+            ),
+            (4, 3)
+        );
+        assert_eq!(
+            store
+                .load_clicks("red", 1)
+                .await
+                .expect("loads")
+                .next_offset(),
+            4
+        );
     }
 }

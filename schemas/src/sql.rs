@@ -21,6 +21,45 @@ pub const SQLITE_DDL: &[&str] = &[
         updated_at INTEGER NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS counters_by_partition ON counters (partition)",
+    // Human clicks per short code, UTC day and agent classes (never the raw
+    // user agent). Owned by the short code's redirects partition.
+    "CREATE TABLE IF NOT EXISTS clicks_by_day (
+        short_code TEXT NOT NULL,
+        day TEXT NOT NULL,
+        browser TEXT NOT NULL,
+        os TEXT NOT NULL,
+        device TEXT NOT NULL,
+        clicks INTEGER NOT NULL,
+        partition INTEGER NOT NULL,
+        through_offset INTEGER NOT NULL,
+        PRIMARY KEY (short_code, day, browser, os, device)
+    )",
+    // Human clicks per paying client, month and short code: the monthly report.
+    "CREATE TABLE IF NOT EXISTS clicks_by_client_month (
+        client_id INTEGER NOT NULL,
+        month TEXT NOT NULL,
+        short_code TEXT NOT NULL,
+        clicks INTEGER NOT NULL,
+        partition INTEGER NOT NULL,
+        through_offset INTEGER NOT NULL,
+        PRIMARY KEY (client_id, month, short_code)
+    )",
+    // All-time human clicks per short code.
+    "CREATE TABLE IF NOT EXISTS clicks_by_code (
+        short_code TEXT PRIMARY KEY,
+        clicks INTEGER NOT NULL,
+        partition INTEGER NOT NULL,
+        through_offset INTEGER NOT NULL
+    )",
+    // Bot and crawler clicks per short code and day, apart from clients' totals.
+    "CREATE TABLE IF NOT EXISTS bot_clicks_by_day (
+        short_code TEXT NOT NULL,
+        day TEXT NOT NULL,
+        clicks INTEGER NOT NULL,
+        partition INTEGER NOT NULL,
+        through_offset INTEGER NOT NULL,
+        PRIMARY KEY (short_code, day)
+    )",
     // Per topic partition: the next offset to read, written in the same
     // transaction as the rows it covers. The processor resumes from here.
     "CREATE TABLE IF NOT EXISTS partition_checkpoints (
@@ -36,6 +75,14 @@ pub const SQLITE_DDL: &[&str] = &[
 pub mod tables {
     /// Counter totals by key.
     pub const COUNTERS: &str = "counters";
+    /// Human clicks by short code and day.
+    pub const CLICKS_BY_DAY: &str = "clicks_by_day";
+    /// Human clicks by client, month and short code.
+    pub const CLICKS_BY_CLIENT_MONTH: &str = "clicks_by_client_month";
+    /// All-time human clicks by short code.
+    pub const CLICKS_BY_CODE: &str = "clicks_by_code";
+    /// Bot clicks by short code and day.
+    pub const BOT_CLICKS_BY_DAY: &str = "bot_clicks_by_day";
     /// Per-partition checkpoints.
     pub const PARTITION_CHECKPOINTS: &str = "partition_checkpoints";
 }
