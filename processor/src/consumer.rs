@@ -1,6 +1,6 @@
-//! The consumer loop: reads increments in a consumer group, keeps each
-//! assigned partition's totals in memory, flushes them to the store every
-//! flush interval and commits offsets to Kafka only after the store write.
+//! The consumer loop's per-topic worker: keeps each assigned partition's
+//! aggregate in memory, flushes it to the store every flush interval and
+//! commits offsets to Kafka only after the store write.
 //!
 //! The store, not Kafka, is the source of truth for where a partition stands:
 //! Kafka's committed offset only says where to start reading, and records the
@@ -13,11 +13,11 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use schemas::{Codec, Increment};
+use schemas::Codec;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::counters::{Applied, PartitionCounters};
+use crate::aggregate::Aggregate;
 use crate::dead_letters::{DeadLetterError, DeadLetters, Failed};
 use crate::store::{FlushOutcome, Store, StoreError};
 
@@ -46,11 +46,11 @@ const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Forwards revocations from librdkafka's callback to the loop, so the loop
 /// can flush and forget a partition before it works on anything else.
 pub(crate) struct RebalanceContext {
-    revoked: mpsc::UnboundedSender<Vec<i32>>,
+    revoked: mpsc::UnboundedSender<Vec<(String, i32)>>,
 }
 
 impl RebalanceContext {
-    pub(crate) fn new(revoked: mpsc::UnboundedSender<Vec<i32>>) -> Self {
+    pub(crate) fn new(revoked: mpsc::UnboundedSender<Vec<(String, i32)>>) -> Self {
         Self { revoked }
     }
 }
@@ -61,12 +61,20 @@ impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(list) => {
-                let partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+                let partitions: Vec<(String, i32)> = list
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
                 info!(?partitions, "partitions revoked");
                 drop(self.revoked.send(partitions));
             }
             Rebalance::Assign(list) => {
-                let partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+                let partitions: Vec<(String, i32)> = list
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
                 info!(?partitions, "partitions assigned");
             }
             Rebalance::Error(err) => warn!(error = %err, "rebalance failed"),
@@ -78,43 +86,42 @@ pub(crate) type GroupConsumer = StreamConsumer<RebalanceContext>;
 
 /// One assigned partition's state.
 #[derive(Debug)]
-struct PartitionState {
-    counters: PartitionCounters,
+struct PartitionState<A> {
+    aggregate: A,
     /// Just loaded from the store: the first record read decides whether the
     /// consumer must seek back to the stored checkpoint.
     fresh: bool,
 }
 
-/// The counters aggregate of every partition this processor holds.
-pub(crate) struct CountersWorker {
-    store: Store,
-    codec: Codec,
-    dead_letters: DeadLetters,
-    /// Physical name of the increments topic.
+/// One topic's aggregate over every partition this processor holds.
+pub(crate) struct TopicWorker<A: Aggregate> {
+    /// Physical topic name.
     topic: String,
-    partitions: HashMap<i32, PartitionState>,
+    /// Logical topic, for metric labels.
+    logical: schemas::Topic,
+    context: A::Context,
+    partitions: HashMap<i32, PartitionState<A>>,
 }
 
-impl CountersWorker {
-    pub(crate) fn new(
-        store: Store,
-        codec: Codec,
-        dead_letters: DeadLetters,
-        topic: String,
-    ) -> Self {
+impl<A: Aggregate> TopicWorker<A> {
+    pub(crate) fn new(topic: String, logical: schemas::Topic, context: A::Context) -> Self {
         Self {
-            store,
-            codec,
-            dead_letters,
             topic,
+            logical,
+            context,
             partitions: HashMap::new(),
         }
+    }
+
+    /// The physical topic this worker consumes.
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
     }
 
     /// Applies one record.
     pub(crate) async fn handle(
         &mut self,
-        consumer: &GroupConsumer,
+        io: &Io<'_>,
         record: Received,
     ) -> Result<(), HandleError> {
         let Received {
@@ -127,28 +134,22 @@ impl CountersWorker {
         let state = match self.partitions.entry(partition) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let counters = self.store.load_counters(&self.topic, partition).await?;
-                debug!(
-                    partition,
-                    next_offset = counters.next_offset(),
-                    "partition state loaded"
-                );
+                let aggregate = A::load(io.store, &self.topic, partition).await?;
+                debug!(topic = %self.topic, partition, next_offset = aggregate.next_offset(), "partition state loaded");
                 entry.insert(PartitionState {
-                    counters,
+                    aggregate,
                     fresh: true,
                 })
             }
         };
         if state.fresh {
             state.fresh = false;
-            let stored = state.counters.next_offset();
+            let stored = state.aggregate.next_offset();
             if offset > stored {
-                info!(
-                    partition,
-                    offset, stored, "read position is past the stored checkpoint; seeking back"
-                );
+                info!(topic = %self.topic, partition, offset, stored, "read position is past the stored checkpoint; seeking back");
                 if let Err(err) =
-                    consumer.seek(&self.topic, partition, Offset::Offset(stored), SEEK_TIMEOUT)
+                    io.consumer
+                        .seek(&self.topic, partition, Offset::Offset(stored), SEEK_TIMEOUT)
                 {
                     warn!(partition, error = %err, "seek to the stored checkpoint failed; rereading from committed offset");
                     self.partitions.remove(&partition);
@@ -156,25 +157,28 @@ impl CountersWorker {
                 return Ok(());
             }
         }
-        let decoded = match payload {
-            Some(bytes) => self
-                .codec
-                .decode::<Increment>(bytes)
-                .await
-                .map_err(|err| err.to_string()),
+        let topic_label = self.logical.default_name();
+        let applied = match payload {
+            Some(bytes) => {
+                state
+                    .aggregate
+                    .apply(&mut self.context, io.codec, offset, bytes)
+                    .await
+            }
             None => Err("record has no value".to_owned()),
         };
-        match decoded {
-            Ok(increment) => {
-                if state.counters.apply(offset, increment.key, increment.value) == Applied::Replayed
-                {
-                    debug!(
-                        partition,
-                        offset, "skipped a record the store already includes"
-                    );
-                }
+        match applied {
+            Ok(true) => {
+                metrics::counter!(crate::metrics::RECORDS, "topic" => topic_label).increment(1)
             }
-            Err(_) if offset < state.counters.next_offset() => {
+            Ok(false) => {
+                metrics::counter!(crate::metrics::REPLAYED, "topic" => topic_label).increment(1);
+                debug!(
+                    partition,
+                    offset, "skipped a record the store already includes"
+                );
+            }
+            Err(_) if offset < state.aggregate.next_offset() => {
                 // Dead-lettered before a restart: the checkpoint is past it.
                 debug!(
                     partition,
@@ -182,12 +186,8 @@ impl CountersWorker {
                 );
             }
             Err(reason) => {
-                metrics::counter!(crate::metrics::UNDECODABLE, "topic" => schemas::Topic::Increments.default_name())
-                    .increment(1);
-                warn!(
-                    partition,
-                    offset, reason, "undecodable increment; writing it to dead letters"
-                );
+                metrics::counter!(crate::metrics::UNDECODABLE, "topic" => topic_label).increment(1);
+                warn!(topic = %self.topic, partition, offset, reason, "undecodable record; writing it to dead letters");
                 let failed = Failed {
                     topic: &self.topic,
                     partition,
@@ -196,8 +196,8 @@ impl CountersWorker {
                     payload: payload.as_deref().unwrap_or_default(),
                     timestamp_ms,
                 };
-                self.dead_letters.send("processor", failed, &reason).await?;
-                state.counters.skip(offset);
+                io.dead_letters.send("processor", failed, &reason).await?;
+                state.aggregate.skip(offset);
             }
         }
         Ok(())
@@ -206,25 +206,25 @@ impl CountersWorker {
     /// Flushes every changed partition, then commits their offsets.
     pub(crate) async fn flush_all(
         &mut self,
-        consumer: &GroupConsumer,
+        io: &Io<'_>,
         mode: CommitMode,
     ) -> Result<(), StoreError> {
         let changed: Vec<i32> = self
             .partitions
             .iter()
-            .filter(|(_, state)| state.counters.has_changes())
+            .filter(|(_, state)| state.aggregate.has_changes())
             .map(|(partition, _)| *partition)
             .collect();
-        self.flush(consumer, &changed, mode).await
+        self.flush(io, &changed, mode).await
     }
 
     /// Flushes and forgets partitions this processor no longer owns.
     pub(crate) async fn release(
         &mut self,
-        consumer: &GroupConsumer,
+        io: &Io<'_>,
         partitions: &[i32],
     ) -> Result<(), StoreError> {
-        self.flush(consumer, partitions, CommitMode::Async).await?;
+        self.flush(io, partitions, CommitMode::Async).await?;
         for partition in partitions {
             self.partitions.remove(partition);
         }
@@ -233,7 +233,7 @@ impl CountersWorker {
 
     async fn flush(
         &mut self,
-        consumer: &GroupConsumer,
+        io: &Io<'_>,
         partitions: &[i32],
         mode: CommitMode,
     ) -> Result<(), StoreError> {
@@ -242,37 +242,33 @@ impl CountersWorker {
             let Some(state) = self.partitions.get_mut(partition) else {
                 continue;
             };
-            if !state.counters.has_changes() {
+            if !state.aggregate.has_changes() {
                 continue;
             }
-            let batch = state.counters.flush_batch();
-            match self
-                .store
-                .flush_counters(&self.topic, *partition, &batch)
-                .await?
-            {
+            let batch = state.aggregate.batch();
+            let started = std::time::Instant::now();
+            let outcome = A::flush(io.store, &self.topic, *partition, &batch).await?;
+            metrics::histogram!(crate::metrics::FLUSH_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+            match outcome {
                 FlushOutcome::Written => {
-                    state.counters.flushed(&batch);
-                    if let Err(err) = commits.add_partition_offset(
-                        &self.topic,
-                        *partition,
-                        Offset::Offset(batch.next_offset),
-                    ) {
+                    state.aggregate.flushed(&batch);
+                    let next = A::batch_next_offset(&batch);
+                    if let Err(err) =
+                        commits.add_partition_offset(&self.topic, *partition, Offset::Offset(next))
+                    {
                         warn!(partition, error = %err, "cannot build offset commit");
                     }
                 }
                 FlushOutcome::Fenced => {
                     metrics::counter!(crate::metrics::FENCED).increment(1);
-                    warn!(
-                        partition,
-                        "another processor moved this partition on; reloading its state"
-                    );
+                    warn!(topic = %self.topic, partition, "another processor moved this partition on; reloading its state");
                     self.partitions.remove(partition);
                 }
             }
         }
         if commits.count() > 0
-            && let Err(err) = consumer.commit(&commits, mode)
+            && let Err(err) = io.consumer.commit(&commits, mode)
         {
             // The store already holds these offsets; a failed commit only
             // means more records are reread and skipped after a restart.
@@ -280,4 +276,12 @@ impl CountersWorker {
         }
         Ok(())
     }
+}
+
+/// What every worker reads and writes through.
+pub(crate) struct Io<'a> {
+    pub(crate) consumer: &'a GroupConsumer,
+    pub(crate) store: &'a Store,
+    pub(crate) codec: &'a Codec,
+    pub(crate) dead_letters: &'a DeadLetters,
 }

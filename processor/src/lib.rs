@@ -1,6 +1,7 @@
 //! Eventide's stateful stream processor.
 //!
-//! It consumes the topics ingest writes, in a consumer group, one partition
+//! It consumes the topics ingest writes (today `increments` for counters and
+//! `redirects` for click statistics), in a consumer group, one partition
 //! at a time in offset order, keeps exact aggregates in memory and writes
 //! them to the store as absolute values together with the offsets they
 //! include. Offsets are committed to Kafka only after the store write, and
@@ -12,12 +13,16 @@
 //!
 //! - [`settings`]: the processor's command-line options.
 //! - [`counters`]: the counters aggregate of one partition, without I/O.
+//! - [`clicks`]: click statistics of one partition, without I/O.
+//! - [`user_agent`]: user agents to browser, OS and device classes.
+//! - `aggregate`: what the loop needs from an aggregate; both implement it.
 //! - [`store`]: the store's write side (SQLite through libSQL).
 //! - [`dead_letters`]: undecodable records to the dead-letters topic.
 //! - `consumer`: the consumer loop, rebalances and flushes.
 //! - `health`: `/healthz`, `/readyz` and `/metrics` for probes.
 //! - [`metrics`]: metric names.
 
+mod aggregate;
 pub mod clicks;
 mod consumer;
 pub mod counters;
@@ -41,7 +46,10 @@ use tracing::{info, warn};
 pub use settings::Settings;
 pub use store::{Store, StoreError};
 
-use consumer::{CountersWorker, GroupConsumer, RebalanceContext, Received};
+use clicks::PartitionClicks;
+use consumer::{GroupConsumer, Io, RebalanceContext, Received, TopicWorker};
+use counters::PartitionCounters;
+use user_agent::UserAgents;
 
 /// Everything the processor needs.
 #[derive(Debug, Clone)]
@@ -107,29 +115,51 @@ pub async fn run(
         ));
     }
     let store = Store::open(&config.store_path).await?;
-    let topic = config.codec.names().name(Topic::Increments);
-    let (revoked_tx, mut revoked_rx) = mpsc::unbounded_channel();
+    let names = config.codec.names().clone();
+    let mut counters: TopicWorker<PartitionCounters> =
+        TopicWorker::new(names.name(Topic::Increments), Topic::Increments, ());
+    let mut clicks: TopicWorker<PartitionClicks> = TopicWorker::new(
+        names.name(Topic::Redirects),
+        Topic::Redirects,
+        UserAgents::default(),
+    );
+    let (revoked_tx, mut revoked_rx) = mpsc::unbounded_channel::<Vec<(String, i32)>>();
     let consumer: GroupConsumer = consumer_config(&config)
         .create_with_context(RebalanceContext::new(revoked_tx))
         .map_err(ProcessorError::Consumer)?;
     consumer
-        .subscribe(&[&topic])
+        .subscribe(&[counters.topic(), clicks.topic()])
         .map_err(ProcessorError::Consumer)?;
-    info!(topic, group = %config.settings.group_id, "processor consuming");
+    info!(topics = ?[counters.topic(), clicks.topic()], group = %config.settings.group_id, "processor consuming");
     readiness.set(true);
 
     let dead_letters = dead_letters::DeadLetters::new(&config.kafka, config.codec.clone())?;
-    let mut worker = CountersWorker::new(store, config.codec.clone(), dead_letters, topic);
+    let io = Io {
+        consumer: &consumer,
+        store: &store,
+        codec: &config.codec,
+        dead_letters: &dead_letters,
+    };
     let mut flush_tick = tokio::time::interval(config.settings.flush_interval);
     flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            Some(partitions) = revoked_rx.recv() => worker.release(&consumer, &partitions).await?,
-            _ = flush_tick.tick() => worker.flush_all(&consumer, CommitMode::Async).await?,
+            Some(revoked) = revoked_rx.recv() => {
+                let of = |topic: &str| -> Vec<i32> {
+                    revoked.iter().filter(|(t, _)| t == topic).map(|(_, p)| *p).collect()
+                };
+                counters.release(&io, &of(counters.topic())).await?;
+                clicks.release(&io, &of(clicks.topic())).await?;
+            }
+            _ = flush_tick.tick() => {
+                counters.flush_all(&io, CommitMode::Async).await?;
+                clicks.flush_all(&io, CommitMode::Async).await?;
+            }
             received = consumer.recv() => match received {
                 Ok(message) => {
+                    let topic = message.topic().to_owned();
                     let record = Received {
                         partition: message.partition(),
                         offset: message.offset(),
@@ -138,7 +168,11 @@ pub async fn run(
                         timestamp_ms: message.timestamp().to_millis(),
                     };
                     drop(message);
-                    worker.handle(&consumer, record).await?;
+                    if topic == counters.topic() {
+                        counters.handle(&io, record).await?;
+                    } else if topic == clicks.topic() {
+                        clicks.handle(&io, record).await?;
+                    }
                 }
                 Err(err) => warn!(error = %err, "consumer error"),
             },
@@ -146,7 +180,8 @@ pub async fn run(
     }
     readiness.set(false);
     info!("processor stopping; flushing store and committing offsets");
-    worker.flush_all(&consumer, CommitMode::Sync).await?;
+    counters.flush_all(&io, CommitMode::Sync).await?;
+    clicks.flush_all(&io, CommitMode::Sync).await?;
     consumer.unsubscribe();
     Ok(())
 }

@@ -344,6 +344,25 @@ impl Pipeline {
         })
     }
 
+    /// `POST` a JSON body to an ingest path; returns the status and JSON body.
+    ///
+    /// # Errors
+    ///
+    /// If the request cannot be sent.
+    pub async fn post_to(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.ingest_url))
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((
+            status,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        ))
+    }
+
     /// `GET /v1/counters/{key}`'s value.
     ///
     /// # Errors

@@ -1,0 +1,164 @@
+//! What the consumer loop needs from a per-partition aggregate: load its
+//! state, apply a record, and flush a fenced batch. Counters and clicks
+//! implement it; the loop in `consumer` is the same for both.
+
+use schemas::{Codec, Increment, Redirect};
+
+use crate::clicks::{Click, ClicksBatch, PartitionClicks};
+use crate::counters::{Applied, FlushBatch, PartitionCounters};
+use crate::store::{FlushOutcome, Store, StoreError};
+use crate::user_agent::UserAgents;
+
+/// A per-partition aggregate the consumer loop drives.
+pub(crate) trait Aggregate: Sized + Send {
+    /// Shared by every partition of the topic (caches and the like).
+    type Context: Send;
+    /// What one flush writes.
+    type Batch: Send + Sync;
+
+    /// The partition's stored state.
+    async fn load(store: &Store, topic: &str, partition: i32) -> Result<Self, StoreError>;
+    /// Decodes and applies one record; `Ok(false)` if already included.
+    async fn apply(
+        &mut self,
+        context: &mut Self::Context,
+        codec: &Codec,
+        offset: i64,
+        payload: &[u8],
+    ) -> Result<bool, String>;
+    /// The next offset to apply.
+    fn next_offset(&self) -> i64;
+    /// Moves past an undecodable record.
+    fn skip(&mut self, offset: i64);
+    /// Whether a flush has anything to write.
+    fn has_changes(&self) -> bool;
+    /// What a flush must write now.
+    fn batch(&self) -> Self::Batch;
+    /// The checkpoint a batch moves to.
+    fn batch_next_offset(batch: &Self::Batch) -> i64;
+    /// Writes a batch, fenced on the checkpoint it expects.
+    async fn flush(
+        store: &Store,
+        topic: &str,
+        partition: i32,
+        batch: &Self::Batch,
+    ) -> Result<FlushOutcome, StoreError>;
+    /// Records that a batch is stored.
+    fn flushed(&mut self, batch: &Self::Batch);
+}
+
+impl Aggregate for PartitionCounters {
+    type Context = ();
+    type Batch = FlushBatch;
+
+    async fn load(store: &Store, topic: &str, partition: i32) -> Result<Self, StoreError> {
+        store.load_counters(topic, partition).await
+    }
+
+    async fn apply(
+        &mut self,
+        _: &mut (),
+        codec: &Codec,
+        offset: i64,
+        payload: &[u8],
+    ) -> Result<bool, String> {
+        let increment: Increment = codec.decode(payload).await.map_err(|err| err.to_string())?;
+        Ok(
+            PartitionCounters::apply(self, offset, increment.key, increment.value)
+                == Applied::Counted,
+        )
+    }
+
+    fn next_offset(&self) -> i64 {
+        PartitionCounters::next_offset(self)
+    }
+
+    fn skip(&mut self, offset: i64) {
+        PartitionCounters::skip(self, offset);
+    }
+
+    fn has_changes(&self) -> bool {
+        PartitionCounters::has_changes(self)
+    }
+
+    fn batch(&self) -> FlushBatch {
+        self.flush_batch()
+    }
+
+    fn batch_next_offset(batch: &FlushBatch) -> i64 {
+        batch.next_offset
+    }
+
+    async fn flush(
+        store: &Store,
+        topic: &str,
+        partition: i32,
+        batch: &FlushBatch,
+    ) -> Result<FlushOutcome, StoreError> {
+        store.flush_counters(topic, partition, batch).await
+    }
+
+    fn flushed(&mut self, batch: &FlushBatch) {
+        PartitionCounters::flushed(self, batch);
+    }
+}
+
+impl Aggregate for PartitionClicks {
+    type Context = UserAgents;
+    type Batch = ClicksBatch;
+
+    async fn load(store: &Store, topic: &str, partition: i32) -> Result<Self, StoreError> {
+        store.load_clicks(topic, partition).await
+    }
+
+    async fn apply(
+        &mut self,
+        agents: &mut UserAgents,
+        codec: &Codec,
+        offset: i64,
+        payload: &[u8],
+    ) -> Result<bool, String> {
+        let redirect: Redirect = codec.decode(payload).await.map_err(|err| err.to_string())?;
+        let agent = agents.classify(&redirect.user_agent);
+        let click = Click {
+            short_code: &redirect.short_code,
+            client_id: redirect.client_id,
+            occurred_at: redirect.occurred_at,
+            agent: &agent,
+        };
+        Ok(PartitionClicks::apply(self, offset, &click))
+    }
+
+    fn next_offset(&self) -> i64 {
+        PartitionClicks::next_offset(self)
+    }
+
+    fn skip(&mut self, offset: i64) {
+        PartitionClicks::skip(self, offset);
+    }
+
+    fn has_changes(&self) -> bool {
+        PartitionClicks::has_changes(self)
+    }
+
+    fn batch(&self) -> ClicksBatch {
+        PartitionClicks::batch(self)
+    }
+
+    fn batch_next_offset(batch: &ClicksBatch) -> i64 {
+        batch.next_offset
+    }
+
+    async fn flush(
+        store: &Store,
+        topic: &str,
+        partition: i32,
+        batch: &ClicksBatch,
+    ) -> Result<FlushOutcome, StoreError> {
+        store.flush_clicks(topic, partition, batch).await
+    }
+
+    fn flushed(&mut self, batch: &ClicksBatch) {
+        PartitionClicks::flushed(self, batch);
+    }
+}
