@@ -2,10 +2,13 @@
 //! state, apply a record, and flush a fenced batch. Counters and clicks
 //! implement it; the loop in `consumer` is the same for both.
 
-use schemas::{Codec, Increment, Redirect};
+use schemas::{Codec, DeadLetter, Event, Increment, Redirect, Reject};
 
 use crate::clicks::{Click, ClicksBatch, PartitionClicks};
 use crate::counters::{Applied, FlushBatch, PartitionCounters};
+use crate::event_store::{
+    ErrorKind, ErrorRow, ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents,
+};
 use crate::store::{FlushOutcome, Store, StoreError};
 use crate::user_agent::UserAgents;
 
@@ -160,5 +163,124 @@ impl Aggregate for PartitionClicks {
 
     fn flushed(&mut self, batch: &ClicksBatch) {
         PartitionClicks::flushed(self, batch);
+    }
+}
+
+impl Aggregate for PartitionEvents {
+    type Context = ();
+    type Batch = EventsBatch;
+
+    async fn load(store: &Store, topic: &str, partition: i32) -> Result<Self, StoreError> {
+        store.load_events(topic, partition).await
+    }
+
+    async fn apply(
+        &mut self,
+        _: &mut (),
+        codec: &Codec,
+        offset: i64,
+        payload: &[u8],
+    ) -> Result<bool, String> {
+        let event: Event = codec.decode(payload).await.map_err(|err| err.to_string())?;
+        Ok(PartitionEvents::apply(self, offset, event))
+    }
+
+    fn next_offset(&self) -> i64 {
+        PartitionEvents::next_offset(self)
+    }
+
+    fn skip(&mut self, offset: i64) {
+        PartitionEvents::skip(self, offset);
+    }
+
+    fn has_changes(&self) -> bool {
+        PartitionEvents::has_changes(self)
+    }
+
+    fn batch(&self) -> EventsBatch {
+        PartitionEvents::batch(self)
+    }
+
+    fn batch_next_offset(batch: &EventsBatch) -> i64 {
+        batch.next_offset
+    }
+
+    async fn flush(
+        store: &Store,
+        topic: &str,
+        partition: i32,
+        batch: &EventsBatch,
+    ) -> Result<FlushOutcome, StoreError> {
+        store.flush_events(topic, partition, batch).await
+    }
+
+    fn flushed(&mut self, batch: &EventsBatch) {
+        PartitionEvents::flushed(self, batch);
+    }
+}
+
+impl Aggregate for PartitionErrors {
+    type Context = ErrorKind;
+    type Batch = ErrorsBatch;
+
+    async fn load(store: &Store, topic: &str, partition: i32) -> Result<Self, StoreError> {
+        store.load_errors(topic, partition).await
+    }
+
+    async fn apply(
+        &mut self,
+        kind: &mut ErrorKind,
+        codec: &Codec,
+        offset: i64,
+        payload: &[u8],
+    ) -> Result<bool, String> {
+        let row = match kind {
+            ErrorKind::Reject => ErrorRow::from(
+                codec
+                    .decode::<Reject>(payload)
+                    .await
+                    .map_err(|err| err.to_string())?,
+            ),
+            ErrorKind::DeadLetter => ErrorRow::from(
+                codec
+                    .decode::<DeadLetter>(payload)
+                    .await
+                    .map_err(|err| err.to_string())?,
+            ),
+        };
+        Ok(PartitionErrors::apply(self, offset, row))
+    }
+
+    fn next_offset(&self) -> i64 {
+        PartitionErrors::next_offset(self)
+    }
+
+    fn skip(&mut self, offset: i64) {
+        PartitionErrors::skip(self, offset);
+    }
+
+    fn has_changes(&self) -> bool {
+        PartitionErrors::has_changes(self)
+    }
+
+    fn batch(&self) -> ErrorsBatch {
+        PartitionErrors::batch(self)
+    }
+
+    fn batch_next_offset(batch: &ErrorsBatch) -> i64 {
+        batch.next_offset
+    }
+
+    async fn flush(
+        store: &Store,
+        topic: &str,
+        partition: i32,
+        batch: &ErrorsBatch,
+    ) -> Result<FlushOutcome, StoreError> {
+        store.flush_errors(topic, partition, batch).await
+    }
+
+    fn flushed(&mut self, batch: &ErrorsBatch) {
+        PartitionErrors::flushed(self, batch);
     }
 }

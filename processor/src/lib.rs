@@ -1,7 +1,8 @@
 //! Eventide's stateful stream processor.
 //!
-//! It consumes the topics ingest writes (today `increments` for counters and
-//! `redirects` for click statistics), in a consumer group, one partition
+//! It consumes the topics ingest writes (`increments` for counters,
+//! `redirects` for click statistics, `events` for the event store,
+//! `ingest-rejects` and `dead-letters` for the error log), in a consumer group, one partition
 //! at a time in offset order, keeps exact aggregates in memory and writes
 //! them to the store as absolute values together with the offsets they
 //! include. Offsets are committed to Kafka only after the store write, and
@@ -14,6 +15,7 @@
 //! - [`settings`]: the processor's command-line options.
 //! - [`counters`]: the counters aggregate of one partition, without I/O.
 //! - [`clicks`]: click statistics of one partition, without I/O.
+//! - [`event_store`]: events and the error log of one partition, without I/O.
 //! - [`user_agent`]: user agents to browser, OS and device classes.
 //! - `aggregate`: what the loop needs from an aggregate; both implement it.
 //! - [`store`]: the store's write side (SQLite through libSQL).
@@ -27,6 +29,7 @@ pub mod clicks;
 mod consumer;
 pub mod counters;
 pub mod dead_letters;
+pub mod event_store;
 mod health;
 pub mod metrics;
 pub mod settings;
@@ -49,6 +52,7 @@ pub use store::{Store, StoreError};
 use clicks::PartitionClicks;
 use consumer::{GroupConsumer, Io, RebalanceContext, Received, TopicWorker};
 use counters::PartitionCounters;
+use event_store::{ErrorKind, PartitionErrors, PartitionEvents};
 use user_agent::UserAgents;
 
 /// Everything the processor needs.
@@ -123,14 +127,32 @@ pub async fn run(
         Topic::Redirects,
         UserAgents::default(),
     );
+    let mut events: TopicWorker<PartitionEvents> =
+        TopicWorker::new(names.name(Topic::Events), Topic::Events, ());
+    let mut rejects: TopicWorker<PartitionErrors> = TopicWorker::new(
+        names.name(Topic::IngestRejects),
+        Topic::IngestRejects,
+        ErrorKind::Reject,
+    );
+    let mut letters: TopicWorker<PartitionErrors> = TopicWorker::new(
+        names.name(Topic::DeadLetters),
+        Topic::DeadLetters,
+        ErrorKind::DeadLetter,
+    );
     let (revoked_tx, mut revoked_rx) = mpsc::unbounded_channel::<Vec<(String, i32)>>();
     let consumer: GroupConsumer = consumer_config(&config)
         .create_with_context(RebalanceContext::new(revoked_tx))
         .map_err(ProcessorError::Consumer)?;
     consumer
-        .subscribe(&[counters.topic(), clicks.topic()])
+        .subscribe(&[
+            counters.topic(),
+            clicks.topic(),
+            events.topic(),
+            rejects.topic(),
+            letters.topic(),
+        ])
         .map_err(ProcessorError::Consumer)?;
-    info!(topics = ?[counters.topic(), clicks.topic()], group = %config.settings.group_id, "processor consuming");
+    info!(topics = ?[counters.topic(), clicks.topic(), events.topic(), rejects.topic(), letters.topic()], group = %config.settings.group_id, "processor consuming");
     readiness.set(true);
 
     let dead_letters = dead_letters::DeadLetters::new(&config.kafka, config.codec.clone())?;
@@ -152,10 +174,16 @@ pub async fn run(
                 };
                 counters.release(&io, &of(counters.topic())).await?;
                 clicks.release(&io, &of(clicks.topic())).await?;
+                events.release(&io, &of(events.topic())).await?;
+                rejects.release(&io, &of(rejects.topic())).await?;
+                letters.release(&io, &of(letters.topic())).await?;
             }
             _ = flush_tick.tick() => {
                 counters.flush_all(&io, CommitMode::Async).await?;
                 clicks.flush_all(&io, CommitMode::Async).await?;
+                events.flush_all(&io, CommitMode::Async).await?;
+                rejects.flush_all(&io, CommitMode::Async).await?;
+                letters.flush_all(&io, CommitMode::Async).await?;
             }
             received = consumer.recv() => match received {
                 Ok(message) => {
@@ -172,6 +200,12 @@ pub async fn run(
                         counters.handle(&io, record).await?;
                     } else if topic == clicks.topic() {
                         clicks.handle(&io, record).await?;
+                    } else if topic == events.topic() {
+                        events.handle(&io, record).await?;
+                    } else if topic == rejects.topic() {
+                        rejects.handle(&io, record).await?;
+                    } else if topic == letters.topic() {
+                        letters.handle(&io, record).await?;
                     }
                 }
                 Err(err) => warn!(error = %err, "consumer error"),
@@ -182,6 +216,9 @@ pub async fn run(
     info!("processor stopping; flushing store and committing offsets");
     counters.flush_all(&io, CommitMode::Sync).await?;
     clicks.flush_all(&io, CommitMode::Sync).await?;
+    events.flush_all(&io, CommitMode::Sync).await?;
+    rejects.flush_all(&io, CommitMode::Sync).await?;
+    letters.flush_all(&io, CommitMode::Sync).await?;
     consumer.unsubscribe();
     Ok(())
 }

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::clicks::{ClicksBatch, PartitionClicks};
 use crate::counters::{FlushBatch, PartitionCounters, Total};
+use crate::event_store::{ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents};
 
 /// Why the store could not be used.
 #[derive(Debug, Error)]
@@ -280,6 +281,162 @@ impl Store {
                 "INSERT INTO bot_clicks_by_day (short_code, day, clicks, partition, through_offset) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (short_code, day) DO UPDATE SET clicks = excluded.clicks, through_offset = excluded.through_offset",
                 params![row.short_code.as_str(), row.day.as_str(), current + added, partition, through],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(FlushOutcome::Written)
+    }
+}
+
+impl Store {
+    /// The stored checkpoint of an events partition.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if reading fails.
+    pub async fn load_events(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionEvents, StoreError> {
+        Ok(PartitionEvents::restore(
+            self.checkpoint(topic, partition).await?.unwrap_or(0),
+        ))
+    }
+
+    /// Inserts new events (ignoring ids already stored), adds per-type
+    /// counts to the partition's rows, and moves the fenced checkpoint, in
+    /// one transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if a statement fails; the transaction is rolled back.
+    pub async fn flush_events(
+        &self,
+        topic: &str,
+        partition: i32,
+        batch: &EventsBatch,
+    ) -> Result<FlushOutcome, StoreError> {
+        let tx = self.conn.transaction().await?;
+        if !fence(
+            &tx,
+            topic,
+            partition,
+            batch.expected_next_offset,
+            batch.next_offset,
+        )
+        .await?
+        {
+            tx.rollback().await?;
+            return Ok(FlushOutcome::Fenced);
+        }
+        let insert = tx
+            .prepare(
+                "INSERT OR IGNORE INTO events (event_id, session_id, category, name, day, occurred_at, received_at,
+                     application_id, data, known_type, user_id, device_id, partition, offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )
+            .await?;
+        for (offset, event, day) in &batch.events {
+            insert
+                .execute(params![
+                    event.event_id.to_string(),
+                    event.session_id.as_str(),
+                    event.category.as_str(),
+                    event.name.as_str(),
+                    day.as_str(),
+                    event.occurred_at,
+                    event.received_at,
+                    event.application_id.as_str(),
+                    event.data.as_str(),
+                    i64::from(event.known_type),
+                    event.user_id.clone(),
+                    event.device_id.clone(),
+                    partition,
+                    *offset
+                ])
+                .await?;
+            insert.reset();
+        }
+        let through = batch.next_offset - 1;
+        for ((category, name), (added, known)) in &batch.type_counts {
+            let current = stored_clicks(
+                &tx,
+                "SELECT events FROM event_type_counts WHERE category = ?1 AND name = ?2 AND partition = ?3",
+                params![category.as_str(), name.as_str(), partition],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO event_type_counts (category, name, partition, events, known_type, through_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (category, name, partition) DO UPDATE SET events = excluded.events,
+                     known_type = excluded.known_type, through_offset = excluded.through_offset",
+                params![category.as_str(), name.as_str(), partition, current + added, i64::from(*known), through],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(FlushOutcome::Written)
+    }
+
+    /// The stored checkpoint of a rejects or dead-letters partition.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if reading fails.
+    pub async fn load_errors(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionErrors, StoreError> {
+        Ok(PartitionErrors::restore(
+            self.checkpoint(topic, partition).await?.unwrap_or(0),
+        ))
+    }
+
+    /// Inserts new error rows (ignoring ids already stored) and moves the
+    /// fenced checkpoint, in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if a statement fails; the transaction is rolled back.
+    pub async fn flush_errors(
+        &self,
+        topic: &str,
+        partition: i32,
+        batch: &ErrorsBatch,
+    ) -> Result<FlushOutcome, StoreError> {
+        let tx = self.conn.transaction().await?;
+        if !fence(
+            &tx,
+            topic,
+            partition,
+            batch.expected_next_offset,
+            batch.next_offset,
+        )
+        .await?
+        {
+            tx.rollback().await?;
+            return Ok(FlushOutcome::Fenced);
+        }
+        for row in &batch.rows {
+            tx.execute(
+                "INSERT OR IGNORE INTO errors (kind, event_id, day, occurred_at, application_id, source, status, field, reason, message, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    row.kind.as_str(),
+                    row.event_id.as_str(),
+                    row.day.as_str(),
+                    row.occurred_at,
+                    row.application_id.clone(),
+                    row.source.as_str(),
+                    row.status,
+                    row.field.clone(),
+                    row.reason.as_str(),
+                    row.message.as_str(),
+                    row.body.clone()
+                ],
             )
             .await?;
         }

@@ -60,6 +60,55 @@ pub const SQLITE_DDL: &[&str] = &[
         through_offset INTEGER NOT NULL,
         PRIMARY KEY (short_code, day)
     )",
+    // Every event once (by id), read by session, by (category, day) and by
+    // time; replays are ignored by the primary key.
+    "CREATE TABLE IF NOT EXISTS events (
+        event_id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        category TEXT NOT NULL,
+        name TEXT NOT NULL,
+        day TEXT NOT NULL,
+        occurred_at INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        application_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        known_type INTEGER NOT NULL,
+        user_id TEXT,
+        device_id TEXT,
+        partition INTEGER NOT NULL,
+        offset INTEGER NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, occurred_at, event_id)",
+    "CREATE INDEX IF NOT EXISTS events_by_category_day ON events (category, day, occurred_at, event_id)",
+    "CREATE INDEX IF NOT EXISTS events_by_time ON events (occurred_at, event_id)",
+    // Events per (category, name); one row per events partition so each row
+    // has one owner, summed when read.
+    "CREATE TABLE IF NOT EXISTS event_type_counts (
+        category TEXT NOT NULL,
+        name TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        known_type INTEGER NOT NULL,
+        through_offset INTEGER NOT NULL,
+        PRIMARY KEY (category, name, partition)
+    )",
+    // What ingest refused (kind `reject`) and what processing could not
+    // decode (kind `dead_letter`), by day.
+    "CREATE TABLE IF NOT EXISTS errors (
+        kind TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        day TEXT NOT NULL,
+        occurred_at INTEGER NOT NULL,
+        application_id TEXT,
+        source TEXT NOT NULL,
+        status INTEGER,
+        field TEXT,
+        reason TEXT NOT NULL,
+        message TEXT NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (kind, event_id)
+    )",
+    "CREATE INDEX IF NOT EXISTS errors_by_day ON errors (kind, day, occurred_at, event_id)",
     // Per topic partition: the next offset to read, written in the same
     // transaction as the rows it covers. The processor resumes from here.
     "CREATE TABLE IF NOT EXISTS partition_checkpoints (
@@ -83,6 +132,12 @@ pub mod tables {
     pub const CLICKS_BY_CODE: &str = "clicks_by_code";
     /// Bot clicks by short code and day.
     pub const BOT_CLICKS_BY_DAY: &str = "bot_clicks_by_day";
+    /// Every event, by id.
+    pub const EVENTS: &str = "events";
+    /// Events per (category, name, partition).
+    pub const EVENT_TYPE_COUNTS: &str = "event_type_counts";
+    /// Rejects and dead letters by day.
+    pub const ERRORS: &str = "errors";
     /// Per-partition checkpoints.
     pub const PARTITION_CHECKPOINTS: &str = "partition_checkpoints";
 }

@@ -180,5 +180,28 @@ async fn a_corrupt_record_mid_partition_is_dead_lettered_and_the_rest_counted() 
     );
     assert!(letter.reason.contains("magic byte"), "{}", letter.reason);
     assert_eq!(letter.stage, "processor");
-    Ok(())
+
+    // The processor files the dead letter in the error log too.
+    let db = libsql::Builder::new_local(pipeline.data_dir().join("eventide.db"))
+        .build()
+        .await?;
+    let conn = db.connect()?;
+    let until = Instant::now() + SETTLE;
+    loop {
+        let mut rows = conn
+            .query(
+                "SELECT COUNT(*) FROM errors WHERE kind = 'dead_letter' AND body = ?1",
+                libsql::params![corrupt.clone()],
+            )
+            .await?;
+        let logged: i64 = rows.next().await?.context("a count")?.get(0)?;
+        if logged == 1 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < until,
+            "the dead letter never reached the error log"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -1,0 +1,287 @@
+//! The event store and the error log, without I/O: the rows a partition of
+//! `events`, `ingest-rejects` or `dead-letters` adds since its last flush.
+//!
+//! Events and errors are stored once by id, so a replay inserts nothing new;
+//! per-type event counts are deltas added to the partition's own row in the
+//! same fenced transaction that moves the checkpoint.
+
+use std::collections::HashMap;
+
+use schemas::{DeadLetter, Event, Reject};
+
+use crate::clicks::day_and_month;
+
+/// Events of one partition since the last flush.
+#[derive(Debug, Clone, Default)]
+pub struct PartitionEvents {
+    next_offset: i64,
+    stored_next_offset: i64,
+    events: Vec<(i64, Event)>,
+    type_counts: HashMap<(String, String), (i64, bool)>,
+}
+
+/// What an events flush writes.
+#[derive(Debug, Clone, Default)]
+pub struct EventsBatch {
+    pub expected_next_offset: i64,
+    pub next_offset: i64,
+    /// (offset, event, UTC day).
+    pub events: Vec<(i64, Event, String)>,
+    /// ((category, name), (added, known type)).
+    pub type_counts: Vec<((String, String), (i64, bool))>,
+}
+
+impl PartitionEvents {
+    /// State from the store's checkpoint.
+    pub fn restore(next_offset: i64) -> Self {
+        Self {
+            next_offset,
+            stored_next_offset: next_offset,
+            ..Self::default()
+        }
+    }
+
+    /// Keeps `event` at `offset`; false if the store already includes it.
+    pub fn apply(&mut self, offset: i64, event: Event) -> bool {
+        if offset < self.next_offset {
+            return false;
+        }
+        self.next_offset = offset + 1;
+        let count = self
+            .type_counts
+            .entry((event.category.clone(), event.name.clone()))
+            .or_insert((0, event.known_type));
+        count.0 += 1;
+        self.events.push((offset, event));
+        true
+    }
+
+    /// The next offset to apply.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Moves past an undecodable record.
+    pub fn skip(&mut self, offset: i64) {
+        self.next_offset = self.next_offset.max(offset + 1);
+    }
+
+    /// Whether a flush has anything to write.
+    pub fn has_changes(&self) -> bool {
+        self.next_offset != self.stored_next_offset
+    }
+
+    /// What a flush must write now.
+    pub fn batch(&self) -> EventsBatch {
+        let mut type_counts: Vec<_> = self
+            .type_counts
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        type_counts.sort();
+        EventsBatch {
+            expected_next_offset: self.stored_next_offset,
+            next_offset: self.next_offset,
+            events: self
+                .events
+                .iter()
+                .map(|(offset, event)| (*offset, event.clone(), day_and_month(event.occurred_at).0))
+                .collect(),
+            type_counts,
+        }
+    }
+
+    /// Records that a batch is stored.
+    pub fn flushed(&mut self, batch: &EventsBatch) {
+        self.stored_next_offset = batch.next_offset;
+        self.events.clear();
+        self.type_counts.clear();
+    }
+}
+
+/// Which error topic a partition belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `ingest-rejects`.
+    Reject,
+    /// `dead-letters`.
+    DeadLetter,
+}
+
+impl ErrorKind {
+    /// As stored in the `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Reject => "reject",
+            ErrorKind::DeadLetter => "dead_letter",
+        }
+    }
+}
+
+/// One row of the error log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRow {
+    pub kind: ErrorKind,
+    pub event_id: String,
+    pub day: String,
+    pub occurred_at: i64,
+    pub application_id: Option<String>,
+    /// Endpoint of a reject, or `topic/partition@offset` of a dead letter.
+    pub source: String,
+    pub status: Option<i32>,
+    pub field: Option<String>,
+    /// Rule of a reject, or the dead letter's reason.
+    pub reason: String,
+    pub message: String,
+    /// Body sample of a reject, or the dead letter's original bytes.
+    pub body: Vec<u8>,
+}
+
+impl From<Reject> for ErrorRow {
+    fn from(reject: Reject) -> Self {
+        Self {
+            kind: ErrorKind::Reject,
+            event_id: reject.event_id.to_string(),
+            day: day_and_month(reject.occurred_at).0,
+            occurred_at: reject.occurred_at,
+            application_id: Some(reject.application_id),
+            source: reject.endpoint,
+            status: Some(reject.status),
+            field: reject.field,
+            reason: reject.rule,
+            message: reject.message,
+            body: reject.body,
+        }
+    }
+}
+
+impl From<DeadLetter> for ErrorRow {
+    fn from(letter: DeadLetter) -> Self {
+        Self {
+            kind: ErrorKind::DeadLetter,
+            event_id: letter.event_id.to_string(),
+            day: day_and_month(letter.received_at).0,
+            occurred_at: letter.received_at,
+            application_id: None,
+            source: format!(
+                "{}/{}@{} ({})",
+                letter.topic, letter.partition, letter.offset, letter.stage
+            ),
+            status: None,
+            field: None,
+            message: letter.reason.clone(),
+            reason: letter.reason,
+            body: letter.payload,
+        }
+    }
+}
+
+/// Error rows of one partition since the last flush.
+#[derive(Debug, Clone, Default)]
+pub struct PartitionErrors {
+    next_offset: i64,
+    stored_next_offset: i64,
+    rows: Vec<ErrorRow>,
+}
+
+/// What an errors flush writes.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorsBatch {
+    pub expected_next_offset: i64,
+    pub next_offset: i64,
+    pub rows: Vec<ErrorRow>,
+}
+
+impl PartitionErrors {
+    /// State from the store's checkpoint.
+    pub fn restore(next_offset: i64) -> Self {
+        Self {
+            next_offset,
+            stored_next_offset: next_offset,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Keeps `row` at `offset`; false if the store already includes it.
+    pub fn apply(&mut self, offset: i64, row: ErrorRow) -> bool {
+        if offset < self.next_offset {
+            return false;
+        }
+        self.next_offset = offset + 1;
+        self.rows.push(row);
+        true
+    }
+
+    /// The next offset to apply.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Moves past an undecodable record.
+    pub fn skip(&mut self, offset: i64) {
+        self.next_offset = self.next_offset.max(offset + 1);
+    }
+
+    /// Whether a flush has anything to write.
+    pub fn has_changes(&self) -> bool {
+        self.next_offset != self.stored_next_offset
+    }
+
+    /// What a flush must write now.
+    pub fn batch(&self) -> ErrorsBatch {
+        ErrorsBatch {
+            expected_next_offset: self.stored_next_offset,
+            next_offset: self.next_offset,
+            rows: self.rows.clone(),
+        }
+    }
+
+    /// Records that a batch is stored.
+    pub fn flushed(&mut self, batch: &ErrorsBatch) {
+        self.stored_next_offset = batch.next_offset;
+        self.rows.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn event(name: &str, known: bool) -> Event {
+        Event {
+            event_id: Uuid::now_v7(),
+            occurred_at: 1_706_742_000_000_000,
+            received_at: 1_706_742_000_000_000,
+            application_id: "web".into(),
+            session_id: "s".into(),
+            category: "page interaction".into(),
+            name: name.into(),
+            data: "{}".into(),
+            known_type: known,
+            user_id: None,
+            device_id: None,
+        }
+    }
+
+    #[test]
+    fn events_are_kept_with_their_day_and_counted_per_type() {
+        let mut events = PartitionEvents::restore(3);
+        assert!(!events.apply(2, event("pageview", true)), "already stored");
+        assert!(events.apply(3, event("pageview", true)));
+        assert!(events.apply(4, event("scroll", false)));
+        assert!(events.apply(5, event("pageview", true)));
+        let batch = events.batch();
+        assert_eq!(batch.events.len(), 3);
+        assert_eq!(batch.events[0].2, "2024-01-31");
+        let counts: Vec<(&str, i64, bool)> = batch
+            .type_counts
+            .iter()
+            .map(|((_, name), (n, known))| (name.as_str(), *n, *known))
+            .collect();
+        assert_eq!(counts, vec![("pageview", 2, true), ("scroll", 1, false)]);
+        events.flushed(&batch);
+        assert!(!events.has_changes());
+        assert!(events.batch().events.is_empty());
+    }
+}

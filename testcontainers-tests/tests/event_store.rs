@@ -1,0 +1,73 @@
+//! The event store and the error log end to end: events posted to ingest
+//! are stored once each with their day, counted per type (unknown types
+//! flagged), and refused requests and dead letters land in the error log.
+
+use std::time::Duration;
+
+use serde_json::json;
+use testcontainers_tests::{Options, Pipeline};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+async fn scalar(conn: &libsql::Connection, sql: &str) -> anyhow::Result<i64> {
+    let mut rows = conn.query(sql, ()).await?;
+    Ok(match rows.next().await? {
+        Some(row) => row.get(0)?,
+        None => 0,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_and_errors_are_stored_once_each() -> anyhow::Result<()> {
+    let mut pipeline = Pipeline::start(Options::default()).await?;
+    let session = Uuid::new_v4();
+    let pageview = |path: &str| {
+        json!({"session_id": session, "category": "page interaction", "name": "pageview",
+            "data": {"host": "example.org", "path": path}, "timestamp": "2021-01-01 09:15:27.243860"})
+    };
+    for path in ["/", "/a"] {
+        assert_eq!(
+            pipeline.post_to("/v1/events", &pageview(path)).await?.0,
+            202
+        );
+    }
+    pipeline.crash_processor().await;
+    pipeline.start_processor("p0");
+    let scroll = json!({"session_id": session, "category": "page interaction", "name": "scroll",
+        "data": {"depth": 3}, "timestamp": "2021-01-02T00:00:01Z"});
+    assert_eq!(pipeline.post_to("/v1/events", &scroll).await?.0, 202);
+    assert_eq!(
+        pipeline
+            .post_to("/v1/events", &json!({"session_id": "nope"}))
+            .await?
+            .0,
+        400
+    );
+
+    let db = libsql::Builder::new_local(pipeline.data_dir().join("eventide.db"))
+        .build()
+        .await?;
+    let conn = db.connect()?;
+    let expected = [
+        (format!("SELECT COUNT(*) FROM events WHERE session_id = '{session}'"), 3),
+        (format!("SELECT COUNT(*) FROM events WHERE session_id = '{session}' AND day = '2021-01-01'"), 2),
+        ("SELECT COALESCE(SUM(events), 0) FROM event_type_counts WHERE name = 'pageview' AND known_type = 1".to_owned(), 2),
+        ("SELECT COALESCE(SUM(events), 0) FROM event_type_counts WHERE name = 'scroll' AND known_type = 0".to_owned(), 1),
+        ("SELECT COUNT(*) FROM errors WHERE kind = 'reject' AND source = '/v1/events' AND status = 400".to_owned(), 1),
+    ];
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut off = Vec::new();
+        for (sql, want) in &expected {
+            let got = scalar(&conn, sql).await?;
+            if got != *want {
+                off.push((sql.clone(), *want, got));
+            }
+        }
+        if off.is_empty() {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < until, "store rows still off: {off:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
