@@ -55,6 +55,10 @@ pub struct Options {
     pub ingest: ingest::Settings,
     /// The key the harness reads counters with.
     pub analyst_key: String,
+    /// Processors join with a stable `group.instance.id` (static membership).
+    /// tansu never expires a static member that left, so scenarios where a
+    /// processor leaves for good use dynamic membership.
+    pub static_membership: bool,
 }
 
 impl Default for Options {
@@ -73,6 +77,7 @@ impl Default for Options {
                 ..ingest::Settings::default()
             },
             analyst_key: DEV_ANALYST_KEY.to_owned(),
+            static_membership: true,
         }
     }
 }
@@ -102,6 +107,7 @@ pub struct Pipeline {
     /// The key counter reads are made with.
     pub analyst_key: String,
     processor_config: processor::Config,
+    static_membership: bool,
     processors: Vec<ProcessorTask>,
     services: Vec<JoinHandle<()>>,
     shutdown: CancellationToken,
@@ -202,6 +208,7 @@ impl Pipeline {
             http: client_with_key(DEV_PRODUCER_KEY)?,
             analyst_key: options.analyst_key.clone(),
             processor_config,
+            static_membership: options.static_membership,
             processors: Vec::new(),
             services,
             shutdown,
@@ -283,10 +290,11 @@ impl Pipeline {
         self.data_dir.path().to_path_buf()
     }
 
-    /// Starts another processor in the group with a stable instance id.
+    /// Starts another processor in the group, with a stable instance id
+    /// under static membership.
     pub fn start_processor(&mut self, instance_id: &str) {
         let mut config = self.processor_config.clone();
-        config.settings.instance_id = Some(instance_id.to_owned());
+        config.settings.instance_id = self.static_membership.then(|| instance_id.to_owned());
         let shutdown = self.shutdown.child_token();
         let token = shutdown.clone();
         let handle = tokio::spawn(async move { processor::run(config, None, token).await });

@@ -88,3 +88,137 @@ fn sorted(expected: HashMap<Uuid, i64>) -> Vec<(Uuid, i64)> {
     list.sort();
     list
 }
+
+/// 100,000 increments and redirects over 16 partitions, sent in batches,
+/// while the processor is killed (task aborted: no flush, no commit) five
+/// times at spread-out instants and restarted: every counter total and
+/// every click count exact.
+///
+/// # Errors
+///
+/// If the pipeline fails or a total is off after [`SETTLE`].
+pub async fn crashes_under_load_keep_totals_exact(options: Options) -> anyhow::Result<()> {
+    let mut pipeline = Pipeline::start(Options {
+        partitions: 16,
+        ..options
+    })
+    .await?;
+    let warmup = Uuid::new_v4();
+    pipeline
+        .post_increment(&json!({ "key": warmup, "value": 1 }))
+        .await?;
+    pipeline.wait_for_counters(&[(warmup, 1)], SETTLE).await?;
+
+    const TOTAL: usize = 100_000;
+    const BATCH: usize = 500;
+    let keys = keys(200);
+    let codes: Vec<String> = (0..64).map(|n| format!("code{n}")).collect();
+    let mut expected_counters: HashMap<Uuid, i64> = HashMap::new();
+    let mut expected_clicks: HashMap<String, i64> = HashMap::new();
+    let mut batches = Vec::new();
+    for start in (0..TOTAL).step_by(BATCH) {
+        let items: Vec<serde_json::Value> = (start..start + BATCH)
+            .map(|i| {
+                if i % 2 == 0 {
+                    let key = keys[i % keys.len()];
+                    *expected_counters.entry(key).or_default() += increment_value(i);
+                    json!({"type": "increment", "key": key, "value": increment_value(i)})
+                } else {
+                    let code = &codes[i % codes.len()];
+                    *expected_clicks.entry(code.clone()).or_default() += 1;
+                    json!({"type": "redirect", "short_code": code, "full_url": "https://example.org/", "client_id": 1,
+                        "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"})
+                }
+            })
+            .collect();
+        batches.push(items);
+    }
+    let client = ingest::client::Client::new(&pipeline.ingest_url, schemas::keys::DEV_PRODUCER_KEY);
+    let sent = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let sent = Arc::clone(&sent);
+        tokio::spawn(async move {
+            for items in batches {
+                let n = items.len();
+                let results = client.send_batch(items).await?;
+                anyhow::ensure!(
+                    results
+                        .iter()
+                        .all(|r| matches!(r, ingest::client::ItemResult::Accepted(_))),
+                    "every generated item is valid"
+                );
+                sent.fetch_add(n, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        })
+    };
+    for crash in 1..=5 {
+        wait_for_progress(&sent, TOTAL * crash / 6).await;
+        pipeline.crash_processor().await;
+        pipeline.start_processor("p0");
+    }
+    load.await??;
+
+    pipeline
+        .wait_for_counters(&sorted(expected_counters), SETTLE * 2)
+        .await?;
+    let db = libsql::Builder::new_local(pipeline.data_dir().join("eventide.db"))
+        .build()
+        .await?;
+    let conn = db.connect()?;
+    let until = Instant::now() + SETTLE;
+    loop {
+        let mut rows = conn
+            .query("SELECT short_code, clicks FROM clicks_by_code", ())
+            .await?;
+        let mut stored: HashMap<String, i64> = HashMap::new();
+        while let Some(row) = rows.next().await? {
+            stored.insert(row.get(0)?, row.get(1)?);
+        }
+        if stored == expected_clicks {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < until,
+            "click totals off: stored {} codes, {} clicks; want {} codes, {} clicks",
+            stored.len(),
+            stored.values().sum::<i64>(),
+            expected_clicks.len(),
+            expected_clicks.values().sum::<i64>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Two processors share the group; one leaves mid-stream: totals exact.
+/// Dynamic membership: a leaving member sends LeaveGroup and the other takes
+/// its partitions (tansu never expires a departed static member).
+///
+/// # Errors
+///
+/// If the pipeline fails or a total is off after [`SETTLE`].
+pub async fn a_processor_leaving_the_group_keeps_totals_exact(
+    options: Options,
+) -> anyhow::Result<()> {
+    let mut pipeline = Pipeline::start(Options {
+        partitions: 8,
+        static_membership: false,
+        ..options
+    })
+    .await?;
+    pipeline.start_processor("p1");
+    let progress = Arc::new(AtomicUsize::new(0));
+    let load = tokio::spawn(pipeline.load_target().post_increments(
+        keys(80),
+        6_000,
+        16,
+        progress.clone(),
+    ));
+    wait_for_progress(&progress, 3_000).await;
+    // The first processor leaves gracefully; the second takes its partitions.
+    pipeline.stop_processor().await?;
+    let expected = load.await??;
+    pipeline
+        .wait_for_counters(&sorted(expected), SETTLE * 2)
+        .await
+}

@@ -25,6 +25,16 @@ async fn processor_crash_and_restart_mid_stream_keeps_totals_exact() -> anyhow::
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_processor_crashes_under_100k_records_keep_every_total_exact() -> anyhow::Result<()> {
+    scenarios::crashes_under_load_keep_totals_exact(Options::default()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_processor_leaving_the_group_mid_stream_keeps_totals_exact() -> anyhow::Result<()> {
+    scenarios::a_processor_leaving_the_group_keeps_totals_exact(Options::default()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_increments_get_precise_400s_and_are_recorded_as_rejects() -> anyhow::Result<()> {
     let pipeline = Pipeline::start(Options::default()).await?;
     let key = Uuid::new_v4();
