@@ -1,18 +1,13 @@
 //! The counters aggregate of one topic partition, without I/O.
 //!
-//! Totals are absolute and each remembers the last offset it includes, so
-//! applying a record twice (a replay after a crash) changes nothing.
+//! It keeps only what was added since the last flush, so its memory follows
+//! the keys touched in one flush interval, not every key ever seen. The store
+//! adds the deltas to its absolute totals in the same transaction that moves
+//! the partition's checkpoint, so a replay after a crash adds nothing twice.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use uuid::Uuid;
-
-/// A key's stored total and the last offset it includes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Total {
-    pub value: i64,
-    pub through_offset: i64,
-}
 
 /// What [`PartitionCounters::apply`] did with a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,36 +18,36 @@ pub enum Applied {
     Replayed,
 }
 
-/// The rows and checkpoint a flush writes.
+/// What a flush adds and the checkpoint it moves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlushBatch {
     /// The checkpoint the store holds now; the write is fenced on it.
     pub expected_next_offset: i64,
     /// The checkpoint after this flush.
     pub next_offset: i64,
-    /// Changed totals.
-    pub rows: Vec<(Uuid, Total)>,
+    /// The last offset this batch includes.
+    pub through_offset: i64,
+    /// Amount added per key since the last flush, sorted by key.
+    pub rows: Vec<(Uuid, i64)>,
 }
 
-/// Counter totals of one partition.
+/// Counter increments of one partition since the last flush.
 #[derive(Debug, Clone, Default)]
 pub struct PartitionCounters {
     /// The next offset to apply; everything before it is included.
     next_offset: i64,
     /// The checkpoint last written to (or read from) the store.
     stored_next_offset: i64,
-    totals: HashMap<Uuid, Total>,
-    dirty: HashSet<Uuid>,
+    added: HashMap<Uuid, i64>,
 }
 
 impl PartitionCounters {
-    /// State as stored: the checkpoint and the partition's totals.
-    pub fn restore(next_offset: i64, totals: impl IntoIterator<Item = (Uuid, Total)>) -> Self {
+    /// State from the store's checkpoint.
+    pub fn restore(next_offset: i64) -> Self {
         Self {
             next_offset,
             stored_next_offset: next_offset,
-            totals: totals.into_iter().collect(),
-            dirty: HashSet::new(),
+            added: HashMap::new(),
         }
     }
 
@@ -66,17 +61,9 @@ impl PartitionCounters {
         if offset < self.next_offset {
             return Applied::Replayed;
         }
-        let total = self.totals.entry(key).or_insert(Total {
-            value: 0,
-            through_offset: -1,
-        });
         self.next_offset = offset + 1;
-        if offset <= total.through_offset {
-            return Applied::Replayed;
-        }
-        total.value = total.value.saturating_add(value);
-        total.through_offset = offset;
-        self.dirty.insert(key);
+        let added = self.added.entry(key).or_default();
+        *added = added.saturating_add(value);
         Applied::Counted
     }
 
@@ -92,28 +79,25 @@ impl PartitionCounters {
 
     /// What a flush must write now.
     pub fn flush_batch(&self) -> FlushBatch {
+        let mut rows: Vec<(Uuid, i64)> = self.added.iter().map(|(k, v)| (*k, *v)).collect();
+        rows.sort();
         FlushBatch {
             expected_next_offset: self.stored_next_offset,
             next_offset: self.next_offset,
-            rows: self
-                .dirty
-                .iter()
-                .filter_map(|key| self.totals.get(key).map(|total| (*key, *total)))
-                .collect(),
+            through_offset: self.next_offset - 1,
+            rows,
         }
     }
 
-    /// Records that `batch` is stored.
+    /// Records that `batch` is stored: its increments are the store's now.
     pub fn flushed(&mut self, batch: &FlushBatch) {
         self.stored_next_offset = batch.next_offset;
-        for (key, _) in &batch.rows {
-            self.dirty.remove(key);
-        }
+        self.added.clear();
     }
 
-    /// The current total of `key`.
-    pub fn total(&self, key: &Uuid) -> Option<Total> {
-        self.totals.get(key).copied()
+    /// What was added to `key` since the last flush.
+    pub fn added(&self, key: &Uuid) -> i64 {
+        self.added.get(key).copied().unwrap_or(0)
     }
 }
 
@@ -128,56 +112,35 @@ mod tests {
         assert_eq!(counters.apply(0, a, 3), Applied::Counted);
         assert_eq!(counters.apply(1, b, 4), Applied::Counted);
         assert_eq!(counters.apply(2, a, 5), Applied::Counted);
-        assert_eq!(counters.total(&a).map(|t| t.value), Some(8));
+        assert_eq!(counters.added(&a), 8);
         let batch = counters.flush_batch();
-        assert_eq!(batch.expected_next_offset, 0);
-        assert_eq!(batch.next_offset, 3);
+        assert_eq!(
+            (
+                batch.expected_next_offset,
+                batch.next_offset,
+                batch.through_offset
+            ),
+            (0, 3, 2)
+        );
         assert_eq!(batch.rows.len(), 2);
         counters.flushed(&batch);
         assert!(!counters.has_changes());
-        assert!(counters.flush_batch().rows.is_empty());
+        assert!(
+            counters.flush_batch().rows.is_empty(),
+            "flushed increments are the store's"
+        );
     }
 
     #[test]
-    fn replay_after_restore_changes_nothing() {
+    fn replay_after_restore_adds_nothing() {
         let a = Uuid::new_v4();
-        let mut first = PartitionCounters::default();
-        for offset in 0..10 {
-            first.apply(offset, a, 2);
-        }
-        let batch = first.flush_batch();
-        let mut restored = PartitionCounters::restore(batch.next_offset, batch.rows.clone());
+        let mut restored = PartitionCounters::restore(10);
         for offset in 0..10 {
             assert_eq!(restored.apply(offset, a, 2), Applied::Replayed);
         }
+        assert!(!restored.has_changes());
         assert_eq!(restored.apply(10, a, 2), Applied::Counted);
-        assert_eq!(
-            restored.total(&a),
-            Some(Total {
-                value: 22,
-                through_offset: 10
-            })
-        );
-    }
-
-    #[test]
-    fn a_row_ahead_of_the_checkpoint_is_not_counted_twice() {
-        // Rows carry their own offset: even if a checkpoint lagged a row,
-        // the row's offset protects it.
-        let a = Uuid::new_v4();
-        let mut counters = PartitionCounters::restore(
-            5,
-            [(
-                a,
-                Total {
-                    value: 7,
-                    through_offset: 8,
-                },
-            )],
-        );
-        assert_eq!(counters.apply(8, a, 1), Applied::Replayed);
-        assert_eq!(counters.apply(9, a, 1), Applied::Counted);
-        assert_eq!(counters.total(&a).map(|t| t.value), Some(8));
+        assert_eq!(restored.flush_batch().rows, vec![(a, 2)]);
     }
 
     #[test]
@@ -189,11 +152,11 @@ mod tests {
     }
 
     #[test]
-    fn totals_saturate_instead_of_overflowing() {
+    fn additions_saturate_instead_of_overflowing() {
         let a = Uuid::new_v4();
         let mut counters = PartitionCounters::default();
         counters.apply(0, a, i64::MAX);
         counters.apply(1, a, i64::MAX);
-        assert_eq!(counters.total(&a).map(|t| t.value), Some(i64::MAX));
+        assert_eq!(counters.added(&a), i64::MAX);
     }
 }
