@@ -28,6 +28,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let analysts = Router::new()
         .route("/v1/counters/{key}", get(counter))
+        .route("/v1/event-types", get(event_types))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_query_scope,
@@ -88,4 +89,10 @@ async fn counter(
     })?;
     let value = state.store.counter(key).await?;
     Ok((StatusCode::OK, Json(json!({ "key": key, "value": value }))))
+}
+
+/// `GET /v1/event-types` → `{"event_types": [{category, name, events, known}]}`.
+async fn event_types(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let counts = state.store.event_types().await?;
+    Ok(Json(json!({ "event_types": counts })))
 }

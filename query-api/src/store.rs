@@ -18,6 +18,16 @@ pub enum StoreError {
     Query(#[from] libsql::Error),
 }
 
+/// How many events of one type were stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EventTypeCount {
+    pub category: String,
+    pub name: String,
+    pub events: i64,
+    /// False when no JSON Schema exists for the type.
+    pub known: bool,
+}
+
 /// The embedded store, read side. Cheap to clone.
 #[derive(Clone)]
 pub struct ReadStore {
@@ -77,6 +87,33 @@ impl ReadStore {
             Some(row) => Ok(row.get(0)?),
             None => Ok(0),
         }
+    }
+
+    /// Events per (category, name), summed over the partitions' rows, most
+    /// frequent first; `known` is false for types with no JSON Schema.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] if the query fails.
+    pub async fn event_types(&self) -> Result<Vec<EventTypeCount>, StoreError> {
+        let mut rows = self
+            .conn
+            .query(
+                "SELECT category, name, SUM(events), MAX(known_type) FROM event_type_counts
+                 GROUP BY category, name ORDER BY SUM(events) DESC, category, name",
+                (),
+            )
+            .await?;
+        let mut counts = Vec::new();
+        while let Some(row) = rows.next().await? {
+            counts.push(EventTypeCount {
+                category: row.get(0)?,
+                name: row.get(1)?,
+                events: row.get(2)?,
+                known: row.get::<i64>(3)? != 0,
+            });
+        }
+        Ok(counts)
     }
 
     /// Whether the store answers at all.

@@ -65,9 +65,47 @@ async fn events_and_errors_are_stored_once_each() -> anyhow::Result<()> {
             }
         }
         if off.is_empty() {
-            return Ok(());
+            break;
         }
         anyhow::ensure!(Instant::now() < until, "store rows still off: {off:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The query API serves the per-type counts, unknown types flagged.
+    let analyst = testcontainers_tests::client_with_key("dev-analyst")?;
+    let answer: serde_json::Value = analyst
+        .get(format!("{}/v1/event-types", pipeline.query_url))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let types = answer["event_types"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let find = |name: &str| {
+        types
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        (
+            find("pageview")["events"].as_i64(),
+            find("pageview")["known"].as_bool()
+        ),
+        (Some(2), Some(true)),
+        "{answer}"
+    );
+    assert_eq!(
+        (
+            find("scroll")["events"].as_i64(),
+            find("scroll")["known"].as_bool()
+        ),
+        (Some(1), Some(false)),
+        "{answer}"
+    );
+    Ok(())
 }
