@@ -11,6 +11,7 @@
 //! - [`local_broker`]: the in-process Kafka-API broker of the local default.
 //! - [`pipeline`]: starting services and running them until shutdown.
 //! - [`telemetry`]: log setup and the Prometheus recorder.
+//! - [`wait`]: waiting for a condition with a deadline.
 //! - [`tools`]: `eventide send` and `eventide loadgen`, on the ingest client.
 
 pub mod cli;
@@ -19,3 +20,4 @@ pub mod local_broker;
 pub mod pipeline;
 pub mod telemetry;
 pub mod tools;
+pub mod wait;

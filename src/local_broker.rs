@@ -19,7 +19,7 @@ use tansu_storage::StorageContainer;
 use thiserror::Error;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use tokio::time::{Instant, sleep};
+use tokio::time::Instant;
 use tracing::{info, warn};
 use url::Url;
 
@@ -192,12 +192,12 @@ fn absolute_dir(dir: &Path) -> Result<PathBuf, LocalBrokerError> {
 }
 
 async fn wait_until_listening(addr: SocketAddr) -> Result<(), LocalBrokerError> {
-    let deadline = Instant::now() + READY_DEADLINE;
-    while Instant::now() < deadline {
-        if TcpStream::connect(addr).await.is_ok() {
-            return Ok(());
-        }
-        sleep(Duration::from_millis(20)).await;
-    }
-    Err(LocalBrokerError::NotReady(addr))
+    crate::wait::eventually(READY_DEADLINE, || async {
+        Ok(match TcpStream::connect(addr).await {
+            Ok(_) => Ok(()),
+            Err(err) => Err(err.to_string()),
+        })
+    })
+    .await
+    .map_err(|_| LocalBrokerError::NotReady(addr))
 }

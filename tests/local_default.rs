@@ -4,8 +4,11 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use eventide::wait::eventually;
+use tokio::process::Child;
 
 use serde_json::{Value, json};
 
@@ -20,7 +23,7 @@ struct Eventide {
 impl Eventide {
     fn start(data_dir: &Path) -> Self {
         let [broker, ingest, query] = [free_port(), free_port(), free_port()];
-        let child = Command::new(env!("CARGO_BIN_EXE_eventide"))
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventide"))
             .env("EVENTIDE_DATA_DIR", data_dir)
             .env(
                 "EVENTIDE_LOCAL_BROKER_LISTEN",
@@ -41,31 +44,23 @@ impl Eventide {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
+    async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("still running").to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill runs");
         assert!(sent.success());
-        let until = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait works") {
-                return status;
-            }
-            assert!(
-                Instant::now() < until,
-                "eventide did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("eventide exits after SIGTERM")
+            .expect("wait works")
     }
 }
 
 impl Drop for Eventide {
     fn drop(&mut self) {
-        drop(self.child.kill());
-        drop(self.child.wait());
+        drop(self.child.start_kill());
     }
 }
 
@@ -77,16 +72,20 @@ fn free_port() -> u16 {
 }
 
 async fn wait_healthy(http: &reqwest::Client, url: &str) {
-    let until = Instant::now() + DEADLINE;
-    while !http
-        .get(format!("{url}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < until, "{url} never became healthy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(DEADLINE, || async {
+        let healthy = http
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        Ok(if healthy {
+            Ok(())
+        } else {
+            Err(format!("{url} not healthy"))
+        })
+    })
+    .await
+    .expect("the service becomes healthy");
 }
 
 async fn post(http: &reqwest::Client, eventide: &Eventide, body: Value) -> (u16, Value) {
@@ -102,26 +101,22 @@ async fn post(http: &reqwest::Client, eventide: &Eventide, body: Value) -> (u16,
 }
 
 async fn wait_for_total(http: &reqwest::Client, eventide: &Eventide, key: &str, want: i64) {
-    let until = Instant::now() + DEADLINE;
-    loop {
+    eventually(DEADLINE, || async {
         let body: Value = http
             .get(format!("{}/v1/counters/{key}", eventide.query))
             .bearer_auth("dev-analyst")
             .send()
-            .await
-            .expect("query api answers")
+            .await?
             .json()
-            .await
-            .expect("json answer");
-        if body["value"] == want {
-            return;
-        }
-        assert!(
-            Instant::now() < until,
-            "counter {key} is {body}, want {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .await?;
+        Ok(if body["value"] == want {
+            Ok(())
+        } else {
+            Err(format!("counter {key} is {body}, want {want}"))
+        })
+    })
+    .await
+    .expect("the total is reached");
 }
 
 #[tokio::test]
@@ -169,7 +164,7 @@ async fn counts_survive_a_graceful_restart_of_the_binary() {
     let line: Value = serde_json::from_slice(&sent.stdout).expect("one JSON result line");
     assert!(line["id"].is_string(), "{line}");
     wait_for_total(&http, &eventide, &key, 20).await;
-    let status = eventide.terminate();
+    let status = eventide.terminate().await;
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 
     let eventide = Eventide::start(data_dir.path());
@@ -179,5 +174,5 @@ async fn counts_survive_a_graceful_restart_of_the_binary() {
     let (status, _) = post(&http, &eventide, json!({ "key": key, "value": 10 })).await;
     assert_eq!(status, 202);
     wait_for_total(&http, &eventide, &key, 30).await;
-    assert!(eventide.terminate().success());
+    assert!(eventide.terminate().await.success());
 }

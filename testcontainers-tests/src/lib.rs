@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use eventide::kafka::{client_config, ensure_topics};
 use eventide::local_broker::LocalBroker;
 use rdkafka::ClientConfig;
@@ -36,6 +36,7 @@ use uuid::Uuid;
 pub const EXTERNAL_BROKERS_ENV: &str = "EVENTIDE_TEST_KAFKA_BROKERS";
 
 pub mod scenarios;
+pub use eventide::wait::{POLL_INTERVAL, eventually};
 
 /// How a pipeline is set up.
 #[derive(Debug, Clone)]
@@ -401,8 +402,7 @@ impl Pipeline {
         expected: &[(Uuid, i64)],
         deadline: Duration,
     ) -> anyhow::Result<()> {
-        let until = Instant::now() + deadline;
-        loop {
+        eventually(deadline, || async {
             let mut off = Vec::new();
             for (key, want) in expected {
                 let got = self.counter(*key).await?;
@@ -410,38 +410,72 @@ impl Pipeline {
                     off.push((*key, *want, got));
                 }
             }
-            if off.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= until {
-                bail!(
-                    "{} counters still off after {deadline:?}, e.g. (key, want, got) {:?}",
+            Ok(if off.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} counters off, e.g. (key, want, got) {:?}",
                     off.len(),
                     &off[..off.len().min(5)]
-                );
+                ))
+            })
+        })
+        .await
+    }
+
+    /// Polls the store file until every `(query, value)` holds: each query
+    /// returns one integer (no row counts as 0).
+    ///
+    /// # Errors
+    ///
+    /// If `deadline` passes first; the error lists the queries still off.
+    pub async fn wait_for_store(
+        &self,
+        expected: &[(String, i64)],
+        deadline: Duration,
+    ) -> anyhow::Result<()> {
+        let db = libsql::Builder::new_local(self.data_dir().join("eventide.db"))
+            .build()
+            .await?;
+        let conn = db.connect()?;
+        let conn = &conn;
+        eventually(deadline, || async move {
+            let mut off = Vec::new();
+            for (sql, want) in expected {
+                let mut rows = conn.query(sql, ()).await?;
+                let got: i64 = match rows.next().await? {
+                    Some(row) => row.get(0)?,
+                    None => 0,
+                };
+                if got != *want {
+                    off.push(format!("{sql} = {got}, want {want}"));
+                }
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            Ok(if off.is_empty() {
+                Ok(())
+            } else {
+                Err(off.join("; "))
+            })
+        })
+        .await
     }
 
     async fn wait_until_healthy(&self) -> anyhow::Result<()> {
-        let until = Instant::now() + Duration::from_secs(20);
         for url in [&self.ingest_url, &self.query_url] {
-            loop {
+            eventually(Duration::from_secs(20), || async {
                 let healthy = self
                     .http
                     .get(format!("{url}/healthz"))
                     .send()
                     .await
                     .is_ok_and(|r| r.status().is_success());
-                if healthy {
-                    break;
-                }
-                if Instant::now() >= until {
-                    bail!("{url} not healthy in time");
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+                Ok(if healthy {
+                    Ok(())
+                } else {
+                    Err(format!("{url} not healthy"))
+                })
+            })
+            .await?;
         }
         Ok(())
     }

@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::{Options, Pipeline, increment_value};
+use crate::{Options, Pipeline, eventually, increment_value};
 
 /// How long totals may take to settle after the load.
 pub const SETTLE: Duration = Duration::from_secs(60);
@@ -59,11 +58,11 @@ pub async fn processor_restarts_keep_totals_exact(options: Options) -> anyhow::R
         progress.clone(),
     ));
 
-    wait_for_progress(&progress, 2_000).await;
+    wait_for_progress(&progress, 2_000).await?;
     pipeline.crash_processor().await;
     pipeline.start_processor("p0");
 
-    wait_for_progress(&progress, 4_000).await;
+    wait_for_progress(&progress, 4_000).await?;
     pipeline.stop_processor().await?;
     pipeline.start_processor("p0");
 
@@ -72,11 +71,16 @@ pub async fn processor_restarts_keep_totals_exact(options: Options) -> anyhow::R
     pipeline.wait_for_counters(&sorted(expected), SETTLE).await
 }
 
-async fn wait_for_progress(progress: &AtomicUsize, at_least: usize) {
-    let until = Instant::now() + SETTLE;
-    while progress.load(Ordering::Relaxed) < at_least && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn wait_for_progress(progress: &AtomicUsize, at_least: usize) -> anyhow::Result<()> {
+    eventually(SETTLE, || async {
+        let done = progress.load(Ordering::Relaxed);
+        Ok(if done >= at_least {
+            Ok(())
+        } else {
+            Err(format!("{done} of {at_least} sent"))
+        })
+    })
+    .await
 }
 
 fn keys(n: usize) -> Arc<Vec<Uuid>> {
@@ -153,7 +157,7 @@ pub async fn crashes_under_load_keep_totals_exact(options: Options) -> anyhow::R
         })
     };
     for crash in 1..=5 {
-        wait_for_progress(&sent, TOTAL * crash / 6).await;
+        wait_for_progress(&sent, TOTAL * crash / 6).await?;
         pipeline.crash_processor().await;
         pipeline.start_processor("p0");
     }
@@ -162,32 +166,21 @@ pub async fn crashes_under_load_keep_totals_exact(options: Options) -> anyhow::R
     pipeline
         .wait_for_counters(&sorted(expected_counters), SETTLE * 2)
         .await?;
-    let db = libsql::Builder::new_local(pipeline.data_dir().join("eventide.db"))
-        .build()
-        .await?;
-    let conn = db.connect()?;
-    let until = Instant::now() + SETTLE;
-    loop {
-        let mut rows = conn
-            .query("SELECT short_code, clicks FROM clicks_by_code", ())
-            .await?;
-        let mut stored: HashMap<String, i64> = HashMap::new();
-        while let Some(row) = rows.next().await? {
-            stored.insert(row.get(0)?, row.get(1)?);
-        }
-        if stored == expected_clicks {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < until,
-            "click totals off: stored {} codes, {} clicks; want {} codes, {} clicks",
-            stored.len(),
-            stored.values().sum::<i64>(),
-            expected_clicks.len(),
-            expected_clicks.values().sum::<i64>()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Every code's all-time click count, and nothing else in the table.
+    let mut expected: Vec<(String, i64)> = expected_clicks
+        .iter()
+        .map(|(code, clicks)| {
+            (
+                format!("SELECT clicks FROM clicks_by_code WHERE short_code = '{code}'"),
+                *clicks,
+            )
+        })
+        .collect();
+    expected.push((
+        "SELECT COUNT(*) FROM clicks_by_code".to_owned(),
+        i64::try_from(expected_clicks.len())?,
+    ));
+    pipeline.wait_for_store(&expected, SETTLE).await
 }
 
 /// Two processors share the group; one leaves mid-stream: totals exact.
@@ -214,7 +207,7 @@ pub async fn a_processor_leaving_the_group_keeps_totals_exact(
         16,
         progress.clone(),
     ));
-    wait_for_progress(&progress, 3_000).await;
+    wait_for_progress(&progress, 3_000).await?;
     // The first processor leaves gracefully; the second takes its partitions.
     pipeline.stop_processor().await?;
     let expected = load.await??;

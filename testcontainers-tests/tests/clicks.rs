@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde_json::json;
 use testcontainers_tests::{Options, Pipeline};
-use tokio::time::Instant;
 
 const CHROME_ANDROID: &str = "Mozilla/5.0 (Linux; Android 4.0.4; Galaxy Nexus Build/IMM76B) AppleWebKit/535.19 (KHTML, like Gecko) Chrome/18.0.1025.133 Mobile Safari/535.19";
 const EDGE_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/91.0.4472.124 Safari/537.36 Edg/91.0.864.59";
@@ -29,14 +28,6 @@ async fn click(
     Ok(())
 }
 
-async fn scalar(conn: &libsql::Connection, sql: &str) -> anyhow::Result<i64> {
-    let mut rows = conn.query(sql, ()).await?;
-    Ok(match rows.next().await? {
-        Some(row) => row.get(0)?,
-        None => 0,
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clicks_are_counted_exactly_per_day_client_and_code() -> anyhow::Result<()> {
     let mut pipeline = Pipeline::start(Options::default()).await?;
@@ -51,10 +42,6 @@ async fn clicks_are_counted_exactly_per_day_client_and_code() -> anyhow::Result<
     click(&pipeline, "abc", 7, GOOGLEBOT, "2024-02-01T02:00:00Z").await?;
     click(&pipeline, "xyz", 8, EDGE_WINDOWS, "2024-02-01T11:00:00Z").await?;
 
-    let db = libsql::Builder::new_local(pipeline.data_dir().join("eventide.db"))
-        .build()
-        .await?;
-    let conn = db.connect()?;
     let expected = [
         (
             "SELECT clicks FROM clicks_by_client_month WHERE client_id = 7 AND month = '2024-01' AND short_code = 'abc'",
@@ -89,19 +76,11 @@ async fn clicks_are_counted_exactly_per_day_client_and_code() -> anyhow::Result<
             0,
         ),
     ];
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut off = Vec::new();
-        for (sql, want) in expected {
-            let got = scalar(&conn, sql).await?;
-            if got != want {
-                off.push((sql, want, got));
-            }
-        }
-        if off.is_empty() {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < until, "click rows still off: {off:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let expected: Vec<(String, i64)> = expected
+        .iter()
+        .map(|(sql, want)| ((*sql).to_owned(), *want))
+        .collect();
+    pipeline
+        .wait_for_store(&expected, Duration::from_secs(60))
+        .await
 }

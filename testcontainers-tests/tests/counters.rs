@@ -5,13 +5,10 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
 use schemas::{Reject, Topic};
 use serde_json::json;
 use testcontainers_tests::scenarios::{self, SETTLE};
 use testcontainers_tests::{Options, Pipeline};
-use tokio::time::Instant;
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -80,23 +77,13 @@ async fn bad_increments_get_precise_400s_and_are_recorded_as_rejects() -> anyhow
     pipeline.wait_for_counters(&[(key, 2)], SETTLE).await?;
 
     // Every refusal is on the rejects topic with its field and rule.
-    let consumer: StreamConsumer = pipeline
-        .kafka()
-        .set("group.id", format!("rejects-reader-{}", Uuid::new_v4()))
-        .set("auto.offset.reset", "earliest")
-        .create()?;
-    consumer.subscribe(&[&pipeline.names.name(Topic::IngestRejects)])?;
+    let rejects = pipeline
+        .read_topic::<Reject>(Topic::IngestRejects, SETTLE, |read| {
+            read.len() > cases.len()
+        })
+        .await?;
     let mut seen = Vec::new();
-    let until = Instant::now() + SETTLE;
-    while seen.len() < cases.len() + 1 && Instant::now() < until {
-        let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await
-        else {
-            continue;
-        };
-        let reject: Reject = pipeline
-            .codec
-            .decode(message.payload().unwrap_or_default())
-            .await?;
+    for (_, reject) in rejects {
         assert_eq!(reject.endpoint, "/v1/increment");
         assert_eq!(
             reject.application_id, "dev",
@@ -192,26 +179,8 @@ async fn a_corrupt_record_mid_partition_is_dead_lettered_and_the_rest_counted() 
     assert_eq!(letter.stage, "processor");
 
     // The processor files the dead letter in the error log too.
-    let db = libsql::Builder::new_local(pipeline.data_dir().join("eventide.db"))
-        .build()
-        .await?;
-    let conn = db.connect()?;
-    let until = Instant::now() + SETTLE;
-    loop {
-        let mut rows = conn
-            .query(
-                "SELECT COUNT(*) FROM errors WHERE kind = 'dead_letter' AND body = ?1",
-                libsql::params![corrupt.clone()],
-            )
-            .await?;
-        let logged: i64 = rows.next().await?.context("a count")?.get(0)?;
-        if logged == 1 {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < until,
-            "the dead letter never reached the error log"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let hex: String = corrupt.iter().map(|b| format!("{b:02x}")).collect();
+    let logged =
+        format!("SELECT COUNT(*) FROM errors WHERE kind = 'dead_letter' AND body = X'{hex}'");
+    pipeline.wait_for_store(&[(logged, 1)], SETTLE).await
 }

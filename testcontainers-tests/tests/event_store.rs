@@ -6,16 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use testcontainers_tests::{Options, Pipeline};
-use tokio::time::Instant;
 use uuid::Uuid;
-
-async fn scalar(conn: &libsql::Connection, sql: &str) -> anyhow::Result<i64> {
-    let mut rows = conn.query(sql, ()).await?;
-    Ok(match rows.next().await? {
-        Some(row) => row.get(0)?,
-        None => 0,
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_and_errors_are_stored_once_each() -> anyhow::Result<()> {
@@ -44,10 +35,6 @@ async fn events_and_errors_are_stored_once_each() -> anyhow::Result<()> {
         400
     );
 
-    let db = libsql::Builder::new_local(pipeline.data_dir().join("eventide.db"))
-        .build()
-        .await?;
-    let conn = db.connect()?;
     let expected = [
         (format!("SELECT COUNT(*) FROM events WHERE session_id = '{session}'"), 3),
         (format!("SELECT COUNT(*) FROM events WHERE session_id = '{session}' AND day = '2021-01-01'"), 2),
@@ -55,21 +42,9 @@ async fn events_and_errors_are_stored_once_each() -> anyhow::Result<()> {
         ("SELECT COALESCE(SUM(events), 0) FROM event_type_counts WHERE name = 'scroll' AND known_type = 0".to_owned(), 1),
         ("SELECT COUNT(*) FROM errors WHERE kind = 'reject' AND source = '/v1/events' AND status = 400".to_owned(), 1),
     ];
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut off = Vec::new();
-        for (sql, want) in &expected {
-            let got = scalar(&conn, sql).await?;
-            if got != *want {
-                off.push((sql.clone(), *want, got));
-            }
-        }
-        if off.is_empty() {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < until, "store rows still off: {off:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    pipeline
+        .wait_for_store(&expected, Duration::from_secs(60))
+        .await?;
 
     // The query API serves the per-type counts, unknown types flagged.
     let analyst = testcontainers_tests::client_with_key("dev-analyst")?;

@@ -135,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
                 bail!("{} counters not exact 120s after the load", pending.len());
             }
             if !pending.is_empty() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(testcontainers_tests::POLL_INTERVAL).await;
             }
         }
         println!(
