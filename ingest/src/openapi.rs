@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
 /// `POST /v1/increment`.
@@ -111,6 +111,30 @@ pub(crate) struct AcceptedBody {
 pub(crate) struct ItemErrorBody {
     index: u64,
     error: ErrorDetail,
+}
+
+/// What every write endpoint may answer.
+#[derive(IntoResponses)]
+pub(crate) enum IngestResponses {
+    #[response(status = 202, description = "written and acknowledged by the broker")]
+    Accepted(AcceptedBody),
+    #[response(
+        status = 400,
+        description = "a rule broken; `field` and `rule` say which"
+    )]
+    Invalid(ErrorBody),
+    #[response(status = 401, description = "no or unknown API key")]
+    Unauthenticated(ErrorBody),
+    #[response(status = 403, description = "the key lacks the produce scope")]
+    Forbidden(ErrorBody),
+    #[response(status = 413, description = "body or record too large")]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "not application/json")]
+    UnsupportedMediaType(ErrorBody),
+    #[response(status = 429, description = "rate limited; see Retry-After")]
+    RateLimited(ErrorBody),
+    #[response(status = 503, description = "not written; retry after Retry-After")]
+    Unavailable(ErrorBody),
 }
 
 /// Every error answer.

@@ -125,14 +125,7 @@ type Parser = fn(&Map<String, Value>, &Context<'_>) -> Result<BatchItem, Validat
 
 /// `POST /v1/increment {"key": <uuid>, "value": <int64 >= 1>}`.
 #[utoipa::path(post, path = "/v1/increment", request_body = crate::openapi::IncrementBody,
-    responses(
-        (status = 202, description = "written and acknowledged", body = crate::openapi::AcceptedBody),
-        (status = 400, description = "a rule broken", body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
-        (status = 429, description = "rate limited; see Retry-After", body = crate::openapi::ErrorBody),
-        (status = 503, description = "not written; retry after Retry-After", body = crate::openapi::ErrorBody)
-    ))]
+    responses(crate::openapi::IngestResponses))]
 pub(crate) async fn increment(
     state: State<AppState>,
     headers: HeaderMap,
@@ -146,14 +139,7 @@ pub(crate) async fn increment(
 
 /// `POST /v1/redirects`: one short-link click.
 #[utoipa::path(post, path = "/v1/redirects", request_body = crate::openapi::RedirectBody,
-    responses(
-        (status = 202, description = "written and acknowledged", body = crate::openapi::AcceptedBody),
-        (status = 400, description = "a rule broken", body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
-        (status = 429, description = "rate limited; see Retry-After", body = crate::openapi::ErrorBody),
-        (status = 503, description = "not written; retry after Retry-After", body = crate::openapi::ErrorBody)
-    ))]
+    responses(crate::openapi::IngestResponses))]
 pub(crate) async fn redirect(
     state: State<AppState>,
     headers: HeaderMap,
@@ -167,14 +153,7 @@ pub(crate) async fn redirect(
 
 /// `POST /v1/events`: a behaviour event.
 #[utoipa::path(post, path = "/v1/events", request_body = crate::openapi::EventBody,
-    responses(
-        (status = 202, description = "written and acknowledged", body = crate::openapi::AcceptedBody),
-        (status = 400, description = "a rule broken", body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
-        (status = 429, description = "rate limited; see Retry-After", body = crate::openapi::ErrorBody),
-        (status = 503, description = "not written; retry after Retry-After", body = crate::openapi::ErrorBody)
-    ))]
+    responses(crate::openapi::IngestResponses))]
 pub(crate) async fn event(
     state: State<AppState>,
     headers: HeaderMap,
@@ -188,14 +167,7 @@ pub(crate) async fn event(
 
 /// `POST /v1/event`: an app event, in either shape.
 #[utoipa::path(post, path = "/v1/event", request_body = crate::openapi::AppEventBody,
-    responses(
-        (status = 202, description = "written and acknowledged", body = crate::openapi::AcceptedBody),
-        (status = 400, description = "a rule broken", body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
-        (status = 429, description = "rate limited; see Retry-After", body = crate::openapi::ErrorBody),
-        (status = 503, description = "not written; retry after Retry-After", body = crate::openapi::ErrorBody)
-    ))]
+    responses(crate::openapi::IngestResponses))]
 pub(crate) async fn app_event(
     state: State<AppState>,
     headers: HeaderMap,
@@ -209,14 +181,7 @@ pub(crate) async fn app_event(
 
 /// `POST /v1/track {userId, payload}`.
 #[utoipa::path(post, path = "/v1/track", request_body = crate::openapi::TrackBody,
-    responses(
-        (status = 202, description = "written and acknowledged", body = crate::openapi::AcceptedBody),
-        (status = 400, description = "a rule broken", body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
-        (status = 429, description = "rate limited; see Retry-After", body = crate::openapi::ErrorBody),
-        (status = 503, description = "not written; retry after Retry-After", body = crate::openapi::ErrorBody)
-    ))]
+    responses(crate::openapi::IngestResponses))]
 pub(crate) async fn track(
     state: State<AppState>,
     headers: HeaderMap,
@@ -270,14 +235,7 @@ async fn single(
 /// `POST /v1/batch`: valid items are written, invalid ones are listed by
 /// index; 503 if any valid item could not be written.
 #[utoipa::path(post, path = "/v1/batch", request_body = Vec<crate::openapi::BatchItemBody>,
-    responses(
-        (status = 202, description = "written and acknowledged", body = crate::openapi::AcceptedBody),
-        (status = 400, description = "a rule broken", body = crate::openapi::ErrorBody),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody),
-        (status = 413, body = crate::openapi::ErrorBody), (status = 415, body = crate::openapi::ErrorBody),
-        (status = 429, description = "rate limited; see Retry-After", body = crate::openapi::ErrorBody),
-        (status = 503, description = "not written; retry after Retry-After", body = crate::openapi::ErrorBody)
-    ))]
+    responses(crate::openapi::IngestResponses))]
 pub(crate) async fn batch(
     State(state): State<AppState>,
     headers: HeaderMap,
