@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use chrono::DateTime;
 
+use crate::checkpoint::Checkpoint;
 use crate::user_agent::Agent;
 
 /// A human click's row: per short code, UTC day and agent classes.
@@ -68,8 +69,7 @@ pub struct ClicksBatch {
 /// Clicks of one partition since the last flush.
 #[derive(Debug, Clone, Default)]
 pub struct PartitionClicks {
-    next_offset: i64,
-    stored_next_offset: i64,
+    checkpoint: Checkpoint,
     by_day: HashMap<DayRow, i64>,
     by_client_month: HashMap<ClientMonthRow, i64>,
     by_code: HashMap<String, i64>,
@@ -80,23 +80,21 @@ impl PartitionClicks {
     /// State from the store's checkpoint.
     pub fn restore(next_offset: i64) -> Self {
         Self {
-            next_offset,
-            stored_next_offset: next_offset,
+            checkpoint: Checkpoint::restore(next_offset),
             ..Self::default()
         }
     }
 
     /// The next offset to apply.
     pub fn next_offset(&self) -> i64 {
-        self.next_offset
+        self.checkpoint.next_offset()
     }
 
     /// Counts `click` at `offset`; false if the store already includes it.
     pub fn apply(&mut self, offset: i64, click: &Click<'_>) -> bool {
-        if offset < self.next_offset {
+        if !self.checkpoint.admit(offset) {
             return false;
         }
-        self.next_offset = offset + 1;
         let (day, month) = day_and_month(click.occurred_at);
         if click.agent.bot {
             *self
@@ -132,12 +130,12 @@ impl PartitionClicks {
 
     /// Moves past a record that holds no click (undecodable).
     pub fn skip(&mut self, offset: i64) {
-        self.next_offset = self.next_offset.max(offset + 1);
+        self.checkpoint.skip(offset);
     }
 
     /// Whether anything changed since the last flush.
     pub fn has_changes(&self) -> bool {
-        self.next_offset != self.stored_next_offset
+        self.checkpoint.has_changes()
     }
 
     /// What a flush must write now.
@@ -148,9 +146,9 @@ impl PartitionClicks {
             rows
         }
         ClicksBatch {
-            expected_next_offset: self.stored_next_offset,
-            next_offset: self.next_offset,
-            through_offset: self.next_offset - 1,
+            expected_next_offset: self.checkpoint.stored(),
+            next_offset: self.checkpoint.next_offset(),
+            through_offset: self.checkpoint.next_offset() - 1,
             by_day: sorted(&self.by_day),
             by_client_month: sorted(&self.by_client_month),
             by_code: sorted(&self.by_code),
@@ -160,7 +158,7 @@ impl PartitionClicks {
 
     /// Records that `batch` is stored: its clicks are the store's now.
     pub fn flushed(&mut self, batch: &ClicksBatch) {
-        self.stored_next_offset = batch.next_offset;
+        self.checkpoint.flushed(batch.next_offset);
         self.by_day.clear();
         self.by_client_month.clear();
         self.by_code.clear();

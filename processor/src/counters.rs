@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
+use crate::checkpoint::Checkpoint;
+
 /// What [`PartitionCounters::apply`] did with a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -34,10 +36,7 @@ pub struct FlushBatch {
 /// Counter increments of one partition since the last flush.
 #[derive(Debug, Clone, Default)]
 pub struct PartitionCounters {
-    /// The next offset to apply; everything before it is included.
-    next_offset: i64,
-    /// The checkpoint last written to (or read from) the store.
-    stored_next_offset: i64,
+    checkpoint: Checkpoint,
     added: HashMap<Uuid, i64>,
 }
 
@@ -45,23 +44,21 @@ impl PartitionCounters {
     /// State from the store's checkpoint.
     pub fn restore(next_offset: i64) -> Self {
         Self {
-            next_offset,
-            stored_next_offset: next_offset,
+            checkpoint: Checkpoint::restore(next_offset),
             added: HashMap::new(),
         }
     }
 
     /// The next offset to apply.
     pub fn next_offset(&self) -> i64 {
-        self.next_offset
+        self.checkpoint.next_offset()
     }
 
     /// Adds `value` to `key` for the record at `offset`, unless included.
     pub fn apply(&mut self, offset: i64, key: Uuid, value: i64) -> Applied {
-        if offset < self.next_offset {
+        if !self.checkpoint.admit(offset) {
             return Applied::Replayed;
         }
-        self.next_offset = offset + 1;
         let added = self.added.entry(key).or_default();
         *added = added.saturating_add(value);
         Applied::Counted
@@ -69,12 +66,12 @@ impl PartitionCounters {
 
     /// Moves past a record that holds no increment (undecodable).
     pub fn skip(&mut self, offset: i64) {
-        self.next_offset = self.next_offset.max(offset + 1);
+        self.checkpoint.skip(offset);
     }
 
     /// Whether anything changed since the last flush.
     pub fn has_changes(&self) -> bool {
-        self.next_offset != self.stored_next_offset
+        self.checkpoint.has_changes()
     }
 
     /// What a flush must write now.
@@ -82,16 +79,16 @@ impl PartitionCounters {
         let mut rows: Vec<(Uuid, i64)> = self.added.iter().map(|(k, v)| (*k, *v)).collect();
         rows.sort();
         FlushBatch {
-            expected_next_offset: self.stored_next_offset,
-            next_offset: self.next_offset,
-            through_offset: self.next_offset - 1,
+            expected_next_offset: self.checkpoint.stored(),
+            next_offset: self.checkpoint.next_offset(),
+            through_offset: self.checkpoint.next_offset() - 1,
             rows,
         }
     }
 
     /// Records that `batch` is stored: its increments are the store's now.
     pub fn flushed(&mut self, batch: &FlushBatch) {
-        self.stored_next_offset = batch.next_offset;
+        self.checkpoint.flushed(batch.next_offset);
         self.added.clear();
     }
 

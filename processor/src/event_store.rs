@@ -9,13 +9,13 @@ use std::collections::HashMap;
 
 use schemas::{DeadLetter, Event, Reject};
 
+use crate::checkpoint::Checkpoint;
 use crate::clicks::day_and_month;
 
 /// Events of one partition since the last flush.
 #[derive(Debug, Clone, Default)]
 pub struct PartitionEvents {
-    next_offset: i64,
-    stored_next_offset: i64,
+    checkpoint: Checkpoint,
     events: Vec<(i64, Event)>,
     type_counts: HashMap<(String, String), (i64, bool)>,
 }
@@ -35,18 +35,16 @@ impl PartitionEvents {
     /// State from the store's checkpoint.
     pub fn restore(next_offset: i64) -> Self {
         Self {
-            next_offset,
-            stored_next_offset: next_offset,
+            checkpoint: Checkpoint::restore(next_offset),
             ..Self::default()
         }
     }
 
     /// Keeps `event` at `offset`; false if the store already includes it.
     pub fn apply(&mut self, offset: i64, event: Event) -> bool {
-        if offset < self.next_offset {
+        if !self.checkpoint.admit(offset) {
             return false;
         }
-        self.next_offset = offset + 1;
         let count = self
             .type_counts
             .entry((event.category.clone(), event.name.clone()))
@@ -58,17 +56,17 @@ impl PartitionEvents {
 
     /// The next offset to apply.
     pub fn next_offset(&self) -> i64 {
-        self.next_offset
+        self.checkpoint.next_offset()
     }
 
     /// Moves past an undecodable record.
     pub fn skip(&mut self, offset: i64) {
-        self.next_offset = self.next_offset.max(offset + 1);
+        self.checkpoint.skip(offset);
     }
 
     /// Whether a flush has anything to write.
     pub fn has_changes(&self) -> bool {
-        self.next_offset != self.stored_next_offset
+        self.checkpoint.has_changes()
     }
 
     /// What a flush must write now.
@@ -80,8 +78,8 @@ impl PartitionEvents {
             .collect();
         type_counts.sort();
         EventsBatch {
-            expected_next_offset: self.stored_next_offset,
-            next_offset: self.next_offset,
+            expected_next_offset: self.checkpoint.stored(),
+            next_offset: self.checkpoint.next_offset(),
             events: self
                 .events
                 .iter()
@@ -93,7 +91,7 @@ impl PartitionEvents {
 
     /// Records that a batch is stored.
     pub fn flushed(&mut self, batch: &EventsBatch) {
-        self.stored_next_offset = batch.next_offset;
+        self.checkpoint.flushed(batch.next_offset);
         self.events.clear();
         self.type_counts.clear();
     }
@@ -179,8 +177,7 @@ impl From<DeadLetter> for ErrorRow {
 /// Error rows of one partition since the last flush.
 #[derive(Debug, Clone, Default)]
 pub struct PartitionErrors {
-    next_offset: i64,
-    stored_next_offset: i64,
+    checkpoint: Checkpoint,
     rows: Vec<ErrorRow>,
 }
 
@@ -196,49 +193,47 @@ impl PartitionErrors {
     /// State from the store's checkpoint.
     pub fn restore(next_offset: i64) -> Self {
         Self {
-            next_offset,
-            stored_next_offset: next_offset,
+            checkpoint: Checkpoint::restore(next_offset),
             rows: Vec::new(),
         }
     }
 
     /// Keeps `row` at `offset`; false if the store already includes it.
     pub fn apply(&mut self, offset: i64, row: ErrorRow) -> bool {
-        if offset < self.next_offset {
+        if !self.checkpoint.admit(offset) {
             return false;
         }
-        self.next_offset = offset + 1;
         self.rows.push(row);
         true
     }
 
     /// The next offset to apply.
     pub fn next_offset(&self) -> i64 {
-        self.next_offset
+        self.checkpoint.next_offset()
     }
 
     /// Moves past an undecodable record.
     pub fn skip(&mut self, offset: i64) {
-        self.next_offset = self.next_offset.max(offset + 1);
+        self.checkpoint.skip(offset);
     }
 
     /// Whether a flush has anything to write.
     pub fn has_changes(&self) -> bool {
-        self.next_offset != self.stored_next_offset
+        self.checkpoint.has_changes()
     }
 
     /// What a flush must write now.
     pub fn batch(&self) -> ErrorsBatch {
         ErrorsBatch {
-            expected_next_offset: self.stored_next_offset,
-            next_offset: self.next_offset,
+            expected_next_offset: self.checkpoint.stored(),
+            next_offset: self.checkpoint.next_offset(),
             rows: self.rows.clone(),
         }
     }
 
     /// Records that a batch is stored.
     pub fn flushed(&mut self, batch: &ErrorsBatch) {
-        self.stored_next_offset = batch.next_offset;
+        self.checkpoint.flushed(batch.next_offset);
         self.rows.clear();
     }
 }

@@ -13,6 +13,7 @@
 //! # Layout
 //!
 //! - [`settings`]: the processor's command-line options.
+//! - [`checkpoint`]: where a partition stands against the store.
 //! - [`counters`]: the counters aggregate of one partition, without I/O.
 //! - [`clicks`]: click statistics of one partition, without I/O.
 //! - [`event_store`]: events and the error log of one partition, without I/O.
@@ -25,6 +26,7 @@
 //! - [`metrics`]: metric names.
 
 mod aggregate;
+pub mod checkpoint;
 pub mod clicks;
 mod consumer;
 pub mod counters;
