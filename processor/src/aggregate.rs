@@ -2,13 +2,16 @@
 //! state, apply a record, and flush a fenced batch. Counters and clicks
 //! implement it; the loop in `consumer` is the same for both.
 
-use schemas::{Codec, DeadLetter, Event, Increment, Redirect, Reject};
+use schemas::{Codec, DeadLetter, Event, Increment, Notification, Redirect, Reject};
 
 use crate::clicks::{Click, ClicksBatch, PartitionClicks};
 use crate::counters::{Applied, FlushBatch, PartitionCounters};
 use crate::event_store::{
     ErrorKind, ErrorRow, ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents,
 };
+use crate::notifications::{NotificationsBatch, PartitionNotifications};
+use crate::rules::engine::RulesBatch;
+use crate::rules::{NotifyError, PartitionRules, RulesContext};
 use crate::store::{FlushOutcome, Store, StoreError};
 use crate::user_agent::UserAgents;
 
@@ -19,8 +22,17 @@ pub(crate) trait Aggregate: Sized + Send {
     /// What one flush writes.
     type Batch: Send + Sync;
 
+    /// Whether undecodable records go to dead letters; false for a worker
+    /// that shares its topic with one that already does.
+    const DEAD_LETTERS: bool = true;
+
     /// The partition's stored state.
-    async fn load(store: &Store, topic: &str, partition: i32) -> Result<Self, StoreError>;
+    async fn load(
+        store: &Store,
+        context: &Self::Context,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Self, StoreError>;
     /// Decodes and applies one record; `Ok(false)` if already included.
     async fn apply(
         &mut self,
@@ -48,13 +60,27 @@ pub(crate) trait Aggregate: Sized + Send {
     ) -> Result<FlushOutcome, StoreError>;
     /// Records that a batch is stored.
     fn flushed(&mut self, batch: &Self::Batch);
+
+    /// Acts on processing time (every flush interval), before the flush.
+    async fn tick(&mut self, _context: &mut Self::Context) {}
+
+    /// Makes what the partition sent elsewhere durable before its
+    /// checkpoint moves past the records that caused it.
+    async fn before_flush(&mut self, _context: &mut Self::Context) -> Result<(), NotifyError> {
+        Ok(())
+    }
 }
 
 impl Aggregate for PartitionCounters {
     type Context = ();
     type Batch = FlushBatch;
 
-    async fn load(store: &Store, topic: &str, partition: i32) -> Result<Self, StoreError> {
+    async fn load(
+        store: &Store,
+        _: &Self::Context,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Self, StoreError> {
         store.load_counters(topic, partition).await
     }
 
@@ -110,7 +136,12 @@ impl Aggregate for PartitionClicks {
     type Context = UserAgents;
     type Batch = ClicksBatch;
 
-    async fn load(store: &Store, topic: &str, partition: i32) -> Result<Self, StoreError> {
+    async fn load(
+        store: &Store,
+        _: &Self::Context,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Self, StoreError> {
         store.load_clicks(topic, partition).await
     }
 
@@ -170,7 +201,12 @@ impl Aggregate for PartitionEvents {
     type Context = ();
     type Batch = EventsBatch;
 
-    async fn load(store: &Store, topic: &str, partition: i32) -> Result<Self, StoreError> {
+    async fn load(
+        store: &Store,
+        _: &Self::Context,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Self, StoreError> {
         store.load_events(topic, partition).await
     }
 
@@ -223,7 +259,12 @@ impl Aggregate for PartitionErrors {
     type Context = ErrorKind;
     type Batch = ErrorsBatch;
 
-    async fn load(store: &Store, topic: &str, partition: i32) -> Result<Self, StoreError> {
+    async fn load(
+        store: &Store,
+        _: &Self::Context,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Self, StoreError> {
         store.load_errors(topic, partition).await
     }
 
@@ -282,5 +323,146 @@ impl Aggregate for PartitionErrors {
 
     fn flushed(&mut self, batch: &ErrorsBatch) {
         PartitionErrors::flushed(self, batch);
+    }
+}
+
+impl Aggregate for PartitionNotifications {
+    type Context = ();
+    type Batch = NotificationsBatch;
+
+    async fn load(
+        store: &Store,
+        _: &(),
+        topic: &str,
+        partition: i32,
+    ) -> Result<Self, StoreError> {
+        store.load_notifications(topic, partition).await
+    }
+
+    async fn apply(
+        &mut self,
+        _: &mut (),
+        codec: &Codec,
+        offset: i64,
+        payload: &[u8],
+    ) -> Result<bool, String> {
+        let notification: Notification =
+            codec.decode(payload).await.map_err(|err| err.to_string())?;
+        Ok(PartitionNotifications::apply(self, offset, notification))
+    }
+
+    fn next_offset(&self) -> i64 {
+        PartitionNotifications::next_offset(self)
+    }
+
+    fn skip(&mut self, offset: i64) {
+        PartitionNotifications::skip(self, offset);
+    }
+
+    fn has_changes(&self) -> bool {
+        PartitionNotifications::has_changes(self)
+    }
+
+    fn batch(&self) -> NotificationsBatch {
+        PartitionNotifications::batch(self)
+    }
+
+    fn batch_next_offset(batch: &NotificationsBatch) -> i64 {
+        batch.next_offset
+    }
+
+    async fn flush(
+        store: &Store,
+        topic: &str,
+        partition: i32,
+        batch: &NotificationsBatch,
+    ) -> Result<FlushOutcome, StoreError> {
+        store.flush_notifications(topic, partition, batch).await
+    }
+
+    fn flushed(&mut self, batch: &NotificationsBatch) {
+        PartitionNotifications::flushed(self, batch);
+    }
+}
+
+/// Session rules over `events`: the events worker dead-letters what cannot
+/// be decoded, so this one only moves past it.
+impl Aggregate for PartitionRules {
+    type Context = RulesContext;
+    type Batch = RulesBatch;
+
+    const DEAD_LETTERS: bool = false;
+
+    async fn load(
+        store: &Store,
+        context: &RulesContext,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Self, StoreError> {
+        store.load_rules(topic, partition, &context.rules).await
+    }
+
+    async fn apply(
+        &mut self,
+        context: &mut RulesContext,
+        codec: &Codec,
+        offset: i64,
+        payload: &[u8],
+    ) -> Result<bool, String> {
+        let event: Event = codec.decode(payload).await.map_err(|err| err.to_string())?;
+        let now = schemas::time::now_micros();
+        let Some(fired) =
+            PartitionRules::apply(self, &context.rules, context.timing, offset, &event, now)
+        else {
+            return Ok(false);
+        };
+        for notification in fired {
+            context.notifier.send(notification).await;
+        }
+        Ok(true)
+    }
+
+    fn next_offset(&self) -> i64 {
+        PartitionRules::next_offset(self)
+    }
+
+    fn skip(&mut self, offset: i64) {
+        PartitionRules::skip(self, offset);
+    }
+
+    fn has_changes(&self) -> bool {
+        PartitionRules::has_changes(self)
+    }
+
+    fn batch(&self) -> RulesBatch {
+        PartitionRules::batch(self)
+    }
+
+    fn batch_next_offset(batch: &RulesBatch) -> i64 {
+        batch.next_offset
+    }
+
+    async fn flush(
+        store: &Store,
+        topic: &str,
+        partition: i32,
+        batch: &RulesBatch,
+    ) -> Result<FlushOutcome, StoreError> {
+        store.flush_rules(topic, partition, batch).await
+    }
+
+    fn flushed(&mut self, batch: &RulesBatch) {
+        PartitionRules::flushed(self, batch);
+    }
+
+    async fn tick(&mut self, context: &mut RulesContext) {
+        let now = schemas::time::now_micros();
+        for notification in PartitionRules::tick(self, &context.rules, context.timing, now) {
+            context.notifier.send(notification).await;
+        }
+    }
+
+    async fn before_flush(&mut self, context: &mut RulesContext) -> Result<(), NotifyError> {
+        context.notifier.settle().await
     }
 }

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::aggregate::Aggregate;
 use crate::dead_letters::{DeadLetterError, DeadLetters, Failed};
+use crate::rules::NotifyError;
 use crate::store::{FlushOutcome, Store, StoreError};
 
 /// Why handling a record failed; either stops the processor.
@@ -28,10 +29,12 @@ pub(crate) enum HandleError {
     Store(#[from] StoreError),
     #[error(transparent)]
     DeadLetter(#[from] DeadLetterError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
 }
 
 /// One record as read, owned so the consumer can be polled meanwhile.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Received {
     pub(crate) partition: i32,
     pub(crate) offset: i64,
@@ -97,6 +100,9 @@ struct PartitionState<A> {
 pub(crate) struct TopicWorker<A: Aggregate> {
     /// Physical topic name.
     topic: String,
+    /// Name of the partitions' checkpoints in the store: the topic, unless
+    /// several workers consume the same topic.
+    store_name: String,
     /// Logical topic, for metric labels.
     logical: schemas::Topic,
     context: A::Context,
@@ -106,10 +112,30 @@ pub(crate) struct TopicWorker<A: Aggregate> {
 impl<A: Aggregate> TopicWorker<A> {
     pub(crate) fn new(topic: String, logical: schemas::Topic, context: A::Context) -> Self {
         Self {
+            store_name: topic.clone(),
             topic,
             logical,
             context,
             partitions: HashMap::new(),
+        }
+    }
+
+    /// Keeps this worker's checkpoints under `<topic>#<suffix>`, apart from
+    /// another worker's on the same topic.
+    pub(crate) fn with_checkpoint_suffix(mut self, suffix: &str) -> Self {
+        self.store_name = format!("{}#{suffix}", self.topic);
+        self
+    }
+
+    /// The aggregates of the partitions held, for gauges.
+    pub(crate) fn aggregates(&self) -> impl Iterator<Item = &A> {
+        self.partitions.values().map(|state| &state.aggregate)
+    }
+
+    /// Lets every partition act on processing time.
+    pub(crate) async fn tick(&mut self) {
+        for state in self.partitions.values_mut() {
+            state.aggregate.tick(&mut self.context).await;
         }
     }
 
@@ -122,7 +148,7 @@ impl<A: Aggregate> TopicWorker<A> {
     pub(crate) async fn handle(
         &mut self,
         io: &Io<'_>,
-        record: Received,
+        record: &Received,
     ) -> Result<(), HandleError> {
         let Received {
             partition,
@@ -130,11 +156,11 @@ impl<A: Aggregate> TopicWorker<A> {
             ref key,
             ref payload,
             timestamp_ms,
-        } = record;
+        } = *record;
         let state = match self.partitions.entry(partition) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let aggregate = A::load(io.store, &self.topic, partition).await?;
+                let aggregate = A::load(io.store, &self.context, &self.store_name, partition).await?;
                 debug!(topic = %self.topic, partition, next_offset = aggregate.next_offset(), "partition state loaded");
                 entry.insert(PartitionState {
                     aggregate,
@@ -185,6 +211,10 @@ impl<A: Aggregate> TopicWorker<A> {
                     offset, "skipped an undecodable record already dead-lettered"
                 );
             }
+            Err(reason) if !A::DEAD_LETTERS => {
+                debug!(topic = %self.topic, partition, offset, reason, "undecodable record; another worker dead-letters it");
+                state.aggregate.skip(offset);
+            }
             Err(reason) => {
                 metrics::counter!(crate::metrics::UNDECODABLE, "topic" => topic_label).increment(1);
                 warn!(topic = %self.topic, partition, offset, reason, "undecodable record; writing it to dead letters");
@@ -208,7 +238,7 @@ impl<A: Aggregate> TopicWorker<A> {
         &mut self,
         io: &Io<'_>,
         mode: CommitMode,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), HandleError> {
         let changed: Vec<i32> = self
             .partitions
             .iter()
@@ -223,7 +253,7 @@ impl<A: Aggregate> TopicWorker<A> {
         &mut self,
         io: &Io<'_>,
         partitions: &[i32],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), HandleError> {
         self.flush(io, partitions, CommitMode::Async).await?;
         for partition in partitions {
             self.partitions.remove(partition);
@@ -236,7 +266,7 @@ impl<A: Aggregate> TopicWorker<A> {
         io: &Io<'_>,
         partitions: &[i32],
         mode: CommitMode,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), HandleError> {
         let mut commits = TopicPartitionList::new();
         for partition in partitions {
             let Some(state) = self.partitions.get_mut(partition) else {
@@ -245,9 +275,10 @@ impl<A: Aggregate> TopicWorker<A> {
             if !state.aggregate.has_changes() {
                 continue;
             }
+            state.aggregate.before_flush(&mut self.context).await?;
             let batch = state.aggregate.batch();
             let started = std::time::Instant::now();
-            let outcome = A::flush(io.store, &self.topic, *partition, &batch).await?;
+            let outcome = A::flush(io.store, &self.store_name, *partition, &batch).await?;
             metrics::histogram!(crate::metrics::FLUSH_SECONDS)
                 .record(started.elapsed().as_secs_f64());
             match outcome {

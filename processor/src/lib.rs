@@ -31,9 +31,12 @@ pub mod clicks;
 mod consumer;
 pub mod counters;
 pub mod dead_letters;
+pub mod delivery;
 pub mod event_store;
 mod health;
 pub mod metrics;
+pub mod notifications;
+pub mod rules;
 pub mod settings;
 pub mod store;
 pub mod user_agent;
@@ -55,6 +58,8 @@ use clicks::PartitionClicks;
 use consumer::{GroupConsumer, Io, RebalanceContext, Received, TopicWorker};
 use counters::PartitionCounters;
 use event_store::{ErrorKind, PartitionErrors, PartitionEvents};
+use notifications::PartitionNotifications;
+use rules::PartitionRules;
 use user_agent::UserAgents;
 
 /// Everything the processor needs.
@@ -85,6 +90,13 @@ pub enum ProcessorError {
     /// cannot move past it.
     #[error(transparent)]
     DeadLetter(#[from] dead_letters::DeadLetterError),
+    /// The rules file cannot be used.
+    #[error(transparent)]
+    Rules(#[from] rules::RulesError),
+    /// Fired notifications could not be written; the partition cannot move
+    /// past the events that fired them.
+    #[error(transparent)]
+    Notify(#[from] rules::NotifyError),
 }
 
 impl From<consumer::HandleError> for ProcessorError {
@@ -92,6 +104,7 @@ impl From<consumer::HandleError> for ProcessorError {
         match err {
             consumer::HandleError::Store(err) => ProcessorError::Store(err),
             consumer::HandleError::DeadLetter(err) => ProcessorError::DeadLetter(err),
+            consumer::HandleError::Notify(err) => ProcessorError::Notify(err),
         }
     }
 }
@@ -120,6 +133,11 @@ pub async fn run(
             health_shutdown,
         ));
     }
+    let rules = match &config.settings.rules_file {
+        Some(path) => rules::Rules::load(path)?,
+        None => rules::Rules::default_rules()?,
+    };
+    info!(rules = ?rules.iter().map(|rule| rule.name.to_string()).collect::<Vec<_>>(), "session rules loaded");
     let store = Store::open(&config.store_path).await?;
     let names = config.codec.names().clone();
     let mut counters: TopicWorker<PartitionCounters> =
@@ -131,6 +149,22 @@ pub async fn run(
     );
     let mut events: TopicWorker<PartitionEvents> =
         TopicWorker::new(names.name(Topic::Events), Topic::Events, ());
+    let rules_context = rules::RulesContext {
+        rules: std::sync::Arc::new(rules),
+        timing: rules::Timing {
+            allowed_lateness: config.settings.allowed_lateness,
+            idle_grace: config.settings.idle_grace,
+        },
+        notifier: rules::Notifier::new(&config.kafka, config.codec.clone())?,
+    };
+    let mut session_rules: TopicWorker<PartitionRules> =
+        TopicWorker::new(names.name(Topic::Events), Topic::Events, rules_context)
+            .with_checkpoint_suffix("rules");
+    let mut notifications: TopicWorker<PartitionNotifications> = TopicWorker::new(
+        names.name(Topic::Notifications),
+        Topic::Notifications,
+        (),
+    );
     let mut rejects: TopicWorker<PartitionErrors> = TopicWorker::new(
         names.name(Topic::IngestRejects),
         Topic::IngestRejects,
@@ -152,9 +186,10 @@ pub async fn run(
             events.topic(),
             rejects.topic(),
             letters.topic(),
+            notifications.topic(),
         ])
         .map_err(ProcessorError::Consumer)?;
-    info!(topics = ?[counters.topic(), clicks.topic(), events.topic(), rejects.topic(), letters.topic()], group = %config.settings.group_id, "processor consuming");
+    info!(topics = ?[counters.topic(), clicks.topic(), events.topic(), rejects.topic(), letters.topic(), notifications.topic()], group = %config.settings.group_id, "processor consuming");
     readiness.set(true);
 
     let dead_letters = dead_letters::DeadLetters::new(&config.kafka, config.codec.clone())?;
@@ -177,13 +212,21 @@ pub async fn run(
                 counters.release(&io, &of(counters.topic())).await?;
                 clicks.release(&io, &of(clicks.topic())).await?;
                 events.release(&io, &of(events.topic())).await?;
+                session_rules.release(&io, &of(session_rules.topic())).await?;
+                notifications.release(&io, &of(notifications.topic())).await?;
                 rejects.release(&io, &of(rejects.topic())).await?;
                 letters.release(&io, &of(letters.topic())).await?;
             }
             _ = flush_tick.tick() => {
+                session_rules.tick().await;
+                let pending: usize = session_rules.aggregates().map(PartitionRules::pending_len).sum();
+                #[expect(clippy::cast_precision_loss, reason = "a gauge")]
+                ::metrics::gauge!(crate::metrics::RULE_STATE_PENDING).set(pending as f64);
                 counters.flush_all(&io, CommitMode::Async).await?;
                 clicks.flush_all(&io, CommitMode::Async).await?;
                 events.flush_all(&io, CommitMode::Async).await?;
+                session_rules.flush_all(&io, CommitMode::Async).await?;
+                notifications.flush_all(&io, CommitMode::Async).await?;
                 rejects.flush_all(&io, CommitMode::Async).await?;
                 letters.flush_all(&io, CommitMode::Async).await?;
             }
@@ -199,15 +242,18 @@ pub async fn run(
                     };
                     drop(message);
                     if topic == counters.topic() {
-                        counters.handle(&io, record).await?;
+                        counters.handle(&io, &record).await?;
                     } else if topic == clicks.topic() {
-                        clicks.handle(&io, record).await?;
+                        clicks.handle(&io, &record).await?;
                     } else if topic == events.topic() {
-                        events.handle(&io, record).await?;
+                        events.handle(&io, &record).await?;
+                        session_rules.handle(&io, &record).await?;
                     } else if topic == rejects.topic() {
-                        rejects.handle(&io, record).await?;
+                        rejects.handle(&io, &record).await?;
                     } else if topic == letters.topic() {
-                        letters.handle(&io, record).await?;
+                        letters.handle(&io, &record).await?;
+                    } else if topic == notifications.topic() {
+                        notifications.handle(&io, &record).await?;
                     }
                 }
                 Err(err) => warn!(error = %err, "consumer error"),
@@ -219,6 +265,8 @@ pub async fn run(
     counters.flush_all(&io, CommitMode::Sync).await?;
     clicks.flush_all(&io, CommitMode::Sync).await?;
     events.flush_all(&io, CommitMode::Sync).await?;
+    session_rules.flush_all(&io, CommitMode::Sync).await?;
+    notifications.flush_all(&io, CommitMode::Sync).await?;
     rejects.flush_all(&io, CommitMode::Sync).await?;
     letters.flush_all(&io, CommitMode::Sync).await?;
     consumer.unsubscribe();

@@ -12,3 +12,7 @@ pub const FLUSH_SECONDS: &str = "eventide_processor_flush_seconds";
 pub const FENCED: &str = "eventide_processor_fenced_flushes_total";
 /// Records written to the dead-letters topic, by `stage`.
 pub const DEAD_LETTERS: &str = "eventide_processor_dead_letters_total";
+/// Notifications fired by rules, by `rule`.
+pub const NOTIFICATIONS_FIRED: &str = "eventide_processor_notifications_fired_total";
+/// Pending rule timers and open durations across held partitions.
+pub const RULE_STATE_PENDING: &str = "eventide_processor_rule_state_pending";

@@ -43,6 +43,20 @@ pub struct Settings {
     /// How long the group waits for a silent member before moving its partitions.
     #[arg(long, env = "EVENTIDE_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub session_timeout: Duration,
+
+    /// Session rules file (TOML); the shipped fitness rules when unset.
+    #[arg(long, env = "EVENTIDE_RULES_FILE", global = true)]
+    pub rules_file: Option<std::path::PathBuf>,
+
+    /// How far behind the highest event time seen a partition's watermark
+    /// stays, so slightly out-of-order events still count for timers.
+    #[arg(long, env = "EVENTIDE_ALLOWED_LATENESS", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub allowed_lateness: Duration,
+
+    /// How long a partition must be idle before its due timers fire on
+    /// processing time (so a quiet user is still nudged).
+    #[arg(long, env = "EVENTIDE_IDLE_GRACE", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub idle_grace: Duration,
 }
 
 impl Default for Settings {
@@ -53,6 +67,9 @@ impl Default for Settings {
             group_id: "eventide-processor".into(),
             instance_id: None,
             session_timeout: Duration::from_secs(10),
+            rules_file: None,
+            allowed_lateness: Duration::from_secs(5),
+            idle_grace: Duration::from_secs(30),
         }
     }
 }

@@ -6,6 +6,8 @@
 //! caller reloads. Together with per-row offsets this keeps totals exact
 //! across crashes, restarts and rebalances.
 
+mod notifications;
+
 use std::path::{Path, PathBuf};
 
 use libsql::{Connection, Database, params};

@@ -109,6 +109,45 @@ pub const SQLITE_DDL: &[&str] = &[
         PRIMARY KEY (kind, event_id)
     )",
     "CREATE INDEX IF NOT EXISTS errors_by_day ON errors (kind, day, occurred_at, event_id)",
+    // Session rules' pending state per events partition: absence timers
+    // (kind `timer`, `at` = due time) and open durations (kind `open`, `at`
+    // = start time), written with the partition's rules checkpoint.
+    "CREATE TABLE IF NOT EXISTS rule_state (
+        topic TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        correlation TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        device_id TEXT,
+        PRIMARY KEY (topic, partition, kind, rule, user_id, correlation)
+    )",
+    // The highest event time each events partition's rules have seen: the
+    // watermark's base, restored with the timers.
+    "CREATE TABLE IF NOT EXISTS rule_watermarks (
+        topic TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        max_event_time INTEGER NOT NULL,
+        PRIMARY KEY (topic, partition)
+    )",
+    // Every notification once (by its deterministic id), read by user.
+    "CREATE TABLE IF NOT EXISTS notifications (
+        notification_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        occurred_at INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        device_id TEXT,
+        message TEXT NOT NULL,
+        data TEXT NOT NULL,
+        trigger_event_id TEXT NOT NULL,
+        late_by_micros INTEGER NOT NULL,
+        partition INTEGER NOT NULL,
+        offset INTEGER NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS notifications_by_user ON notifications (user_id, occurred_at, notification_id)",
     // Per topic partition: the next offset to read, written in the same
     // transaction as the rows it covers. The processor resumes from here.
     "CREATE TABLE IF NOT EXISTS partition_checkpoints (
@@ -138,6 +177,12 @@ pub mod tables {
     pub const EVENT_TYPE_COUNTS: &str = "event_type_counts";
     /// Rejects and dead letters by day.
     pub const ERRORS: &str = "errors";
+    /// Session rules' timers and open durations.
+    pub const RULE_STATE: &str = "rule_state";
+    /// Highest event time per events partition, for the rules' watermark.
+    pub const RULE_WATERMARKS: &str = "rule_watermarks";
+    /// Notifications by user.
+    pub const NOTIFICATIONS: &str = "notifications";
     /// Per-partition checkpoints.
     pub const PARTITION_CHECKPOINTS: &str = "partition_checkpoints";
 }

@@ -1,0 +1,1 @@
+//! Delivery of notifications and events to webhook destinations (in progress).

@@ -1,0 +1,133 @@
+//! Fired notifications go to the `notifications` topic at once (so delivery
+//! sees them within milliseconds of the timer firing) and are settled —
+//! every acknowledgement awaited, failures resent — before the partition's
+//! checkpoint moves past the events that fired them. A crash before that
+//! replays the events and fires the same notifications again, with the same
+//! ids: at least once on the topic, once in effect downstream.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use schemas::{Codec, CodecError, Notification, Topic};
+use thiserror::Error;
+use tracing::warn;
+
+/// How long a resend of an unacknowledged notification may take.
+const RESEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why notifications could not be written.
+#[derive(Debug, Error)]
+pub enum NotifyError {
+    /// The producer could not be created or the broker refused the write.
+    #[error("notifications producer: {0}")]
+    Kafka(#[from] KafkaError),
+    /// A notification could not be encoded.
+    #[error("notification encoding: {0}")]
+    Codec(#[from] CodecError),
+}
+
+/// Writes notifications keyed by user id (acks=all, idempotent).
+pub struct Notifier {
+    producer: FutureProducer,
+    codec: Codec,
+    topic: String,
+    in_flight: Vec<(Notification, DeliveryFuture)>,
+    unsent: Vec<Notification>,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier")
+            .field("topic", &self.topic)
+            .field("in_flight", &self.in_flight.len())
+            .field("unsent", &self.unsent.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Notifier {
+    /// A writer on `kafka`.
+    ///
+    /// # Errors
+    ///
+    /// [`NotifyError::Kafka`] if librdkafka refuses the configuration.
+    pub fn new(kafka: &ClientConfig, codec: Codec) -> Result<Self, NotifyError> {
+        let producer = kafka
+            .clone()
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "0")
+            .create()?;
+        let topic = codec.names().name(Topic::Notifications);
+        Ok(Self {
+            producer,
+            codec,
+            topic,
+            in_flight: Vec::new(),
+            unsent: Vec::new(),
+        })
+    }
+
+    /// Starts writing `notification` without waiting for the broker.
+    pub async fn send(&mut self, notification: Notification) {
+        metrics::counter!(crate::metrics::NOTIFICATIONS_FIRED, "rule" => notification.rule.clone())
+            .increment(1);
+        let payload = match self.codec.encode(&notification).await {
+            Ok(payload) => payload,
+            Err(err) => {
+                warn!(error = %err, "notification not encoded yet; retrying at the next flush");
+                self.unsent.push(notification);
+                return;
+            }
+        };
+        let record = FutureRecord::to(&self.topic)
+            .key(notification.user_id.as_bytes())
+            .payload(&payload);
+        match self.producer.send_result(record) {
+            Ok(delivery) => self.in_flight.push((notification, delivery)),
+            Err((err, _)) => {
+                warn!(error = %err, "notification not queued yet; retrying at the next flush");
+                self.unsent.push(notification);
+            }
+        }
+    }
+
+    /// Waits until every notification sent so far is acknowledged, resending
+    /// any the broker did not take.
+    ///
+    /// # Errors
+    ///
+    /// [`NotifyError`] if a notification still cannot be written; the
+    /// partition must not move past its trigger then.
+    pub async fn settle(&mut self) -> Result<(), NotifyError> {
+        for (notification, delivery) in std::mem::take(&mut self.in_flight) {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((err, _))) => {
+                    warn!(error = %err, id = %notification.event_id, "notification write failed; resending");
+                    self.unsent.push(notification);
+                }
+                Err(_) => self.unsent.push(notification),
+            }
+        }
+        while let Some(notification) = self.unsent.pop() {
+            let payload = match self.codec.encode(&notification).await {
+                Ok(payload) => payload,
+                Err(err) => {
+                    self.unsent.push(notification);
+                    return Err(err.into());
+                }
+            };
+            let record = FutureRecord::to(&self.topic)
+                .key(notification.user_id.as_bytes())
+                .payload(&payload);
+            if let Err((err, _)) = self.producer.send(record, RESEND_TIMEOUT).await {
+                self.unsent.push(notification);
+                return Err(err.into());
+            }
+        }
+        Ok(())
+    }
+}
