@@ -50,11 +50,15 @@ const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 /// can flush and forget a partition before it works on anything else.
 pub(crate) struct RebalanceContext {
     revoked: mpsc::UnboundedSender<Vec<(String, i32)>>,
+    assigned: mpsc::UnboundedSender<Vec<(String, i32)>>,
 }
 
 impl RebalanceContext {
-    pub(crate) fn new(revoked: mpsc::UnboundedSender<Vec<(String, i32)>>) -> Self {
-        Self { revoked }
+    pub(crate) fn new(
+        revoked: mpsc::UnboundedSender<Vec<(String, i32)>>,
+        assigned: mpsc::UnboundedSender<Vec<(String, i32)>>,
+    ) -> Self {
+        Self { revoked, assigned }
     }
 }
 
@@ -79,6 +83,7 @@ impl ConsumerContext for RebalanceContext {
                     .map(|e| (e.topic().to_owned(), e.partition()))
                     .collect();
                 info!(?partitions, "partitions assigned");
+                drop(self.assigned.send(partitions));
             }
             Rebalance::Error(err) => warn!(error = %err, "rebalance failed"),
         }
@@ -130,6 +135,26 @@ impl<A: Aggregate> TopicWorker<A> {
     /// The aggregates of the partitions held, for gauges.
     pub(crate) fn aggregates(&self) -> impl Iterator<Item = &A> {
         self.partitions.values().map(|state| &state.aggregate)
+    }
+
+    /// Loads the state of newly assigned partitions now rather than at their
+    /// first record, for aggregates that act on processing time (timers).
+    pub(crate) async fn load(&mut self, io: &Io<'_>, partitions: &[i32]) -> Result<(), HandleError> {
+        for partition in partitions {
+            if self.partitions.contains_key(partition) {
+                continue;
+            }
+            let aggregate = A::load(io.store, &self.context, &self.store_name, *partition).await?;
+            debug!(topic = %self.topic, partition, next_offset = aggregate.next_offset(), "partition state loaded on assignment");
+            self.partitions.insert(
+                *partition,
+                PartitionState {
+                    aggregate,
+                    fresh: true,
+                },
+            );
+        }
+        Ok(())
     }
 
     /// Lets every partition act on processing time.

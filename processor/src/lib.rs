@@ -176,8 +176,9 @@ pub async fn run(
         ErrorKind::DeadLetter,
     );
     let (revoked_tx, mut revoked_rx) = mpsc::unbounded_channel::<Vec<(String, i32)>>();
+    let (assigned_tx, mut assigned_rx) = mpsc::unbounded_channel::<Vec<(String, i32)>>();
     let consumer: GroupConsumer = consumer_config(&config)
-        .create_with_context(RebalanceContext::new(revoked_tx))
+        .create_with_context(RebalanceContext::new(revoked_tx, assigned_tx))
         .map_err(ProcessorError::Consumer)?;
     consumer
         .subscribe(&[
@@ -216,6 +217,14 @@ pub async fn run(
                 notifications.release(&io, &of(notifications.topic())).await?;
                 rejects.release(&io, &of(rejects.topic())).await?;
                 letters.release(&io, &of(letters.topic())).await?;
+            }
+            Some(assigned) = assigned_rx.recv() => {
+                let partitions: Vec<i32> = assigned
+                    .iter()
+                    .filter(|(topic, _)| topic == session_rules.topic())
+                    .map(|(_, partition)| *partition)
+                    .collect();
+                session_rules.load(&io, &partitions).await?;
             }
             _ = flush_tick.tick() => {
                 session_rules.tick().await;

@@ -11,6 +11,7 @@
 //! - [`routes`]: the handlers and the router.
 
 pub mod error;
+pub mod paging;
 pub mod routes;
 pub mod settings;
 pub mod store;

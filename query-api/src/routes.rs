@@ -3,7 +3,8 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
+use std::collections::HashMap;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +15,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::paging::Page;
 use crate::store::ReadStore;
 
 /// Shared by every handler.
@@ -29,6 +31,7 @@ pub fn router(state: AppState) -> Router {
     let analysts = Router::new()
         .route("/v1/counters/{key}", get(counter))
         .route("/v1/event-types", get(event_types))
+        .route("/v1/notifications", get(notifications))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_query_scope,
@@ -95,4 +98,25 @@ async fn counter(
 async fn event_types(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let counts = state.store.event_types().await?;
     Ok(Json(json!({ "event_types": counts })))
+}
+
+/// `GET /v1/notifications?user_id=&limit=&cursor=` → a user's notifications
+/// in (time, id) order: `{"notifications": [...], "next_cursor": ...}`.
+async fn notifications(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let user_id = query
+        .get("user_id")
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| ApiError::InvalidParameter {
+            parameter: "user_id",
+            message: "is required".into(),
+        })?;
+    let page = Page::from_query(&query)?;
+    let rows = state.store.notifications(user_id, &page).await?;
+    let (rows, next_cursor) = page.finish(rows, |row| row.position.clone());
+    Ok(Json(
+        json!({ "notifications": rows, "next_cursor": next_cursor }),
+    ))
 }

@@ -7,6 +7,8 @@ use schemas::sql::{SQLITE_DDL, SQLITE_PRAGMAS};
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::paging::{Page, Position, rfc3339};
+
 /// Why the store could not answer.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -26,6 +28,25 @@ pub struct EventTypeCount {
     pub events: i64,
     /// False when no JSON Schema exists for the type.
     pub known: bool,
+}
+
+/// One stored notification.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoredNotification {
+    pub id: String,
+    pub user_id: String,
+    pub rule: String,
+    pub message: String,
+    pub device_id: Option<String>,
+    /// Event time the rule fired at (RFC 3339).
+    pub occurred_at: String,
+    /// Processing time it fired at (RFC 3339).
+    pub fired_at: String,
+    pub trigger_event_id: String,
+    pub late_by_seconds: f64,
+    pub data: serde_json::Value,
+    #[serde(skip)]
+    pub position: Position,
 }
 
 /// The embedded store, read side. Cheap to clone.
@@ -114,6 +135,59 @@ impl ReadStore {
             });
         }
         Ok(counts)
+    }
+
+    /// A user's notifications in (time, id) order, one page plus one row
+    /// (so the caller knows whether another page follows).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] if the query fails.
+    pub async fn notifications(
+        &self,
+        user_id: &str,
+        page: &Page,
+    ) -> Result<Vec<StoredNotification>, StoreError> {
+        let (after_time, after_id) = page
+            .after
+            .as_ref()
+            .map_or((i64::MIN, String::new()), |p| (p.time, p.id.clone()));
+        let mut rows = self
+            .conn
+            .query(
+                "SELECT notification_id, user_id, rule, message, device_id, occurred_at, received_at,
+                        trigger_event_id, late_by_micros, data
+                 FROM notifications
+                 WHERE user_id = ?1 AND (occurred_at, notification_id) > (?2, ?3)
+                 ORDER BY occurred_at, notification_id LIMIT ?4",
+                params![user_id, after_time, after_id, i64::from(page.limit) + 1],
+            )
+            .await?;
+        let mut found = Vec::new();
+        while let Some(row) = rows.next().await? {
+            let id: String = row.get(0)?;
+            let occurred_at: i64 = row.get(5)?;
+            let data: String = row.get(9)?;
+            #[expect(clippy::cast_precision_loss, reason = "seconds for display")]
+            let late_by_seconds = row.get::<i64>(8)? as f64 / 1e6;
+            found.push(StoredNotification {
+                position: Position {
+                    time: occurred_at,
+                    id: id.clone(),
+                },
+                id,
+                user_id: row.get(1)?,
+                rule: row.get(2)?,
+                message: row.get(3)?,
+                device_id: row.get(4)?,
+                occurred_at: rfc3339(occurred_at),
+                fired_at: rfc3339(row.get(6)?),
+                trigger_event_id: row.get(7)?,
+                late_by_seconds,
+                data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+            });
+        }
+        Ok(found)
     }
 
     /// Whether the store answers at all.

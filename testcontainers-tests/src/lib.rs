@@ -60,6 +60,10 @@ pub struct Options {
     /// tansu never expires a static member that left, so scenarios where a
     /// processor leaves for good use dynamic membership.
     pub static_membership: bool,
+    /// The processor's session rules file; the shipped rules when unset.
+    pub rules_file: Option<PathBuf>,
+    /// How long a partition must be idle before timers fire on processing time.
+    pub idle_grace: Duration,
 }
 
 impl Default for Options {
@@ -79,6 +83,8 @@ impl Default for Options {
             },
             analyst_key: DEV_ANALYST_KEY.to_owned(),
             static_membership: true,
+            rules_file: None,
+            idle_grace: Duration::from_secs(1),
         }
     }
 }
@@ -194,6 +200,9 @@ impl Pipeline {
                 // tansu takes ~3 s for each of JoinGroup and SyncGroup; a
                 // session shorter than both together expires mid-join.
                 session_timeout: Duration::from_secs(10),
+                rules_file: options.rules_file.clone(),
+                allowed_lateness: Duration::from_secs(5),
+                idle_grace: options.idle_grace,
             },
             kafka: kafka.clone(),
             codec: codec.clone(),
@@ -363,6 +372,24 @@ impl Pipeline {
             .http
             .post(format!("{}{path}", self.ingest_url))
             .json(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((
+            status,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        ))
+    }
+
+    /// `GET` a query-API path (with its query string) with the analyst key;
+    /// returns the status and JSON body.
+    ///
+    /// # Errors
+    ///
+    /// If the request cannot be sent.
+    pub async fn query(&self, path_and_query: &str) -> anyhow::Result<(u16, Value)> {
+        let response = client_with_key(&self.analyst_key)?
+            .get(format!("{}{path_and_query}", self.query_url))
             .send()
             .await?;
         let status = response.status().as_u16();
