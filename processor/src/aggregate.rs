@@ -330,12 +330,7 @@ impl Aggregate for PartitionNotifications {
     type Context = ();
     type Batch = NotificationsBatch;
 
-    async fn load(
-        store: &Store,
-        _: &(),
-        topic: &str,
-        partition: i32,
-    ) -> Result<Self, StoreError> {
+    async fn load(store: &Store, _: &(), topic: &str, partition: i32) -> Result<Self, StoreError> {
         store.load_notifications(topic, partition).await
     }
 

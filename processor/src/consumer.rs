@@ -139,7 +139,11 @@ impl<A: Aggregate> TopicWorker<A> {
 
     /// Loads the state of newly assigned partitions now rather than at their
     /// first record, for aggregates that act on processing time (timers).
-    pub(crate) async fn load(&mut self, io: &Io<'_>, partitions: &[i32]) -> Result<(), HandleError> {
+    pub(crate) async fn load(
+        &mut self,
+        io: &Io<'_>,
+        partitions: &[i32],
+    ) -> Result<(), HandleError> {
         for partition in partitions {
             if self.partitions.contains_key(partition) {
                 continue;
@@ -185,7 +189,8 @@ impl<A: Aggregate> TopicWorker<A> {
         let state = match self.partitions.entry(partition) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let aggregate = A::load(io.store, &self.context, &self.store_name, partition).await?;
+                let aggregate =
+                    A::load(io.store, &self.context, &self.store_name, partition).await?;
                 debug!(topic = %self.topic, partition, next_offset = aggregate.next_offset(), "partition state loaded");
                 entry.insert(PartitionState {
                     aggregate,

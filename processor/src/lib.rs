@@ -160,11 +160,8 @@ pub async fn run(
     let mut session_rules: TopicWorker<PartitionRules> =
         TopicWorker::new(names.name(Topic::Events), Topic::Events, rules_context)
             .with_checkpoint_suffix("rules");
-    let mut notifications: TopicWorker<PartitionNotifications> = TopicWorker::new(
-        names.name(Topic::Notifications),
-        Topic::Notifications,
-        (),
-    );
+    let mut notifications: TopicWorker<PartitionNotifications> =
+        TopicWorker::new(names.name(Topic::Notifications), Topic::Notifications, ());
     let mut rejects: TopicWorker<PartitionErrors> = TopicWorker::new(
         names.name(Topic::IngestRejects),
         Topic::IngestRejects,

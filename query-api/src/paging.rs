@@ -64,12 +64,14 @@ impl Page {
         };
         let after = match query.get("cursor") {
             None => None,
-            Some(cursor) => Some(Position::parse(cursor).ok_or_else(|| {
-                ApiError::InvalidParameter {
-                    parameter: "cursor",
-                    message: "is not a cursor this API returned".into(),
-                }
-            })?),
+            Some(cursor) => {
+                Some(
+                    Position::parse(cursor).ok_or_else(|| ApiError::InvalidParameter {
+                        parameter: "cursor",
+                        message: "is not a cursor this API returned".into(),
+                    })?,
+                )
+            }
         };
         Ok(Self { limit, after })
     }

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
-use std::collections::HashMap;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +11,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use schemas::keys::{Auth, Scope};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::error::ApiError;

@@ -20,7 +20,12 @@ async fn notifications(pipeline: &Pipeline, user: &str) -> anyhow::Result<Vec<Va
         }
         let (status, body) = pipeline.query(&path).await?;
         anyhow::ensure!(status == 200, "notifications answered {status}: {body}");
-        all.extend(body["notifications"].as_array().cloned().unwrap_or_default());
+        all.extend(
+            body["notifications"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
         match body["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => return Ok(all),
@@ -39,7 +44,10 @@ async fn wait_for_notifications(
         Ok(if found.len() == count {
             Ok(found)
         } else {
-            Err(format!("{user} has {} notifications: {found:?}", found.len()))
+            Err(format!(
+                "{user} has {} notifications: {found:?}",
+                found.len()
+            ))
         })
     })
     .await
@@ -106,15 +114,25 @@ async fn boundaries_exactly_thirty_minutes_a_cancelled_program_and_a_start_at_9_
         json!({"type": "app", "user_id": user, "event_type": kind,
                "training_program_id": "7", "time_stamp": at})
     };
-    let launch = |user: &str, at: &str| {
-        json!({"type": "app", "user_id": user, "event_type": "app_launch", "time_stamp": at})
-    };
+    let launch = |user: &str, at: &str| json!({"type": "app", "user_id": user, "event_type": "app_launch", "time_stamp": at});
     let batch = json!([
         app("exact", "training_program_started", "2021-03-01 08:00:00"),
         app("exact", "training_program_finished", "2021-03-01 08:30:00"),
-        app("cancelled", "training_program_started", "2021-03-01 08:00:00"),
-        app("cancelled", "training_program_cancelled", "2021-03-01 08:45:00"),
-        app("cancelled", "training_program_finished", "2021-03-01 08:46:00"),
+        app(
+            "cancelled",
+            "training_program_started",
+            "2021-03-01 08:00:00"
+        ),
+        app(
+            "cancelled",
+            "training_program_cancelled",
+            "2021-03-01 08:45:00"
+        ),
+        app(
+            "cancelled",
+            "training_program_finished",
+            "2021-03-01 08:46:00"
+        ),
         launch("early", "2021-03-01 09:00:00"),
         app("early", "training_program_started", "2021-03-01 09:09:59"),
         app("longer", "training_program_started", "2021-03-01 08:00:00"),
@@ -177,7 +195,8 @@ message = "{user_id}: still no program after {seconds} s"
     pipeline
         .wait_for_store(
             &[(
-                "SELECT COUNT(*) FROM rule_state WHERE user_id = 'sleeper' AND kind = 'timer'".into(),
+                "SELECT COUNT(*) FROM rule_state WHERE user_id = 'sleeper' AND kind = 'timer'"
+                    .into(),
                 1,
             )],
             DEADLINE,
@@ -192,12 +211,12 @@ message = "{user_id}: still no program after {seconds} s"
     pipeline.start_processor("p0");
     let fired = wait_for_notifications(&pipeline, "sleeper", 1).await?;
     assert_eq!(fired[0]["rule"], "quick-nudge");
-    assert_eq!(
-        fired[0]["message"],
-        "sleeper: still no program after 2 s"
-    );
+    assert_eq!(fired[0]["message"], "sleeper: still no program after 2 s");
     let late = fired[0]["late_by_seconds"].as_f64().unwrap_or_default();
-    assert!(late >= 1.0, "fired {late}s late, after a restart at least 1s past due");
+    assert!(
+        late >= 1.0,
+        "fired {late}s late, after a restart at least 1s past due"
+    );
     // Once in effect: the store holds one row, and the timer is gone.
     pipeline
         .wait_for_store(

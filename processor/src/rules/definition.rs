@@ -117,7 +117,9 @@ impl Rules {
                 rule: rule.to_owned(),
                 message,
             };
-            let rule = spec.validate().map_err(|message| invalid(spec.name(), message))?;
+            let rule = spec
+                .validate()
+                .map_err(|message| invalid(spec.name(), message))?;
             if !names.insert(rule.name.clone()) {
                 return Err(invalid(&rule.name, "another rule has this name".into()));
             }

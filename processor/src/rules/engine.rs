@@ -529,7 +529,12 @@ mod tests {
     #[test]
     fn the_reference_snapshot_congratulates_foo1_and_nudges_foo2() {
         let mut run = Run::new();
-        run.send(&event("foo2", "app_launch", at("2021-02-28 16:22:52"), None));
+        run.send(&event(
+            "foo2",
+            "app_launch",
+            at("2021-02-28 16:22:52"),
+            None,
+        ));
         run.send(&event(
             "foo1",
             "training_program_started",
@@ -655,7 +660,12 @@ mod tests {
         run.send(&event("u", "app_launch", launch, None));
         run.send(&event("u", "app_launch", launch + 2 * MINUTE, None));
         // Another user's event moves the watermark past the first due time.
-        run.send(&event("other", "profile_viewed", launch + 20 * MINUTE, None));
+        run.send(&event(
+            "other",
+            "profile_viewed",
+            launch + 20 * MINUTE,
+            None,
+        ));
         assert_eq!(run.rules_fired(), [("training-nudge", "u")]);
         assert_eq!(run.fired[0].occurred_at, launch + 10 * MINUTE);
         assert_eq!(run.state.pending_len(), 0);
@@ -671,7 +681,13 @@ mod tests {
         let mut state = PartitionRules::restore(0, None, Vec::new(), &rules);
         let launch = at("2021-03-01 09:00:00");
         let fired = state
-            .apply(&rules, timing, 0, &event("u", "app_launch", launch, None), launch)
+            .apply(
+                &rules,
+                timing,
+                0,
+                &event("u", "app_launch", launch, None),
+                launch,
+            )
             .expect("applied");
         assert!(fired.is_empty());
         assert!(state.tick(&rules, timing, launch + 9 * MINUTE).is_empty());
