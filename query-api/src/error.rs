@@ -17,6 +17,9 @@ pub enum ApiError {
         parameter: &'static str,
         message: String,
     },
+    /// A query parameter the endpoint does not know: 400.
+    #[error("unknown parameter `{parameter}` (known: {known})")]
+    UnknownParameter { parameter: String, known: String },
     /// No or an unknown API key: 401.
     #[error("missing or unknown API key; send `Authorization: Bearer <key>`")]
     Unauthenticated,
@@ -37,6 +40,15 @@ impl IntoResponse for ApiError {
                     "code": "invalid_parameter",
                     "parameter": parameter,
                     "message": format!("`{parameter}` {message}"),
+                }})),
+            )
+                .into_response(),
+            ApiError::UnknownParameter { parameter, .. } => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": {
+                    "code": "unknown_parameter",
+                    "parameter": parameter,
+                    "message": self.to_string(),
                 }})),
             )
                 .into_response(),

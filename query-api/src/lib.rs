@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod paging;
+pub mod params;
 pub mod routes;
 pub mod settings;
 pub mod store;

@@ -16,7 +16,9 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::paging::Page;
+use crate::params::{TimeRange, only, text};
 use crate::store::ReadStore;
+use crate::store::{ErrorFilter, EventFilter};
 
 /// Shared by every handler.
 #[derive(Debug, Clone)]
@@ -32,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/counters/{key}", get(counter))
         .route("/v1/event-types", get(event_types))
         .route("/v1/notifications", get(notifications))
+        .route("/v1/events", get(events))
+        .route("/v1/errors", get(errors))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_query_scope,
@@ -119,4 +123,67 @@ async fn notifications(
     Ok(Json(
         json!({ "notifications": rows, "next_cursor": next_cursor }),
     ))
+}
+
+/// `GET /v1/events?session_id=|category=[&name]&from&to&limit&cursor` →
+/// events in (occurred_at, id) order: `{"events": [...], "next_cursor": ...}`.
+async fn events(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    only(
+        &query,
+        &[
+            "session_id",
+            "category",
+            "name",
+            "from",
+            "to",
+            "limit",
+            "cursor",
+        ],
+    )?;
+    let filter = EventFilter {
+        session_id: text(&query, "session_id")?,
+        category: text(&query, "category")?,
+        name: text(&query, "name")?,
+    };
+    if filter.name.is_some() && filter.category.is_none() {
+        return Err(ApiError::InvalidParameter {
+            parameter: "name",
+            message: "needs `category`".into(),
+        });
+    }
+    let range = TimeRange::from_query(&query)?;
+    let page = Page::from_query(&query)?;
+    let rows = state.store.events(&filter, range, &page).await?;
+    let (rows, next_cursor) = page.finish(rows, |row| row.position.clone());
+    Ok(Json(json!({ "events": rows, "next_cursor": next_cursor })))
+}
+
+/// `GET /v1/errors?kind=reject|dead_letter&app&from&to&limit&cursor` → what
+/// ingest rejected and what processing could not decode, with reasons.
+async fn errors(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    only(&query, &["kind", "app", "from", "to", "limit", "cursor"])?;
+    let kind = text(&query, "kind")?;
+    if let Some(kind) = kind
+        && !["reject", "dead_letter"].contains(&kind)
+    {
+        return Err(ApiError::InvalidParameter {
+            parameter: "kind",
+            message: "must be `reject` or `dead_letter`".into(),
+        });
+    }
+    let filter = ErrorFilter {
+        kind,
+        application_id: text(&query, "app")?,
+    };
+    let range = TimeRange::from_query(&query)?;
+    let page = Page::from_query(&query)?;
+    let rows = state.store.errors(&filter, range, &page).await?;
+    let (rows, next_cursor) = page.finish(rows, |row| row.position.clone());
+    Ok(Json(json!({ "errors": rows, "next_cursor": next_cursor })))
 }

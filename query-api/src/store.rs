@@ -1,11 +1,15 @@
 //! The query API's read side of the embedded store (SQLite through libSQL).
 
+mod listings;
+
 use std::path::{Path, PathBuf};
 
 use libsql::{Connection, Database, params};
 use schemas::sql::{SQLITE_DDL, SQLITE_PRAGMAS};
 use thiserror::Error;
 use uuid::Uuid;
+
+pub use listings::{ErrorFilter, EventFilter, StoredError, StoredEvent};
 
 use crate::paging::{Page, Position, rfc3339};
 
