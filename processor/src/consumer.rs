@@ -7,12 +7,13 @@
 //! store already includes are skipped.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use schemas::Codec;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -51,6 +52,8 @@ const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct RebalanceContext {
     revoked: mpsc::UnboundedSender<Vec<(String, i32)>>,
     assigned: mpsc::UnboundedSender<Vec<(String, i32)>>,
+    /// Each partition's high watermark from librdkafka's statistics.
+    high_watermarks: Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl RebalanceContext {
@@ -58,11 +61,41 @@ impl RebalanceContext {
         revoked: mpsc::UnboundedSender<Vec<(String, i32)>>,
         assigned: mpsc::UnboundedSender<Vec<(String, i32)>>,
     ) -> Self {
-        Self { revoked, assigned }
+        Self {
+            revoked,
+            assigned,
+            high_watermarks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        let watermarks = self.high_watermarks.lock().ok()?;
+        watermarks.get(&(topic.to_owned(), partition)).copied()
     }
 }
 
-impl ClientContext for RebalanceContext {}
+/// librdkafka's statistics (every `statistics.interval.ms`) give each
+/// partition's high watermark and lag without a blocking broker call.
+impl ClientContext for RebalanceContext {
+    fn stats(&self, statistics: Statistics) {
+        let Ok(mut watermarks) = self.high_watermarks.lock() else {
+            return;
+        };
+        for (topic, stats) in statistics.topics {
+            for (partition, stats) in stats.partitions {
+                if partition < 0 || stats.hi_offset < 0 {
+                    continue;
+                }
+                watermarks.insert((topic.clone(), partition), stats.hi_offset);
+                if stats.consumer_lag >= 0 {
+                    #[expect(clippy::cast_precision_loss, reason = "a gauge")]
+                    metrics::gauge!(crate::metrics::CONSUMER_LAG, "topic" => topic.clone(), "partition" => partition.to_string())
+                        .set(stats.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -166,6 +199,22 @@ impl<A: Aggregate> TopicWorker<A> {
         for state in self.partitions.values_mut() {
             state.aggregate.tick(&mut self.context).await;
         }
+    }
+
+    /// Of `caught_up` partitions, those of this topic with nothing left to
+    /// flush, by logical topic name: their stored rows are current.
+    pub(crate) fn fresh(&self, caught_up: &[(String, i32)]) -> Vec<(&'static str, i32)> {
+        caught_up
+            .iter()
+            .filter(|(topic, partition)| {
+                topic == &self.topic
+                    && self
+                        .partitions
+                        .get(partition)
+                        .is_none_or(|state| !state.aggregate.has_changes())
+            })
+            .map(|(_, partition)| (self.logical.default_name(), *partition))
+            .collect()
     }
 
     /// The physical topic this worker consumes.
@@ -337,6 +386,28 @@ impl<A: Aggregate> TopicWorker<A> {
         }
         Ok(())
     }
+}
+
+/// The assigned partitions whose records have all been read: the
+/// consumer's position is at the (cached) high watermark.
+pub(crate) fn caught_up(consumer: &GroupConsumer) -> Vec<(String, i32)> {
+    let Ok(positions) = consumer.position() else {
+        return Vec::new();
+    };
+    positions
+        .elements()
+        .iter()
+        .filter_map(|element| {
+            let high = consumer
+                .context()
+                .high_watermark(element.topic(), element.partition())?;
+            let read_all = match element.offset() {
+                Offset::Offset(position) => position >= high,
+                _ => high == 0,
+            };
+            read_all.then(|| (element.topic().to_owned(), element.partition()))
+        })
+        .collect()
 }
 
 /// What every worker reads and writes through.

@@ -235,6 +235,14 @@ pub async fn run(
                 notifications.flush_all(&io, CommitMode::Async).await?;
                 rejects.flush_all(&io, CommitMode::Async).await?;
                 letters.flush_all(&io, CommitMode::Async).await?;
+                let caught_up = consumer::caught_up(&consumer);
+                let mut fresh = counters.fresh(&caught_up);
+                fresh.extend(clicks.fresh(&caught_up));
+                fresh.extend(events.fresh(&caught_up));
+                fresh.extend(rejects.fresh(&caught_up));
+                fresh.extend(letters.fresh(&caught_up));
+                fresh.extend(notifications.fresh(&caught_up));
+                store.record_progress(&fresh, schemas::time::now_micros()).await?;
             }
             received = consumer.recv() => match received {
                 Ok(message) => {
@@ -287,6 +295,7 @@ fn consumer_config(config: &Config) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range")
+        .set("statistics.interval.ms", "1000")
         .set(
             "session.timeout.ms",
             config.settings.session_timeout.as_millis().to_string(),

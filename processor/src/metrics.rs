@@ -16,3 +16,5 @@ pub const DEAD_LETTERS: &str = "eventide_processor_dead_letters_total";
 pub const NOTIFICATIONS_FIRED: &str = "eventide_processor_notifications_fired_total";
 /// Pending rule timers and open durations across held partitions.
 pub const RULE_STATE_PENDING: &str = "eventide_processor_rule_state_pending";
+/// Records not yet read, by `topic` and `partition` (librdkafka statistics).
+pub const CONSUMER_LAG: &str = "eventide_processor_consumer_lag";

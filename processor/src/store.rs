@@ -80,6 +80,33 @@ impl Store {
         Ok(Self { _db: db, conn })
     }
 
+    /// Records that the stored rows of these (logical topic, partition)s
+    /// include everything the partitions held at `as_of`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if writing fails.
+    pub async fn record_progress(
+        &self,
+        partitions: &[(&str, i32)],
+        as_of: i64,
+    ) -> Result<(), StoreError> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().await?;
+        for (topic, partition) in partitions {
+            tx.execute(
+                "INSERT INTO partition_progress (topic, partition, as_of) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (topic, partition) DO UPDATE SET as_of = MAX(as_of, excluded.as_of)",
+                params![*topic, *partition, as_of],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The stored checkpoint of an increments partition, as counter state.
     ///
     /// # Errors

@@ -26,6 +26,9 @@ pub enum ApiError {
     /// The key lacks the `query` scope: 403.
     #[error("this API key may not query")]
     Forbidden,
+    /// A bug on our side: 500.
+    #[error("internal error")]
+    Internal(String),
     /// The store failed: 503.
     #[error("store unavailable")]
     Store(#[from] StoreError),
@@ -65,6 +68,14 @@ impl IntoResponse for ApiError {
                 Json(json!({ "error": { "code": "forbidden", "message": self.to_string() } })),
             )
                 .into_response(),
+            ApiError::Internal(reason) => {
+                error!(reason, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({ "error": { "code": "internal", "message": self.to_string() } })),
+                )
+                    .into_response()
+            }
             ApiError::Store(err) => {
                 error!(error = %err, "store query failed");
                 (

@@ -15,6 +15,7 @@ pub mod paging;
 pub mod params;
 pub mod routes;
 pub mod settings;
+pub mod stats;
 pub mod store;
 
 use std::path::PathBuf;

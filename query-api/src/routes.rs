@@ -1,6 +1,8 @@
 //! The query endpoints. Every `/v1` route needs an API key with the `query`
 //! scope; probes and metrics do not.
 
+mod clicks;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -35,6 +37,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/event-types", get(event_types))
         .route("/v1/notifications", get(notifications))
         .route("/v1/events", get(events))
+        .route("/v1/links/{short_code}/stats", get(clicks::link_stats))
+        .route(
+            "/v1/clients/{client_id}/reports/{month}",
+            get(clicks::client_report),
+        )
         .route("/v1/errors", get(errors))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -95,7 +102,14 @@ async fn counter(
         message: "must be a UUID".into(),
     })?;
     let value = state.store.counter(key).await?;
-    Ok((StatusCode::OK, Json(json!({ "key": key, "value": value }))))
+    let as_of = state
+        .store
+        .as_of(schemas::Topic::Increments.default_name())
+        .await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "key": key, "value": value, "as_of": as_of.map(crate::paging::rfc3339) })),
+    ))
 }
 
 /// `GET /v1/event-types` → `{"event_types": [{category, name, events, known}]}`.

@@ -1,6 +1,7 @@
 //! The query API's read side of the embedded store (SQLite through libSQL).
 
 mod listings;
+mod stats;
 
 use std::path::{Path, PathBuf};
 

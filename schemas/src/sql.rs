@@ -148,6 +148,15 @@ pub const SQLITE_DDL: &[&str] = &[
         offset INTEGER NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS notifications_by_user ON notifications (user_id, occurred_at, notification_id)",
+    // Freshness per logical topic partition: the processing time up to which
+    // everything the partition held was processed and stored (refreshed
+    // while the processor is caught up). Answers carry the minimum as `as_of`.
+    "CREATE TABLE IF NOT EXISTS partition_progress (
+        topic TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        as_of INTEGER NOT NULL,
+        PRIMARY KEY (topic, partition)
+    )",
     // Per topic partition: the next offset to read, written in the same
     // transaction as the rows it covers. The processor resumes from here.
     "CREATE TABLE IF NOT EXISTS partition_checkpoints (
@@ -183,6 +192,8 @@ pub mod tables {
     pub const RULE_WATERMARKS: &str = "rule_watermarks";
     /// Notifications by user.
     pub const NOTIFICATIONS: &str = "notifications";
+    /// Freshness per logical topic partition.
+    pub const PARTITION_PROGRESS: &str = "partition_progress";
     /// Per-partition checkpoints.
     pub const PARTITION_CHECKPOINTS: &str = "partition_checkpoints";
 }

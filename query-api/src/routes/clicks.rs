@@ -1,0 +1,187 @@
+//! `GET /v1/links/{short_code}/stats` and `GET /v1/clients/{client_id}/reports/{month}`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{Datelike, Months, NaiveDate, Utc};
+use serde_json::json;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::paging::rfc3339;
+use crate::params::{only, text};
+use crate::stats::{Granularity, GroupBy, report_csv, series};
+
+/// The most buckets one series holds.
+const MAX_BUCKETS: usize = 3_700;
+
+/// Short codes as ingest accepts them.
+fn short_code(code: &str) -> Result<&str, ApiError> {
+    if (1..=16).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        Ok(code)
+    } else {
+        Err(ApiError::InvalidParameter {
+            parameter: "short_code",
+            message: "must be 1-16 of [A-Za-z0-9_-]".into(),
+        })
+    }
+}
+
+/// `YYYY-MM-DD`, or `YYYY-MM` (its first day, or with `end` its last).
+fn date(parameter: &'static str, text: &str, end: bool) -> Result<NaiveDate, ApiError> {
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(day);
+    }
+    if let Ok(first) = NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d") {
+        if !end {
+            return Ok(first);
+        }
+        if let Some(last) = first
+            .checked_add_months(Months::new(1))
+            .and_then(|next| next.pred_opt())
+        {
+            return Ok(last);
+        }
+    }
+    Err(ApiError::InvalidParameter {
+        parameter,
+        message: "must be a UTC day (2021-02-28) or month (2021-02)".into(),
+    })
+}
+
+/// `?from&to&granularity=day|month&group_by=browser|os|device` → a
+/// zero-filled series of human clicks (bots apart), totals and `as_of`.
+pub(super) async fn link_stats(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    only(&query, &["from", "to", "granularity", "group_by"])?;
+    let code = short_code(&code)?;
+    let granularity = match text(&query, "granularity")? {
+        None => Granularity::Day,
+        Some(text) => Granularity::parse(text).ok_or(ApiError::InvalidParameter {
+            parameter: "granularity",
+            message: "must be `day` or `month`".into(),
+        })?,
+    };
+    let group_by = match text(&query, "group_by")? {
+        None => None,
+        Some(text) => Some(GroupBy::parse(text).ok_or(ApiError::InvalidParameter {
+            parameter: "group_by",
+            message: "must be `browser`, `os` or `device`".into(),
+        })?),
+    };
+    let to = match text(&query, "to")? {
+        Some(text) => date("to", text, true)?,
+        None => Utc::now().date_naive(),
+    };
+    let from = match text(&query, "from")? {
+        Some(text) => date("from", text, false)?,
+        None => match granularity {
+            Granularity::Day => to - chrono::Days::new(29),
+            Granularity::Month => to
+                .with_day(1)
+                .and_then(|first| first.checked_sub_months(Months::new(11)))
+                .unwrap_or(to),
+        },
+    };
+    if from > to {
+        return Err(ApiError::InvalidParameter {
+            parameter: "to",
+            message: "must not be before `from`".into(),
+        });
+    }
+    if granularity.buckets(from, to).len() > MAX_BUCKETS {
+        return Err(ApiError::InvalidParameter {
+            parameter: "from",
+            message: format!("range holds more than {MAX_BUCKETS} buckets"),
+        });
+    }
+    let humans = state.store.link_clicks(code, from, to, group_by).await?;
+    let bots = state.store.bot_clicks(code, from, to).await?;
+    let as_of = state
+        .store
+        .as_of(schemas::Topic::Redirects.default_name())
+        .await?;
+    let result = series(granularity, from, to, group_by.is_some(), &humans, &bots);
+    Ok(Json(json!({
+        "short_code": code,
+        "from": from.format("%Y-%m-%d").to_string(),
+        "to": to.format("%Y-%m-%d").to_string(),
+        "granularity": granularity,
+        "group_by": group_by.map(GroupBy::column),
+        "total_clicks": result.total_clicks,
+        "total_bot_clicks": result.total_bot_clicks,
+        "group_totals": result.group_totals,
+        "series": result.series,
+        "as_of": as_of.map(rfc3339),
+    })))
+}
+
+/// A client's clicks per short code in a UTC month; JSON, or CSV with
+/// `Accept: text/csv`.
+pub(super) async fn client_report(
+    State(state): State<AppState>,
+    Path((client_id, month)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let client_id: i64 =
+        client_id
+            .parse()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or(ApiError::InvalidParameter {
+                parameter: "client_id",
+                message: "must be an integer >= 0".into(),
+            })?;
+    let valid_month =
+        month.len() == 7 && NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").is_ok();
+    if !valid_month {
+        return Err(ApiError::InvalidParameter {
+            parameter: "month",
+            message: "must be YYYY-MM".into(),
+        });
+    }
+    let lines = state.store.client_report(client_id, &month).await?;
+    let wants_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/csv"));
+    if wants_csv {
+        let body = report_csv(client_id, &month, &lines)
+            .map_err(|err| ApiError::Internal(format!("writing CSV: {err}")))?;
+        let file = format!("attachment; filename=\"client-{client_id}-{month}.csv\"");
+        return Ok((
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "text/csv; charset=utf-8; header=present".to_owned(),
+                ),
+                (header::CONTENT_DISPOSITION, file),
+            ],
+            body,
+        )
+            .into_response());
+    }
+    let as_of = state
+        .store
+        .as_of(schemas::Topic::Redirects.default_name())
+        .await?;
+    let total: i64 = lines.iter().map(|line| line.clicks).sum();
+    Ok(Json(json!({
+        "client_id": client_id,
+        "month": month,
+        "total_clicks": total,
+        "short_codes": lines,
+        "as_of": as_of.map(rfc3339),
+    }))
+    .into_response())
+}

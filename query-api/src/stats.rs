@@ -1,0 +1,284 @@
+//! Click statistics and monthly client reports, without I/O: zero-filled
+//! time series over UTC days or months, optionally split by browser, OS or
+//! device class, and the per-short-code report a client is billed by.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, Months, NaiveDate};
+use serde::Serialize;
+
+/// How a series is bucketed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    Day,
+    Month,
+}
+
+impl Granularity {
+    /// From the `granularity` parameter.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "day" => Some(Self::Day),
+            "month" => Some(Self::Month),
+            _ => None,
+        }
+    }
+
+    /// The bucket a `YYYY-MM-DD` day falls in.
+    pub fn bucket(self, day: &str) -> String {
+        match self {
+            Self::Day => day.to_owned(),
+            Self::Month => day.get(..7).unwrap_or(day).to_owned(),
+        }
+    }
+
+    /// Every bucket from `from` to `to` inclusive.
+    pub fn buckets(self, from: NaiveDate, to: NaiveDate) -> Vec<String> {
+        let mut buckets = Vec::new();
+        match self {
+            Self::Day => {
+                let mut day = from;
+                while day <= to {
+                    buckets.push(day.format("%Y-%m-%d").to_string());
+                    let Some(next) = day.succ_opt() else { break };
+                    day = next;
+                }
+            }
+            Self::Month => {
+                let Some(mut month) = from.with_day(1) else {
+                    return buckets;
+                };
+                while month <= to {
+                    buckets.push(month.format("%Y-%m").to_string());
+                    let Some(next) = month.checked_add_months(Months::new(1)) else {
+                        break;
+                    };
+                    month = next;
+                }
+            }
+        }
+        buckets
+    }
+}
+
+/// The agent class a series may be split by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Browser,
+    Os,
+    Device,
+}
+
+impl GroupBy {
+    /// From the `group_by` parameter.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "browser" => Some(Self::Browser),
+            "os" => Some(Self::Os),
+            "device" => Some(Self::Device),
+            _ => None,
+        }
+    }
+
+    /// The `clicks_by_day` column it reads.
+    pub fn column(self) -> &'static str {
+        match self {
+            Self::Browser => "browser",
+            Self::Os => "os",
+            Self::Device => "device",
+        }
+    }
+}
+
+/// One stored row: human clicks of a day, by group (empty without grouping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayClicks {
+    pub day: String,
+    pub group: String,
+    pub clicks: i64,
+}
+
+/// One bucket of a series.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Point {
+    pub period: String,
+    pub clicks: i64,
+    pub bot_clicks: i64,
+    /// Clicks per group, every group of the range present (zero-filled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<BTreeMap<String, i64>>,
+}
+
+/// A zero-filled series with its totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Series {
+    pub total_clicks: i64,
+    pub total_bot_clicks: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_totals: Option<BTreeMap<String, i64>>,
+    pub series: Vec<Point>,
+}
+
+/// Buckets `humans` and `bots` (per day) over every period of the range.
+pub fn series(
+    granularity: Granularity,
+    from: NaiveDate,
+    to: NaiveDate,
+    grouped: bool,
+    humans: &[DayClicks],
+    bots: &[(String, i64)],
+) -> Series {
+    let groups: BTreeSet<&str> = humans.iter().map(|row| row.group.as_str()).collect();
+    let mut points: BTreeMap<String, Point> = granularity
+        .buckets(from, to)
+        .into_iter()
+        .map(|period| {
+            let point = Point {
+                period: period.clone(),
+                clicks: 0,
+                bot_clicks: 0,
+                groups: grouped.then(|| groups.iter().map(|g| ((*g).to_owned(), 0)).collect()),
+            };
+            (period, point)
+        })
+        .collect();
+    let mut group_totals: BTreeMap<String, i64> =
+        groups.iter().map(|g| ((*g).to_owned(), 0)).collect();
+    for row in humans {
+        if let Some(point) = points.get_mut(&granularity.bucket(&row.day)) {
+            point.clicks += row.clicks;
+            if let Some(by_group) = point.groups.as_mut() {
+                *by_group.entry(row.group.clone()).or_default() += row.clicks;
+            }
+            *group_totals.entry(row.group.clone()).or_default() += row.clicks;
+        }
+    }
+    for (day, clicks) in bots {
+        if let Some(point) = points.get_mut(&granularity.bucket(day)) {
+            point.bot_clicks += clicks;
+        }
+    }
+    let series: Vec<Point> = points.into_values().collect();
+    Series {
+        total_clicks: series.iter().map(|p| p.clicks).sum(),
+        total_bot_clicks: series.iter().map(|p| p.bot_clicks).sum(),
+        group_totals: grouped.then_some(group_totals),
+        series,
+    }
+}
+
+/// One line of a client's monthly report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportLine {
+    pub short_code: String,
+    pub clicks: i64,
+}
+
+/// A report as CSV (RFC 4180: CRLF line ends, a header row).
+///
+/// # Errors
+///
+/// If the CSV writer fails (it writes to memory, so only on a bug).
+pub fn report_csv(client_id: i64, month: &str, lines: &[ReportLine]) -> Result<String, csv::Error> {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    writer.write_record(["client_id", "month", "short_code", "clicks"])?;
+    for line in lines {
+        writer.write_record([
+            client_id.to_string(),
+            month.to_owned(),
+            line.short_code.clone(),
+            line.clicks.to_string(),
+        ])?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|err| csv::Error::from(err.into_error()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("day")
+    }
+
+    fn row(day: &str, group: &str, clicks: i64) -> DayClicks {
+        DayClicks {
+            day: day.into(),
+            group: group.into(),
+            clicks,
+        }
+    }
+
+    #[test]
+    fn days_are_zero_filled_and_totalled() {
+        let result = series(
+            Granularity::Day,
+            day("2021-02-27"),
+            day("2021-03-01"),
+            false,
+            &[row("2021-02-28", "", 3), row("2021-03-01", "", 2)],
+            &[("2021-02-27".into(), 5)],
+        );
+        let periods: Vec<(&str, i64, i64)> = result
+            .series
+            .iter()
+            .map(|p| (p.period.as_str(), p.clicks, p.bot_clicks))
+            .collect();
+        assert_eq!(
+            periods,
+            [
+                ("2021-02-27", 0, 5),
+                ("2021-02-28", 3, 0),
+                ("2021-03-01", 2, 0)
+            ]
+        );
+        assert_eq!((result.total_clicks, result.total_bot_clicks), (5, 5));
+    }
+
+    #[test]
+    fn months_cross_year_ends_and_groups_are_zero_filled() {
+        let result = series(
+            Granularity::Month,
+            day("2020-12-15"),
+            day("2021-02-01"),
+            true,
+            &[
+                row("2020-12-31", "Chrome", 1),
+                row("2021-02-01", "Firefox", 4),
+            ],
+            &[],
+        );
+        let periods: Vec<&str> = result.series.iter().map(|p| p.period.as_str()).collect();
+        assert_eq!(periods, ["2020-12", "2021-01", "2021-02"]);
+        let january = result.series[1].groups.clone().expect("grouped");
+        assert_eq!(january.get("Chrome"), Some(&0));
+        assert_eq!(january.get("Firefox"), Some(&0));
+        assert_eq!(
+            result.group_totals.expect("totals").get("Firefox"),
+            Some(&4)
+        );
+    }
+
+    #[test]
+    fn reports_are_rfc_4180_with_a_header() {
+        let csv = report_csv(
+            7,
+            "2021-02",
+            &[ReportLine {
+                short_code: "abc".into(),
+                clicks: 3,
+            }],
+        )
+        .expect("csv");
+        assert_eq!(
+            csv,
+            "client_id,month,short_code,clicks\r\n7,2021-02,abc,3\r\n"
+        );
+    }
+}
