@@ -10,7 +10,9 @@
 //! - [`error`]: the HTTP error type.
 //! - [`routes`]: the handlers and the router.
 
+pub mod docs;
 pub mod error;
+pub mod openapi;
 pub mod paging;
 pub mod params;
 pub mod routes;

@@ -1,7 +1,7 @@
 //! The query endpoints. Every `/v1` route needs an API key with the `query`
 //! scope; probes and metrics do not.
 
-mod clicks;
+pub(crate) mod clicks;
 
 use axum::Json;
 use axum::Router;
@@ -52,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/docs", get(docs))
         .with_state(state)
 }
 
@@ -93,7 +95,10 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /v1/counters/{key}` → `{"key": ..., "value": <total>}`.
-async fn counter(
+#[utoipa::path(get, path = "/v1/counters/{key}", tag = "counters",
+    params(("key" = uuid::Uuid, Path, description = "the counter key")),
+    responses((status = 200, body = crate::openapi::CounterAnswer), crate::openapi::ErrorResponses))]
+pub(crate) async fn counter(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -113,14 +118,21 @@ async fn counter(
 }
 
 /// `GET /v1/event-types` → `{"event_types": [{category, name, events, known}]}`.
-async fn event_types(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/event-types", tag = "events",
+    responses((status = 200, body = crate::openapi::EventTypesAnswer), crate::openapi::ErrorResponses))]
+pub(crate) async fn event_types(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let counts = state.store.event_types().await?;
     Ok(Json(json!({ "event_types": counts })))
 }
 
 /// `GET /v1/notifications?user_id=&limit=&cursor=` → a user's notifications
 /// in (time, id) order: `{"notifications": [...], "next_cursor": ...}`.
-async fn notifications(
+#[utoipa::path(get, path = "/v1/notifications", tag = "notifications",
+    params(("user_id" = String, Query, description = "whose notifications"),
+        ("limit" = Option<u32>, Query, description = "rows per page, 1 to 1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),),
+    responses((status = 200, body = crate::openapi::NotificationsPage), crate::openapi::ErrorResponses))]
+pub(crate) async fn notifications(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
@@ -141,7 +153,16 @@ async fn notifications(
 
 /// `GET /v1/events?session_id=|category=[&name]&from&to&limit&cursor` →
 /// events in (occurred_at, id) order: `{"events": [...], "next_cursor": ...}`.
-async fn events(
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    params(("session_id" = Option<String>, Query, description = "one session's events"),
+        ("category" = Option<String>, Query, description = "one category's events"),
+        ("name" = Option<String>, Query, description = "with category: one event type"),
+        ("from" = Option<String>, Query, description = "RFC 3339 time or UTC day, inclusive"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time (exclusive) or UTC day (inclusive)"),
+        ("limit" = Option<u32>, Query, description = "rows per page, 1 to 1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),),
+    responses((status = 200, body = crate::openapi::EventsPage), crate::openapi::ErrorResponses))]
+pub(crate) async fn events(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
@@ -177,7 +198,15 @@ async fn events(
 
 /// `GET /v1/errors?kind=reject|dead_letter&app&from&to&limit&cursor` → what
 /// ingest rejected and what processing could not decode, with reasons.
-async fn errors(
+#[utoipa::path(get, path = "/v1/errors", tag = "errors",
+    params(("kind" = Option<String>, Query, description = "`reject` or `dead_letter`"),
+        ("app" = Option<String>, Query, description = "the producing application id"),
+        ("from" = Option<String>, Query, description = "RFC 3339 time or UTC day, inclusive"),
+        ("to" = Option<String>, Query, description = "RFC 3339 time (exclusive) or UTC day (inclusive)"),
+        ("limit" = Option<u32>, Query, description = "rows per page, 1 to 1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),),
+    responses((status = 200, body = crate::openapi::ErrorsPage), crate::openapi::ErrorResponses))]
+pub(crate) async fn errors(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
@@ -200,4 +229,17 @@ async fn errors(
     let rows = state.store.errors(&filter, range, &page).await?;
     let (rows, next_cursor) = page.finish(rows, |row| row.position.clone());
     Ok(Json(json!({ "errors": rows, "next_cursor": next_cursor })))
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    use utoipa::OpenApi;
+    Json(crate::openapi::QueryApi::openapi())
+}
+
+/// A browsable reference of every endpoint, rendered from the OpenAPI
+/// document (self-contained: no scripts, no external assets).
+async fn docs() -> axum::response::Html<String> {
+    use utoipa::OpenApi;
+    let document = serde_json::to_value(crate::openapi::QueryApi::openapi()).unwrap_or_default();
+    axum::response::Html(crate::docs::render(&document))
 }

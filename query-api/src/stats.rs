@@ -100,7 +100,7 @@ pub struct DayClicks {
 }
 
 /// One bucket of a series.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Point {
     pub period: String,
     pub clicks: i64,
@@ -111,7 +111,7 @@ pub struct Point {
 }
 
 /// A zero-filled series with its totals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Series {
     pub total_clicks: i64,
     pub total_bot_clicks: i64,
@@ -169,7 +169,7 @@ pub fn series(
 }
 
 /// One line of a client's monthly report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReportLine {
     pub short_code: String,
     pub clicks: i64,

@@ -26,7 +26,7 @@ pub enum StoreError {
 }
 
 /// How many events of one type were stored.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct EventTypeCount {
     pub category: String,
     pub name: String,
@@ -36,7 +36,7 @@ pub struct EventTypeCount {
 }
 
 /// One stored notification.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct StoredNotification {
     pub id: String,
     pub user_id: String,

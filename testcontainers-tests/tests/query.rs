@@ -216,3 +216,34 @@ async fn rejects_and_dead_letters_are_listed_with_their_reasons() -> anyhow::Res
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_and_the_docs_page_describe_every_endpoint() -> anyhow::Result<()> {
+    let pipeline = Pipeline::start(Options::default()).await?;
+    let plain = reqwest::Client::new();
+    let document: Value = plain
+        .get(format!("{}/openapi.json", pipeline.query_url))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1"))
+    );
+    let page = plain
+        .get(format!("{}/docs", pipeline.query_url))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let paths = document["paths"].as_object().cloned().unwrap_or_default();
+    assert!(paths.len() >= 7, "{paths:?}");
+    for path in paths.keys() {
+        assert!(page.contains(path.as_str()), "/docs lacks {path}");
+    }
+    Ok(())
+}

@@ -58,7 +58,14 @@ fn date(parameter: &'static str, text: &str, end: bool) -> Result<NaiveDate, Api
 
 /// `?from&to&granularity=day|month&group_by=browser|os|device` → a
 /// zero-filled series of human clicks (bots apart), totals and `as_of`.
-pub(super) async fn link_stats(
+#[utoipa::path(get, path = "/v1/links/{short_code}/stats", tag = "clicks",
+    params(("short_code" = String, Path, description = "1-16 of [A-Za-z0-9_-]"),
+        ("from" = Option<String>, Query, description = "first UTC day or month (default: 30 days or 12 months before `to`)"),
+        ("to" = Option<String>, Query, description = "last UTC day or month, inclusive (default: today)"),
+        ("granularity" = Option<String>, Query, description = "`day` (default) or `month`"),
+        ("group_by" = Option<String>, Query, description = "`browser`, `os` or `device`")),
+    responses((status = 200, body = crate::openapi::LinkStats), crate::openapi::ErrorResponses))]
+pub(crate) async fn link_stats(
     State(state): State<AppState>,
     Path(code): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -128,7 +135,13 @@ pub(super) async fn link_stats(
 
 /// A client's clicks per short code in a UTC month; JSON, or CSV with
 /// `Accept: text/csv`.
-pub(super) async fn client_report(
+#[utoipa::path(get, path = "/v1/clients/{client_id}/reports/{month}", tag = "clicks",
+    params(("client_id" = i64, Path, description = "the paying client"),
+        ("month" = String, Path, description = "YYYY-MM (UTC)")),
+    responses((status = 200, description = "JSON, or RFC 4180 CSV (header row) with `Accept: text/csv`",
+        content((crate::openapi::ClientReport = "application/json"), (String = "text/csv"))),
+        crate::openapi::ErrorResponses))]
+pub(crate) async fn client_report(
     State(state): State<AppState>,
     Path((client_id, month)): Path<(String, String)>,
     headers: HeaderMap,

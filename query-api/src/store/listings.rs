@@ -17,7 +17,7 @@ pub struct EventFilter<'a> {
 }
 
 /// One stored event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StoredEvent {
     pub id: String,
     pub session_id: String,
@@ -43,7 +43,7 @@ pub struct ErrorFilter<'a> {
 }
 
 /// One stored reject or dead letter.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StoredError {
     pub id: String,
     pub kind: String,
