@@ -40,6 +40,20 @@ impl TimeRange {
     }
 }
 
+impl TimeRange {
+    /// The first and last UTC day (`YYYY-MM-DD`) the range touches, when
+    /// both ends are set.
+    pub fn days(&self) -> Option<(String, String)> {
+        if self.from == i64::MIN || self.to == i64::MAX {
+            return None;
+        }
+        let day = |micros: i64| {
+            DateTime::from_timestamp_micros(micros).map(|t| t.format("%Y-%m-%d").to_string())
+        };
+        Some((day(self.from)?, day(self.to - 1)?))
+    }
+}
+
 /// An RFC 3339 time, or a UTC day (its start, or with `day_end` the start of
 /// the next day, so `to=2021-02-28` includes all of the 28th).
 fn instant(parameter: &'static str, text: &str, day_end: bool) -> Result<i64, ApiError> {
@@ -112,6 +126,10 @@ mod tests {
         let range = TimeRange::from_query(&query(&[("from", "2021-02-28"), ("to", "2021-02-28")]))
             .expect("valid");
         assert_eq!(range.to - range.from, 86_400_000_000);
+        assert_eq!(
+            range.days(),
+            Some(("2021-02-28".to_owned(), "2021-02-28".to_owned()))
+        );
         let range =
             TimeRange::from_query(&query(&[("from", "2021-02-28T16:22:52+01:00")])).expect("valid");
         assert_eq!(range.from, 1_614_525_772_000_000);

@@ -58,8 +58,14 @@ pub struct StoredNotification {
 #[derive(Clone)]
 pub struct ReadStore {
     _db: std::sync::Arc<Database>,
-    conn: Connection,
+    /// Several connections, so reads run side by side (WAL readers never
+    /// block each other or the processor's writes).
+    conns: std::sync::Arc<[Connection]>,
+    next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// How many connections the query API reads through.
+const READ_CONNECTIONS: usize = 4;
 
 impl std::fmt::Debug for ReadStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,15 +91,26 @@ impl ReadStore {
             .build()
             .await
             .map_err(|err| open_error(err.to_string()))?;
-        let conn = db.connect().map_err(|err| open_error(err.to_string()))?;
-        conn.execute_batch(SQLITE_PRAGMAS).await?;
+        let mut conns = Vec::with_capacity(READ_CONNECTIONS);
+        for _ in 0..READ_CONNECTIONS {
+            let conn = db.connect().map_err(|err| open_error(err.to_string()))?;
+            conn.execute_batch(SQLITE_PRAGMAS).await?;
+            conns.push(conn);
+        }
         for ddl in SQLITE_DDL {
-            conn.execute(ddl, ()).await?;
+            conns[0].execute(ddl, ()).await?;
         }
         Ok(Self {
             _db: std::sync::Arc::new(db),
-            conn,
+            conns: conns.into(),
+            next: std::sync::Arc::default(),
         })
+    }
+
+    /// The next connection, round robin.
+    fn conn(&self) -> &Connection {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.conns[i % self.conns.len()]
     }
 
     /// The stored total of a counter; 0 for a key never incremented.
@@ -103,7 +120,7 @@ impl ReadStore {
     /// [`StoreError::Query`] if the query fails.
     pub async fn counter(&self, key: Uuid) -> Result<i64, StoreError> {
         let mut rows = self
-            .conn
+            .conn()
             .query(
                 "SELECT value FROM counters WHERE key = ?1",
                 params![key.hyphenated().to_string()],
@@ -123,7 +140,7 @@ impl ReadStore {
     /// [`StoreError::Query`] if the query fails.
     pub async fn event_types(&self) -> Result<Vec<EventTypeCount>, StoreError> {
         let mut rows = self
-            .conn
+            .conn()
             .query(
                 "SELECT category, name, SUM(events), MAX(known_type) FROM event_type_counts
                  GROUP BY category, name ORDER BY SUM(events) DESC, category, name",
@@ -158,7 +175,7 @@ impl ReadStore {
             .as_ref()
             .map_or((i64::MIN, String::new()), |p| (p.time, p.id.clone()));
         let mut rows = self
-            .conn
+            .conn()
             .query(
                 "SELECT notification_id, user_id, rule, message, device_id, occurred_at, received_at,
                         trigger_event_id, late_by_micros, data
@@ -201,7 +218,7 @@ impl ReadStore {
     ///
     /// [`StoreError::Query`] if it does not.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.conn.query("SELECT 1", ()).await?;
+        self.conn().query("SELECT 1", ()).await?;
         Ok(())
     }
 }

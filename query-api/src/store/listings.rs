@@ -132,6 +132,14 @@ impl ReadStore {
         }
         if let Some(category) = filter.category {
             conditions.add("category = ?", [SqlValue::Text(category.to_owned())]);
+            // Bound the day too, so the (category, day, ...) index narrows
+            // the scan to the range's days.
+            if let Some((first, last)) = range.days() {
+                conditions.add(
+                    "day >= ? AND day <= ?",
+                    [SqlValue::Text(first), SqlValue::Text(last)],
+                );
+            }
         }
         if let Some(name) = filter.name {
             conditions.add("name = ?", [SqlValue::Text(name.to_owned())]);
@@ -145,7 +153,7 @@ impl ReadStore {
             page,
         );
         let mut rows = self
-            .conn
+            .conn()
             .query(&sql, libsql::params_from_iter(conditions.values))
             .await?;
         let mut found = Vec::new();
@@ -204,7 +212,7 @@ impl ReadStore {
             page,
         );
         let mut rows = self
-            .conn
+            .conn()
             .query(&sql, libsql::params_from_iter(conditions.values))
             .await?;
         let mut found = Vec::new();

@@ -27,7 +27,7 @@ impl ReadStore {
              GROUP BY day, {group} ORDER BY day"
         );
         let mut rows = self
-            .conn
+            .conn()
             .query(&sql, params![short_code, day(from), day(to)])
             .await?;
         let mut found = Vec::new();
@@ -53,7 +53,7 @@ impl ReadStore {
         to: NaiveDate,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         let mut rows = self
-            .conn
+            .conn()
             .query(
                 "SELECT day, clicks FROM bot_clicks_by_day
                  WHERE short_code = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day",
@@ -79,7 +79,7 @@ impl ReadStore {
         month: &str,
     ) -> Result<Vec<ReportLine>, StoreError> {
         let mut rows = self
-            .conn
+            .conn()
             .query(
                 "SELECT short_code, clicks FROM clicks_by_client_month
                  WHERE client_id = ?1 AND month = ?2 ORDER BY clicks DESC, short_code",
@@ -104,7 +104,7 @@ impl ReadStore {
     /// [`StoreError::Query`] if the query fails.
     pub async fn as_of(&self, topic: &str) -> Result<Option<i64>, StoreError> {
         let mut rows = self
-            .conn
+            .conn()
             .query(
                 "SELECT MIN(as_of) FROM partition_progress WHERE topic = ?1",
                 params![topic],
