@@ -25,6 +25,8 @@ pub struct Cli {
     pub processor: processor::Settings,
     #[command(flatten)]
     pub query: query_api::Settings,
+    #[command(flatten)]
+    pub delivery: processor::webhooks::Settings,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -34,8 +36,10 @@ pub struct Cli {
 pub enum Command {
     /// The HTTP ingest service.
     Ingest,
-    /// The stream processor.
+    /// The stream processor, with webhook delivery.
     Processor,
+    /// Webhook delivery alone (notifications and events to destinations).
+    Delivery,
     /// The analysts' query API.
     QueryApi,
     /// Create every topic with `--partitions` and `--replication-factor`, then exit.

@@ -98,7 +98,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     }
     // Only the HTTP services authenticate callers; a processor needs no keys.
     let auth = match cli.command {
-        Some(Command::Processor) => Auth::Disabled,
+        Some(Command::Processor | Command::Delivery) => Auth::Disabled,
         _ => auth(&cli)?,
     };
     let metrics = crate::telemetry::prometheus();
@@ -129,6 +129,25 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             shutdown.clone(),
             stage,
             async move { processor::run(config, Some(listener), token).await },
+        ));
+    }
+    if wants(Command::Processor) || cli.command == Some(Command::Delivery) {
+        // Fail at start, not in the task, on a bad destinations file.
+        cli.delivery
+            .destinations()
+            .context("delivery destinations")?;
+        let config = processor::webhooks::DeliveryConfig {
+            settings: cli.delivery.clone(),
+            kafka: kafka.clone(),
+            codec: codec.clone(),
+        };
+        let stage = Stage::next(&mut stages);
+        let token = stage.stop.clone();
+        services.spawn(supervised(
+            "delivery",
+            shutdown.clone(),
+            stage,
+            async move { processor::webhooks::run(config, token).await },
         ));
     }
     if wants(Command::QueryApi) {

@@ -31,7 +31,6 @@ pub mod clicks;
 mod consumer;
 pub mod counters;
 pub mod dead_letters;
-pub mod delivery;
 pub mod event_store;
 mod health;
 pub mod metrics;
@@ -40,6 +39,7 @@ pub mod rules;
 pub mod settings;
 pub mod store;
 pub mod user_agent;
+pub mod webhooks;
 
 use std::path::PathBuf;
 

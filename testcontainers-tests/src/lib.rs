@@ -64,6 +64,8 @@ pub struct Options {
     pub rules_file: Option<PathBuf>,
     /// How long a partition must be idle before timers fire on processing time.
     pub idle_grace: Duration,
+    /// Webhook delivery, run beside the processor when set.
+    pub delivery: Option<processor::webhooks::Settings>,
 }
 
 impl Default for Options {
@@ -85,6 +87,7 @@ impl Default for Options {
             static_membership: true,
             rules_file: None,
             idle_grace: Duration::from_secs(1),
+            delivery: None,
         }
     }
 }
@@ -190,6 +193,20 @@ impl Pipeline {
                 tracing::error!(error = %err, "query api failed");
             }
         }));
+
+        if let Some(settings) = &options.delivery {
+            let config = processor::webhooks::DeliveryConfig {
+                settings: settings.clone(),
+                kafka: kafka.clone(),
+                codec: codec.clone(),
+            };
+            let token = shutdown.clone();
+            services.push(tokio::spawn(async move {
+                if let Err(err) = processor::webhooks::run(config, token).await {
+                    tracing::error!(error = %err, "delivery failed");
+                }
+            }));
+        }
 
         let processor_config = processor::Config {
             settings: processor::Settings {

@@ -1,1 +1,0 @@
-//! Delivery of notifications and events to webhook destinations (in progress).

@@ -1,0 +1,146 @@
+//! Per-key lanes within a destination, without I/O: one delivery in flight
+//! per key (user or session) so each user's records arrive in order, while
+//! other keys of the same partition go ahead; and per partition the lowest
+//! unfinished offset, the only safe commit point (at least once).
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+/// Delivery bookkeeping of one destination.
+#[derive(Debug)]
+pub struct Lanes<J> {
+    /// Unfinished offsets per partition.
+    unfinished: HashMap<i32, BTreeSet<i64>>,
+    /// One past the highest offset seen per partition.
+    next: HashMap<i32, i64>,
+    /// Records waiting behind their key's delivery in flight.
+    waiting: HashMap<String, VecDeque<J>>,
+    /// Keys with a delivery in flight.
+    active: HashSet<String>,
+}
+
+impl<J> Default for Lanes<J> {
+    fn default() -> Self {
+        Self {
+            unfinished: HashMap::new(),
+            next: HashMap::new(),
+            waiting: HashMap::new(),
+            active: HashSet::new(),
+        }
+    }
+}
+
+impl<J> Lanes<J> {
+    /// Takes the record at `offset`; returns the job if its key is free to
+    /// start now, else queues it behind the key's delivery in flight. A
+    /// record seen before (redelivered) is dropped.
+    pub fn admit(&mut self, partition: i32, offset: i64, key: &str, job: J) -> Option<J> {
+        if !self.see(partition, offset) {
+            return None;
+        }
+        self.unfinished.entry(partition).or_default().insert(offset);
+        if self.active.insert(key.to_owned()) {
+            Some(job)
+        } else {
+            self.waiting
+                .entry(key.to_owned())
+                .or_default()
+                .push_back(job);
+            None
+        }
+    }
+
+    /// A record with nothing to deliver (filtered out, undecodable and
+    /// dead-lettered): finished as soon as it is seen.
+    pub fn pass(&mut self, partition: i32, offset: i64) {
+        self.see(partition, offset);
+    }
+
+    /// Marks `offset` of `key` finished; returns the key's next job, if any.
+    pub fn finish(&mut self, partition: i32, offset: i64, key: &str) -> Option<J> {
+        if let Some(offsets) = self.unfinished.get_mut(&partition) {
+            offsets.remove(&offset);
+        }
+        let next = self.waiting.get_mut(key).and_then(VecDeque::pop_front);
+        if next.is_none() {
+            self.active.remove(key);
+            self.waiting.remove(key);
+        }
+        next
+    }
+
+    /// Records seen but not finished.
+    pub fn pending(&self) -> usize {
+        self.unfinished.values().map(BTreeSet::len).sum()
+    }
+
+    /// Per partition, the offset to commit: the lowest unfinished one, or
+    /// one past the highest seen when all are finished.
+    pub fn committable(&self) -> Vec<(i32, i64)> {
+        let mut commits: Vec<(i32, i64)> = self
+            .next
+            .iter()
+            .map(|(partition, next)| {
+                let lowest = self
+                    .unfinished
+                    .get(partition)
+                    .and_then(|offsets| offsets.first().copied());
+                (*partition, lowest.unwrap_or(*next))
+            })
+            .collect();
+        commits.sort_unstable();
+        commits
+    }
+
+    fn see(&mut self, partition: i32, offset: i64) -> bool {
+        let next = self.next.entry(partition).or_insert(offset);
+        if offset < *next {
+            return false;
+        }
+        *next = offset + 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_delivery_per_key_and_others_go_ahead() {
+        let mut lanes = Lanes::default();
+        assert_eq!(lanes.admit(0, 10, "a", "a1"), Some("a1"));
+        assert_eq!(lanes.admit(0, 11, "a", "a2"), None, "waits behind a1");
+        assert_eq!(
+            lanes.admit(0, 12, "b", "b1"),
+            Some("b1"),
+            "b is not held up"
+        );
+        assert_eq!(lanes.finish(0, 12, "b"), None);
+        assert_eq!(lanes.finish(0, 10, "a"), Some("a2"));
+        assert_eq!(lanes.finish(0, 11, "a"), None);
+        assert_eq!(lanes.pending(), 0);
+    }
+
+    #[test]
+    fn commits_stop_at_the_lowest_unfinished_offset() {
+        let mut lanes = Lanes::default();
+        lanes.admit(0, 5, "slow", ());
+        lanes.admit(0, 6, "fast", ());
+        lanes.pass(0, 7);
+        lanes.admit(1, 0, "other", ());
+        lanes.finish(0, 6, "fast");
+        assert_eq!(lanes.committable(), [(0, 5), (1, 0)]);
+        lanes.finish(0, 5, "slow");
+        lanes.finish(1, 0, "other");
+        assert_eq!(lanes.committable(), [(0, 8), (1, 1)]);
+    }
+
+    #[test]
+    fn a_redelivered_record_is_not_delivered_twice() {
+        let mut lanes = Lanes::default();
+        assert_eq!(lanes.admit(0, 3, "a", 1), Some(1));
+        assert_eq!(lanes.admit(0, 3, "a", 1), None);
+        assert_eq!(lanes.finish(0, 3, "a"), None);
+        assert_eq!(lanes.pending(), 0);
+    }
+}

@@ -1,0 +1,388 @@
+//! One destination's delivery loop: its own consumer group, per-key lanes,
+//! retries with full-jitter backoff, dead letters after the limit, and
+//! commits only up to the lowest unfinished offset of each partition.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use reqwest::StatusCode;
+use schemas::{Codec, Event, Notification, Topic};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::backoff::Backoff;
+use super::destinations::{Destination, Source};
+use super::lanes::Lanes;
+use super::{DeliveryError, metrics as names, signature};
+use crate::dead_letters::{DeadLetters, Failed};
+
+/// How often finished offsets are committed.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One record to deliver.
+#[derive(Debug)]
+struct Job {
+    partition: i32,
+    offset: i64,
+    key: String,
+    /// Idempotency key: the notification's or event's id.
+    id: String,
+    body: Vec<u8>,
+    /// The record as read, for a dead letter.
+    original: Vec<u8>,
+    timestamp_ms: Option<i64>,
+}
+
+/// What every delivery of a destination shares.
+struct Shared {
+    destination: Destination,
+    stage: String,
+    topic: String,
+    http: reqwest::Client,
+    backoff: Backoff,
+    dead_letters: DeadLetters,
+}
+
+/// A destination's loop.
+pub(super) struct Worker {
+    shared: Arc<Shared>,
+    consumer: StreamConsumer,
+    codec: Codec,
+    max_in_flight: usize,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("destination", &self.shared.destination.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why one attempt failed.
+enum Failure {
+    /// Worth retrying (timeouts, connection errors, 408, 429, 5xx).
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help (other 4xx).
+    Permanent(String),
+}
+
+impl Worker {
+    pub(super) fn new(
+        destination: Destination,
+        kafka: &ClientConfig,
+        codec: Codec,
+        group_prefix: &str,
+        backoff: Backoff,
+        max_in_flight: usize,
+    ) -> Result<Self, DeliveryError> {
+        let topic = codec.names().name(match destination.source {
+            Source::Events => Topic::Events,
+            Source::Notifications => Topic::Notifications,
+        });
+        let consumer: StreamConsumer = kafka
+            .clone()
+            .set("group.id", format!("{group_prefix}-{}", destination.name))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "range")
+            .set("session.timeout.ms", "10000")
+            .create()
+            .map_err(DeliveryError::Consumer)?;
+        consumer
+            .subscribe(&[&topic])
+            .map_err(DeliveryError::Consumer)?;
+        let http = reqwest::Client::builder()
+            .timeout(destination.timeout)
+            .build()
+            .map_err(|err| DeliveryError::Http(err.to_string()))?;
+        let dead_letters = DeadLetters::new(kafka, codec.clone())?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                stage: format!("delivery:{}", destination.name),
+                destination,
+                topic,
+                http,
+                backoff,
+                dead_letters,
+            }),
+            consumer,
+            codec,
+            max_in_flight: max_in_flight.max(1),
+        })
+    }
+
+    /// Delivers until `shutdown`, then commits what is finished.
+    pub(super) async fn run(self, shutdown: CancellationToken) -> Result<(), DeliveryError> {
+        let name = self.shared.destination.name.clone();
+        info!(destination = %name, url = %self.shared.destination.url, topic = %self.shared.topic, "delivering");
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i32, i64, String)>();
+        let mut lanes: Lanes<Job> = Lanes::default();
+        let mut tasks = JoinSet::new();
+        let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
+        commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some((partition, offset, key)) = done_rx.recv() => {
+                    if let Some(next) = lanes.finish(partition, offset, &key) {
+                        tasks.spawn(deliver(self.shared.clone(), next, done_tx.clone()));
+                    }
+                }
+                _ = commit_tick.tick() => {
+                    self.commit(&lanes, CommitMode::Async);
+                    while tasks.try_join_next().is_some() {}
+                }
+                received = self.consumer.recv(), if lanes.pending() < self.max_in_flight => {
+                    let message = match received {
+                        Ok(message) => message,
+                        Err(err) => {
+                            warn!(destination = %name, error = %err, "consumer error");
+                            continue;
+                        }
+                    };
+                    let partition = message.partition();
+                    let offset = message.offset();
+                    let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+                    let original = message.payload().unwrap_or_default().to_vec();
+                    let timestamp_ms = message.timestamp().to_millis();
+                    drop(message);
+                    match self.prepare(&original).await {
+                        Ok(Some((id, body))) => {
+                            let job = Job { partition, offset, key: key.clone(), id, body, original, timestamp_ms };
+                            if let Some(job) = lanes.admit(partition, offset, &key, job) {
+                                tasks.spawn(deliver(self.shared.clone(), job, done_tx.clone()));
+                            }
+                        }
+                        Ok(None) => lanes.pass(partition, offset),
+                        Err(reason) => {
+                            let failed = Failed {
+                                topic: &self.shared.topic,
+                                partition,
+                                offset,
+                                key: Some(key.as_bytes()),
+                                payload: &original,
+                                timestamp_ms,
+                            };
+                            self.shared.dead_letters.send(&self.shared.stage, failed, &reason).await?;
+                            lanes.pass(partition, offset);
+                        }
+                    }
+                }
+            }
+        }
+        tasks.abort_all();
+        self.commit(&lanes, CommitMode::Sync);
+        self.consumer.unsubscribe();
+        info!(destination = %name, unfinished = lanes.pending(), "delivery stopped; unfinished records are redelivered after a restart");
+        Ok(())
+    }
+
+    /// The idempotency key and JSON body of a record, `None` if the
+    /// destination's filter leaves it out; `Err` if it cannot be decoded.
+    async fn prepare(&self, payload: &[u8]) -> Result<Option<(String, Vec<u8>)>, String> {
+        let filter = &self.shared.destination.filter;
+        let (id, body) = match self.shared.destination.source {
+            Source::Notifications => {
+                let n: Notification = self
+                    .codec
+                    .decode(payload)
+                    .await
+                    .map_err(|err| err.to_string())?;
+                if !filter.matches(None, &n.rule, None) {
+                    return Ok(None);
+                }
+                (n.event_id.clone(), notification_body(&n))
+            }
+            Source::Events => {
+                let e: Event = self
+                    .codec
+                    .decode(payload)
+                    .await
+                    .map_err(|err| err.to_string())?;
+                if !filter.matches(Some(&e.category), &e.name, Some(&e.application_id)) {
+                    return Ok(None);
+                }
+                (e.event_id.to_string(), event_body(&e))
+            }
+        };
+        let body = serde_json::to_vec(&body).map_err(|err| err.to_string())?;
+        Ok(Some((id, body)))
+    }
+
+    fn commit(&self, lanes: &Lanes<Job>, mode: CommitMode) {
+        let mut list = TopicPartitionList::new();
+        for (partition, offset) in lanes.committable() {
+            if list
+                .add_partition_offset(&self.shared.topic, partition, Offset::Offset(offset))
+                .is_err()
+            {
+                return;
+            }
+        }
+        if list.count() > 0
+            && let Err(err) = self.consumer.commit(&list, mode)
+        {
+            debug!(error = %err, "delivery offset commit failed; records are redelivered");
+        }
+    }
+}
+
+/// Delivers `job`, retrying with backoff, then dead-letters it; reports
+/// it finished on `done`.
+async fn deliver(shared: Arc<Shared>, job: Job, done: mpsc::UnboundedSender<(i32, i64, String)>) {
+    let name = shared.destination.name.as_str();
+    let began = Instant::now();
+    let mut attempts = 0_u32;
+    let last_error = loop {
+        attempts += 1;
+        match post(&shared, &job).await {
+            Ok(()) => {
+                metrics::counter!(names::DELIVERED, "destination" => name.to_owned()).increment(1);
+                metrics::histogram!(names::DELIVERY_SECONDS, "destination" => name.to_owned())
+                    .record(began.elapsed().as_secs_f64());
+                drop(done.send((job.partition, job.offset, job.key)));
+                return;
+            }
+            Err(Failure::Permanent(reason)) => break reason,
+            Err(Failure::Retry {
+                reason,
+                retry_after,
+            }) => {
+                if !shared.backoff.may_retry(attempts, began.elapsed()) {
+                    break reason;
+                }
+                metrics::counter!(names::RETRIED, "destination" => name.to_owned()).increment(1);
+                let delay = retry_after.map_or_else(
+                    || shared.backoff.delay(attempts - 1),
+                    |wait| wait.min(shared.backoff.cap),
+                );
+                debug!(destination = name, id = %job.id, attempts, ?delay, reason, "retrying");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    };
+    warn!(destination = name, id = %job.id, attempts, reason = %last_error, "giving up; dead-lettering");
+    let reason = format!(
+        "delivery to {} failed after {attempts} attempt(s): {last_error}",
+        shared.destination.url
+    );
+    let mut letter_attempts = 0_u32;
+    loop {
+        let failed = Failed {
+            topic: &shared.topic,
+            partition: job.partition,
+            offset: job.offset,
+            key: Some(job.key.as_bytes()),
+            payload: &job.original,
+            timestamp_ms: job.timestamp_ms,
+        };
+        match shared
+            .dead_letters
+            .send(&shared.stage, failed, &reason)
+            .await
+        {
+            Ok(()) => break,
+            Err(err) => {
+                // Not finished until its dead letter is durable; an abort
+                // on shutdown leaves it uncommitted, to be redelivered.
+                warn!(destination = name, error = %err, "dead letter not written; retrying");
+                tokio::time::sleep(shared.backoff.delay(letter_attempts)).await;
+                letter_attempts = letter_attempts.saturating_add(1);
+            }
+        }
+    }
+    metrics::counter!(names::DEAD_LETTERED, "destination" => name.to_owned()).increment(1);
+    drop(done.send((job.partition, job.offset, job.key)));
+}
+
+/// One attempt.
+async fn post(shared: &Shared, job: &Job) -> Result<(), Failure> {
+    let mut request = shared
+        .http
+        .post(&shared.destination.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", &job.id)
+        .body(job.body.clone());
+    if let Some(secret) = &shared.destination.secret {
+        request = request.header(signature::HEADER, signature::sign(secret, &job.body));
+    }
+    let response = request.send().await.map_err(|err| Failure::Retry {
+        reason: format!("request failed: {err}"),
+        retry_after: None,
+    })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let reason = format!("answered {status}");
+    if status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+    {
+        Err(Failure::Retry {
+            reason,
+            retry_after,
+        })
+    } else {
+        Err(Failure::Permanent(reason))
+    }
+}
+
+/// `micros` as an RFC 3339 UTC time.
+fn rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_default()
+}
+
+/// What the notify webhook receives: our fields, plus the reference's own
+/// `deviceId` and `msg` so today's notification service keeps working.
+fn notification_body(n: &Notification) -> Value {
+    #[expect(clippy::cast_precision_loss, reason = "seconds for display")]
+    let late_by_seconds = n.late_by_micros as f64 / 1e6;
+    json!({
+        "id": n.event_id,
+        "user_id": n.user_id,
+        "rule": n.rule,
+        "message": n.message,
+        "data": serde_json::from_str::<Value>(&n.data).unwrap_or(Value::Null),
+        "occurred_at": rfc3339(n.occurred_at),
+        "late_by_seconds": late_by_seconds,
+        "deviceId": n.device_id,
+        "msg": n.message,
+    })
+}
+
+/// What an events destination receives.
+fn event_body(e: &Event) -> Value {
+    json!({
+        "id": e.event_id.to_string(),
+        "application_id": e.application_id,
+        "session_id": e.session_id,
+        "user_id": e.user_id,
+        "device_id": e.device_id,
+        "category": e.category,
+        "name": e.name,
+        "occurred_at": rfc3339(e.occurred_at),
+        "received_at": rfc3339(e.received_at),
+        "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
+    })
+}

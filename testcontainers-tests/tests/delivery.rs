@@ -1,0 +1,408 @@
+//! Webhook delivery end to end: app events through ingest, the processor's
+//! rules and the notifications topic, to real HTTP receivers started in the
+//! test (the notification service cannot run here; a small server stands in).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use processor::webhooks::{self, signature};
+use schemas::{DeadLetter, Topic};
+use serde_json::{Value, json};
+use testcontainers_tests::{Options, Pipeline, eventually};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// One request as a receiver saw it.
+#[derive(Debug, Clone)]
+struct Call {
+    destination: String,
+    idempotency_key: String,
+    signature: Option<String>,
+    raw: Vec<u8>,
+    body: Value,
+    at: Instant,
+}
+
+/// How a receiver answers: by destination and body, and how many calls
+/// with this idempotency key it saw before.
+type Behaviour = dyn Fn(&str, &Value, usize) -> (StatusCode, Duration) + Send + Sync;
+
+#[derive(Clone)]
+struct Receiver {
+    calls: Arc<Mutex<Vec<Call>>>,
+    behaviour: Arc<Behaviour>,
+}
+
+impl Receiver {
+    /// Serves `POST /{destination}/...` on a free port; returns its base URL.
+    async fn start(
+        behaviour: impl Fn(&str, &Value, usize) -> (StatusCode, Duration) + Send + Sync + 'static,
+    ) -> anyhow::Result<(Self, String)> {
+        let receiver = Self {
+            calls: Arc::default(),
+            behaviour: Arc::new(behaviour),
+        };
+        let app = Router::new()
+            .route("/{destination}/{*rest}", post(record))
+            .with_state(receiver.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok((receiver, base))
+    }
+
+    fn calls(&self, destination: &str) -> Vec<Call> {
+        self.calls
+            .lock()
+            .map(|calls| {
+                calls
+                    .iter()
+                    .filter(|c| c.destination == destination)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Successful calls of `destination`, in arrival order.
+    fn delivered(&self, destination: &str) -> Vec<Call> {
+        let calls = self.calls(destination);
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        calls
+            .into_iter()
+            .filter(|call| {
+                let before = seen.entry(call.idempotency_key.clone()).or_default();
+                let status = (self.behaviour)(&call.destination, &call.body, *before).0;
+                *before += 1;
+                status.is_success()
+            })
+            .collect()
+    }
+}
+
+async fn record(
+    State(receiver): State<Receiver>,
+    axum::extract::Path((destination, _rest)): axum::extract::Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let call = Call {
+        destination: destination.clone(),
+        idempotency_key: header("idempotency-key").unwrap_or_default(),
+        signature: header(signature::HEADER),
+        raw: body.to_vec(),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        at: Instant::now(),
+    };
+    let before = receiver.calls.lock().map_or(0, |calls| {
+        calls
+            .iter()
+            .filter(|c| c.destination == destination && c.idempotency_key == call.idempotency_key)
+            .count()
+    });
+    let (status, delay) = (receiver.behaviour)(&destination, &call.body, before);
+    if let Ok(mut calls) = receiver.calls.lock() {
+        calls.push(call);
+    }
+    tokio::time::sleep(delay).await;
+    status
+}
+
+/// Fast retries so limits are reached within a test.
+fn delivery(destinations_file: Option<PathBuf>, notify_url: Option<String>) -> webhooks::Settings {
+    webhooks::Settings {
+        notify_url,
+        notify_secret: Some("notify-secret".into()),
+        destinations_file,
+        retry_initial: Duration::from_millis(20),
+        retry_cap: Duration::from_millis(100),
+        retry_max_attempts: 4,
+        ..webhooks::Settings::default()
+    }
+}
+
+fn app_event(user: &str, kind: &str, at: &str) -> Value {
+    json!({"user_id": user, "device_id": format!("dev-{user}"), "type": kind,
+           "training_program_id": "1", "time_stamp": at})
+}
+
+async fn post_events(pipeline: &Pipeline, events: &[Value]) -> anyhow::Result<()> {
+    for event in events {
+        let (status, body) = pipeline.post_to("/v1/event", event).await?;
+        anyhow::ensure!(status == 202, "{status}: {body}");
+    }
+    Ok(())
+}
+
+async fn wait_for(
+    receiver: &Receiver,
+    destination: &str,
+    count: usize,
+) -> anyhow::Result<Vec<Call>> {
+    eventually(DEADLINE, || async {
+        let delivered = receiver.delivered(destination);
+        Ok(if delivered.len() >= count {
+            Ok(delivered)
+        } else {
+            Err(format!(
+                "{destination}: {} of {count} delivered, {} calls",
+                delivered.len(),
+                receiver.calls(destination).len()
+            ))
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn notifications_reach_the_notify_webhook_signed_with_the_reference_fields()
+-> anyhow::Result<()> {
+    // The notify service fails its first two calls for each notification.
+    let (receiver, base) = Receiver::start(|_, _, before| {
+        if before < 2 {
+            (StatusCode::SERVICE_UNAVAILABLE, Duration::ZERO)
+        } else {
+            (StatusCode::OK, Duration::ZERO)
+        }
+    })
+    .await?;
+    let pipeline = Pipeline::start(Options {
+        partitions: 1,
+        delivery: Some(delivery(None, Some(format!("{base}/notify")))),
+        ..Options::default()
+    })
+    .await?;
+    let posted = Instant::now();
+    post_events(
+        &pipeline,
+        &[
+            app_event("foo1", "training_program_started", "2021-02-28 16:23:25"),
+            app_event("foo1", "training_program_finished", "2021-02-28 16:59:43"),
+        ],
+    )
+    .await?;
+    let delivered = wait_for(&receiver, "notify", 1).await?;
+    let call = &delivered[0];
+    println!(
+        "event in -> webhook answered: {:.0} ms (two 503s and retries included)",
+        call.at.duration_since(posted).as_secs_f64() * 1e3
+    );
+    assert_eq!(call.body["rule"], "daily-dose-congratulation");
+    assert_eq!(call.body["user_id"], "foo1");
+    assert_eq!(call.body["deviceId"], "dev-foo1");
+    assert_eq!(call.body["msg"], call.body["message"]);
+    assert!(
+        call.body["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("36 minutes")),
+        "{}",
+        call.body
+    );
+    assert_eq!(
+        call.body["id"].as_str(),
+        Some(call.idempotency_key.as_str())
+    );
+    // Three calls in all, one idempotency key, each signed over its body.
+    let calls = receiver.calls("notify");
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    for attempt in &calls {
+        assert_eq!(attempt.idempotency_key, call.idempotency_key);
+        assert_eq!(
+            attempt.signature.as_deref(),
+            Some(signature::sign("notify-secret", &attempt.raw).as_str())
+        );
+    }
+    // The stored notification has the same id.
+    let id = call.body["id"].clone();
+    eventually(DEADLINE, || async {
+        let (_, stored) = pipeline.query("/v1/notifications?user_id=foo1").await?;
+        Ok(if stored["notifications"][0]["id"] == id {
+            Ok(())
+        } else {
+            Err(format!("stored: {stored}"))
+        })
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receiver_that_is_down_gets_its_records_dead_lettered_with_the_last_error()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let closed = testcontainers_tests::free_addr()?;
+    let file = dir.path().join("destinations.toml");
+    std::fs::write(
+        &file,
+        format!("[[destination]]\nname = \"gone\"\nurl = \"http://{closed}/hook\"\n"),
+    )?;
+    let pipeline = Pipeline::start(Options {
+        delivery: Some(delivery(Some(file), None)),
+        ..Options::default()
+    })
+    .await?;
+    post_events(
+        &pipeline,
+        &[app_event("lost", "app_launch", "2021-02-28 16:22:52")],
+    )
+    .await?;
+    let letters = pipeline
+        .read_topic::<DeadLetter>(Topic::DeadLetters, DEADLINE, |read| {
+            read.iter().any(|(_, l)| l.stage == "delivery:gone")
+        })
+        .await?;
+    let letter = letters
+        .iter()
+        .map(|(_, l)| l)
+        .find(|l| l.stage == "delivery:gone")
+        .ok_or_else(|| anyhow::anyhow!("no dead letter from delivery: {letters:?}"))?;
+    assert!(
+        letter.reason.contains("after 4 attempt(s)") && letter.reason.contains("request failed"),
+        "{}",
+        letter.reason
+    );
+    assert_eq!(letter.topic, pipeline.names.name(Topic::Events));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_destination_does_not_delay_a_fast_one_and_order_per_user_holds()
+-> anyhow::Result<()> {
+    let (receiver, base) = Receiver::start(|destination, _, _| match destination {
+        "slow" => (StatusCode::OK, Duration::from_secs(2)),
+        _ => (StatusCode::OK, Duration::ZERO),
+    })
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("destinations.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"[[destination]]
+name = "fast"
+url = "{base}/fast/hook"
+
+[[destination]]
+name = "slow"
+url = "{base}/slow/hook"
+
+[[destination]]
+name = "launches"
+url = "{base}/launches/hook"
+[destination.filter]
+names = ["app_launch"]
+"#
+        ),
+    )?;
+    let pipeline = Pipeline::start(Options {
+        delivery: Some(delivery(Some(file), None)),
+        ..Options::default()
+    })
+    .await?;
+    let mut events = Vec::new();
+    for i in 0..20 {
+        let kind = if i % 5 == 0 {
+            "app_launch"
+        } else {
+            "screen_viewed"
+        };
+        events.push(app_event(
+            "walker",
+            kind,
+            &format!("2021-03-01 10:00:{i:02}"),
+        ));
+    }
+    post_events(&pipeline, &events).await?;
+    let fast = wait_for(&receiver, "fast", 20).await?;
+    let slow_so_far = receiver.delivered("slow").len();
+    assert!(
+        slow_so_far < 20,
+        "the slow destination ({slow_so_far} delivered) kept pace only because it was not slow"
+    );
+    let times: Vec<&str> = fast
+        .iter()
+        .filter_map(|c| c.body["occurred_at"].as_str())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort_unstable();
+    assert_eq!(times, sorted, "one user's records arrive in order");
+    let launches = wait_for(&receiver, "launches", 4).await?;
+    assert!(
+        launches.iter().all(|c| c.body["name"] == "app_launch"),
+        "the filter passes only app launches"
+    );
+    assert_eq!(launches.len(), 4);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_user_does_not_delay_a_healthy_user_in_the_same_partition() -> anyhow::Result<()>
+{
+    let (receiver, base) = Receiver::start(|_, body, _| {
+        if body["user_id"] == "broken" {
+            (StatusCode::SERVICE_UNAVAILABLE, Duration::ZERO)
+        } else {
+            (StatusCode::OK, Duration::ZERO)
+        }
+    })
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("destinations.toml");
+    std::fs::write(
+        &file,
+        format!("[[destination]]\nname = \"hook\"\nurl = \"{base}/hook/in\"\n"),
+    )?;
+    let pipeline = Pipeline::start(Options {
+        partitions: 1,
+        delivery: Some(webhooks::Settings {
+            // The broken user keeps retrying for the whole test.
+            retry_max_attempts: 1_000,
+            ..delivery(Some(file), None)
+        }),
+        ..Options::default()
+    })
+    .await?;
+    let mut events = vec![
+        app_event("broken", "app_launch", "2021-03-01 10:00:00"),
+        app_event("broken", "screen_viewed", "2021-03-01 10:00:01"),
+    ];
+    for i in 0..5 {
+        events.push(app_event(
+            "healthy",
+            "screen_viewed",
+            &format!("2021-03-01 10:00:1{i}"),
+        ));
+    }
+    post_events(&pipeline, &events).await?;
+    let healthy = wait_for(&receiver, "hook", 5).await?;
+    assert!(healthy.iter().all(|c| c.body["user_id"] == "healthy"));
+    let broken_calls = receiver
+        .calls("hook")
+        .into_iter()
+        .filter(|c| c.body["user_id"] == "broken")
+        .collect::<Vec<_>>();
+    assert!(!broken_calls.is_empty(), "the broken user was tried");
+    let keys: std::collections::HashSet<&str> = broken_calls
+        .iter()
+        .map(|c| c.idempotency_key.as_str())
+        .collect();
+    assert_eq!(
+        keys.len(),
+        1,
+        "the broken user's second record waits behind its first"
+    );
+    Ok(())
+}
