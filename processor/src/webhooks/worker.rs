@@ -97,6 +97,7 @@ impl Worker {
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "range")
             .set("session.timeout.ms", "10000")
+            .set("fetch.wait.max.ms", "50")
             .create()
             .map_err(DeliveryError::Consumer)?;
         consumer
