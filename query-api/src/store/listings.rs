@@ -134,11 +134,17 @@ impl ReadStore {
             conditions.add("category = ?", [SqlValue::Text(category.to_owned())]);
             // Bound the day too, so the (category, day, ...) index narrows
             // the scan to the range's days.
-            if let Some((first, last)) = range.days() {
-                conditions.add(
+            match range.days() {
+                // One day: an equality, so the index also gives the order
+                // and the scan stops after one page.
+                Some((first, last)) if first == last => {
+                    conditions.add("day = ?", [SqlValue::Text(first)]);
+                }
+                Some((first, last)) => conditions.add(
                     "day >= ? AND day <= ?",
                     [SqlValue::Text(first), SqlValue::Text(last)],
-                );
+                ),
+                None => {}
             }
         }
         if let Some(name) = filter.name {
