@@ -91,7 +91,12 @@ async fn fill(store: &processor::Store, args: &Args) -> anyhow::Result<()> {
                 application_id: "bench".into(),
                 session_id: session(n % SESSIONS).to_string(),
                 category: "page interaction".into(),
-                name: if n.is_multiple_of(5) { "cta click" } else { "pageview" }.into(),
+                name: if n.is_multiple_of(5) {
+                    "cta click"
+                } else {
+                    "pageview"
+                }
+                .into(),
                 data: format!(r#"{{"host":"example.org","path":"/p/{}"}}"#, n % 997),
                 known_type: true,
                 user_id: None,
