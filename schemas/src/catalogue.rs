@@ -111,7 +111,14 @@ impl Catalogue {
         }
         let mut current = HashMap::new();
         for topic in Topic::ALL {
-            current.insert(topic, Arc::new(parse(current_text(topic))?));
+            let schema = parse(current_text(topic))?;
+            // The same Arc as the newest writer schema when they are equal,
+            // so decoding can tell cheaply that no resolution is needed.
+            let shared = newest
+                .get(&topic)
+                .filter(|(_, _, newest)| newest.canonical_form() == schema.canonical_form())
+                .map(|(_, _, newest)| Arc::clone(newest));
+            current.insert(topic, shared.unwrap_or_else(|| Arc::new(schema)));
         }
         Ok(Self {
             by_id,

@@ -132,9 +132,15 @@ impl Codec {
             .catalogue
             .reader(R::TOPIC)
             .ok_or(CodecError::UnknownSchemaId { id })?;
-        let value = GenericDatumReader::builder(&writer)
-            .reader_schema(&reader)
-            .build()
+        // Resolve only when the writer's schema differs from the reader's;
+        // setting up a resolution on every record cost most of the decode.
+        let builder = GenericDatumReader::builder(&writer);
+        let builder = if Arc::ptr_eq(&writer, &reader) {
+            builder.build()
+        } else {
+            builder.reader_schema(&reader).build()
+        };
+        let value = builder
             .and_then(|datum_reader| datum_reader.read_value(&mut datum))
             .map_err(|err| {
                 if writer.canonical_form() == reader.canonical_form() {

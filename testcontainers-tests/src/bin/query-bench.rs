@@ -192,6 +192,15 @@ async fn main() -> anyhow::Result<()> {
         let store = processor::Store::open(&store_path).await?;
         fill(&store, &args).await?;
     }
+    let size = |suffix: &str| {
+        std::fs::metadata(dir.path().join(format!("eventide.db{suffix}"))).map_or(0, |m| m.len())
+    };
+    println!(
+        "store size: {:.1} MiB (file {:.1} MiB + WAL {:.1} MiB)",
+        (size("") + size("-wal")) as f64 / 1048576.0,
+        size("") as f64 / 1048576.0,
+        size("-wal") as f64 / 1048576.0
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let config = query_api::Config {
