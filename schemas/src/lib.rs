@@ -19,10 +19,12 @@
 //! - [`event_types`]: the JSON Schema of each known event type's data.
 //! - [`keys`]: the API keys file and key lookup.
 //! - [`sql`]: the embedded store's SQLite tables.
+//! - [`cql`]: the ScyllaDB schema (`schemas/cql/`), query-first.
 //! - [`time`]: the microsecond timestamps every record carries.
 
 pub mod catalogue;
 pub mod codec;
+pub mod cql;
 pub mod event_types;
 pub mod keys;
 pub mod records;
