@@ -203,10 +203,16 @@ message = "{user_id}: still no program after {seconds} s"
         )
         .await?;
     pipeline.crash_processor().await;
-    // Let the due time pass while no processor runs.
-    let due = launched + chrono::Duration::seconds(2);
-    let until_due = (due - chrono::Utc::now()).to_std().unwrap_or_default();
-    tokio::time::sleep(until_due + Duration::from_secs(1)).await;
+    // Downtime: no processor runs until the timer is a second overdue.
+    let overdue = launched + chrono::Duration::seconds(3);
+    eventually(DEADLINE, || async {
+        Ok(if chrono::Utc::now() > overdue {
+            Ok(())
+        } else {
+            Err("the timer is not overdue yet".to_owned())
+        })
+    })
+    .await?;
     // The same instance id, as a restarted pod keeps its name.
     pipeline.start_processor("p0");
     let fired = wait_for_notifications(&pipeline, "sleeper", 1).await?;
