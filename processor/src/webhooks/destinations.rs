@@ -300,6 +300,21 @@ mod tests {
                 retries = 3"#,
                 "retries",
             ),
+            (
+                r#"[[destination]]
+                name = "a"
+                url = "http://x"
+                secret = "s"
+                secret_env = "ANALYTICS_SECRET""#,
+                "not both",
+            ),
+            (
+                r#"[[destination]]
+                name = "a"
+                url = "http://x"
+                timeout = "soon""#,
+                "timeout",
+            ),
         ];
         for (text, expected) in cases {
             let err = parse(text, "test", env).expect_err(expected).to_string();

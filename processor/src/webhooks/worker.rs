@@ -143,7 +143,13 @@ impl Worker {
                 }
                 _ = commit_tick.tick() => {
                     self.commit(&lanes, CommitMode::Async);
-                    while tasks.try_join_next().is_some() {}
+                    while let Some(finished) = tasks.try_join_next() {
+                        if let Err(err) = finished {
+                            // Its record stays unfinished: commits stop there
+                            // and it is redelivered after a restart.
+                            tracing::error!(destination = %name, error = %err, "delivery task failed");
+                        }
+                    }
                 }
                 received = self.consumer.recv(), if lanes.pending() < self.max_in_flight => {
                     let message = match received {
@@ -222,9 +228,23 @@ impl Worker {
         Ok(Some((id, body)))
     }
 
+    /// Commits finished offsets of the partitions this consumer holds now;
+    /// a revoked partition's offsets belong to its new owner.
     fn commit(&self, lanes: &Lanes<Job>, mode: CommitMode) {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let held: std::collections::HashSet<i32> = assignment
+            .elements()
+            .iter()
+            .map(|element| element.partition())
+            .collect();
         let mut list = TopicPartitionList::new();
-        for (partition, offset) in lanes.committable() {
+        for (partition, offset) in lanes
+            .committable()
+            .into_iter()
+            .filter(|(partition, _)| held.contains(partition))
+        {
             if list
                 .add_partition_offset(&self.shared.topic, partition, Offset::Offset(offset))
                 .is_err()
