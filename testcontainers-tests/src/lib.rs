@@ -658,3 +658,22 @@ impl LoadTarget {
 pub fn increment_value(i: usize) -> i64 {
     (i % 7 + 1) as i64
 }
+
+/// A benchmark binary's `--name <value>` argument, or `default`.
+///
+/// # Errors
+///
+/// If the flag has no value or the value does not parse.
+pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == name) {
+        Some(i) => Ok(args
+            .get(i + 1)
+            .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?
+            .parse()?),
+        None => Ok(default),
+    }
+}

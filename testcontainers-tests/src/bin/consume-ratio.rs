@@ -17,19 +17,8 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::{Increment, Topic};
-use testcontainers_tests::{Options, Pipeline};
+use testcontainers_tests::{Options, Pipeline, arg};
 use uuid::Uuid;
-
-fn arg(name: &str, default: usize) -> anyhow::Result<usize> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        Some(i) => Ok(args
-            .get(i + 1)
-            .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?
-            .parse()?),
-        None => Ok(default),
-    }
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -116,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
             break;
         }
         anyhow::ensure!(Instant::now() < deadline, "stored {total} of {records}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(testcontainers_tests::POLL_INTERVAL).await;
     }
     let (since, at_first) = first.unwrap_or((Instant::now(), 0));
     let processed = (records as i64 - at_first) as f64 / since.elapsed().as_secs_f64();

@@ -13,21 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use testcontainers_tests::{Options, Pipeline};
+use testcontainers_tests::{Options, Pipeline, arg};
 use uuid::Uuid;
 
 const BATCH: u64 = 100;
-
-fn arg(name: &str, default: u64) -> anyhow::Result<u64> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        Some(i) => Ok(args
-            .get(i + 1)
-            .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?
-            .parse()?),
-        None => Ok(default),
-    }
-}
+/// How often the watcher reads the store: the latency figures' resolution.
+const WATCH_INTERVAL: Duration = Duration::from_millis(20);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -99,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
                         }
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(WATCH_INTERVAL).await;
             }
         })
     };

@@ -16,6 +16,7 @@ use processor::clicks::{Click, PartitionClicks};
 use processor::counters::PartitionCounters;
 use processor::user_agent::UserAgents;
 use schemas::{Codec, Redirect, SchemaSource, TopicNames};
+use testcontainers_tests::arg;
 use uuid::Uuid;
 
 /// Resident set size in bytes, from /proc (Linux).
@@ -24,17 +25,6 @@ fn rss() -> u64 {
         .ok()
         .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * 4096)
-}
-
-fn arg(name: &str, default: usize) -> anyhow::Result<usize> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        Some(i) => Ok(args
-            .get(i + 1)
-            .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?
-            .parse()?),
-        None => Ok(default),
-    }
 }
 
 fn main() -> anyhow::Result<()> {

@@ -20,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use serde_json::{Value, json};
-use testcontainers_tests::{Options, Pipeline, eventually};
+use testcontainers_tests::{Options, Pipeline, arg, eventually};
 
 #[derive(Clone, Default)]
 struct Seen {
@@ -44,17 +44,6 @@ async fn receive(
         *events += 1;
     }
     StatusCode::OK
-}
-
-fn arg(name: &str, default: usize) -> anyhow::Result<usize> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        Some(i) => Ok(args
-            .get(i + 1)
-            .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?
-            .parse()?),
-        None => Ok(default),
-    }
 }
 
 #[tokio::main]
