@@ -44,6 +44,19 @@ pub enum Command {
     QueryApi,
     /// Create every topic with `--partitions` and `--replication-factor`, then exit.
     CreateTopics,
+    /// Apply the ScyllaDB schema (keyspace and tables of `schemas/cql/`) to
+    /// the cluster at `--scylla-contact-points`, then exit. Idempotent: only
+    /// migrations not yet recorded in the keyspace run.
+    Migrate {
+        /// Replication factor of the keyspace when it is created.
+        #[arg(
+            long,
+            env = "EVENTIDE_SCYLLA_REPLICATION_FACTOR",
+            default_value_t = 3,
+            value_parser = clap::value_parser!(u32).range(1..)
+        )]
+        scylla_replication_factor: u32,
+    },
     /// Send one item (argument) or NDJSON items (standard input) through
     /// ingest's batch endpoint; prints a result per item.
     Send {
@@ -151,6 +164,26 @@ pub struct CommonArgs {
     #[arg(long, env = "EVENTIDE_INSECURE_NO_AUTH", global = true)]
     pub insecure_no_auth: bool,
 
+    /// ScyllaDB contact points (`host` or `host:port`, comma-separated).
+    /// When set, the processor writes and the query API reads ScyllaDB
+    /// instead of the SQLite file in the data dir.
+    #[arg(
+        long,
+        env = "EVENTIDE_SCYLLA_CONTACT_POINTS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub scylla_contact_points: Vec<String>,
+
+    /// ScyllaDB keyspace holding Eventide's tables.
+    #[arg(
+        long,
+        env = "EVENTIDE_SCYLLA_KEYSPACE",
+        default_value = "eventide",
+        global = true
+    )]
+    pub scylla_keyspace: String,
+
     /// Log line format.
     #[arg(
         long,
@@ -170,6 +203,15 @@ impl CommonArgs {
     /// The SQLite store file in the data dir.
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("eventide.db")
+    }
+
+    /// ScyllaDB when contact points are set, else the SQLite file.
+    pub fn store(&self) -> schemas::store::StoreLocation {
+        schemas::store::StoreLocation::choose(
+            self.store_path(),
+            &self.scylla_contact_points,
+            &self.scylla_keyspace,
+        )
     }
 }
 

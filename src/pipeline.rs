@@ -61,6 +61,9 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         }) => {
             return crate::tools::loadgen(url, key, *rate, *duration, mix.clone(), *batch).await;
         }
+        Some(Command::Migrate {
+            scylla_replication_factor,
+        }) => return migrate(&cli.common, *scylla_replication_factor).await,
         _ => {}
     }
     let codec = codec(&cli.common)?;
@@ -154,7 +157,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         let listener = bind(cli.query.listen).await?;
         let config = query_api::Config {
             settings: cli.query.clone(),
-            store_path: cli.common.store_path(),
+            store: cli.common.store(),
             auth: auth.clone(),
             metrics: metrics.clone(),
         };
@@ -232,9 +235,24 @@ pub fn processor_config(
         settings,
         kafka: kafka.clone(),
         codec: codec.clone(),
-        store_path: cli.common.store_path(),
+        store: cli.common.store(),
         metrics,
     }
+}
+
+/// Applies the ScyllaDB schema; refuses without contact points.
+async fn migrate(common: &CommonArgs, replication_factor: u32) -> anyhow::Result<()> {
+    let schemas::store::StoreLocation::Scylla(cluster) = common.store() else {
+        bail!(
+            "migrate needs --scylla-contact-points (EVENTIDE_SCYLLA_CONTACT_POINTS); \
+             the SQLite store creates its tables itself"
+        );
+    };
+    let applied = schemas::cql::migrate(&cluster, replication_factor)
+        .await
+        .context("migrating the ScyllaDB schema")?;
+    info!(keyspace = %cluster.keyspace, ?applied, "ScyllaDB schema is current");
+    Ok(())
 }
 
 /// How callers authenticate: the keys file, else the development keys in

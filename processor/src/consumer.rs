@@ -132,6 +132,42 @@ struct PartitionState<A> {
     /// Just loaded from the store: the first record read decides whether the
     /// consumer must seek back to the stored checkpoint.
     fresh: bool,
+    /// Where a half-written flush ended before a crash (ScyllaDB): no flush
+    /// may cross it, so the replayed flush writes exactly the same records
+    /// and every row tells by its offset whether it already holds them.
+    boundary: Option<i64>,
+}
+
+impl<A: Aggregate> PartitionState<A> {
+    async fn load(
+        io: &Io<'_>,
+        context: &A::Context,
+        store_name: &str,
+        partition: i32,
+    ) -> Result<Self, HandleError> {
+        let aggregate = A::load(io.store, context, store_name, partition).await?;
+        let boundary = io.store.recovery_boundary(store_name, partition).await?;
+        if let Some(boundary) = boundary {
+            info!(
+                checkpoint = store_name,
+                partition,
+                next_offset = aggregate.next_offset(),
+                boundary,
+                "a flush was cut short; replaying exactly its records first"
+            );
+        }
+        Ok(Self {
+            aggregate,
+            fresh: true,
+            boundary,
+        })
+    }
+
+    /// Whether a flush now would end before the recovery boundary.
+    fn short_of_boundary(&self) -> bool {
+        self.boundary
+            .is_some_and(|boundary| self.aggregate.next_offset() < boundary)
+    }
 }
 
 /// One topic's aggregate over every partition this processor holds.
@@ -181,15 +217,10 @@ impl<A: Aggregate> TopicWorker<A> {
             if self.partitions.contains_key(partition) {
                 continue;
             }
-            let aggregate = A::load(io.store, &self.context, &self.store_name, *partition).await?;
-            debug!(topic = %self.topic, partition, next_offset = aggregate.next_offset(), "partition state loaded on assignment");
-            self.partitions.insert(
-                *partition,
-                PartitionState {
-                    aggregate,
-                    fresh: true,
-                },
-            );
+            let state =
+                PartitionState::<A>::load(io, &self.context, &self.store_name, *partition).await?;
+            debug!(topic = %self.topic, partition, next_offset = state.aggregate.next_offset(), "partition state loaded on assignment");
+            self.partitions.insert(*partition, state);
         }
         Ok(())
     }
@@ -235,16 +266,22 @@ impl<A: Aggregate> TopicWorker<A> {
             ref payload,
             timestamp_ms,
         } = *record;
+        if let Some(state) = self.partitions.get_mut(&partition)
+            && state.boundary.is_some_and(|boundary| offset >= boundary)
+        {
+            // Every record of the cut-short flush is applied: write them as
+            // that flush did before anything newer joins the batch.
+            state.boundary = None;
+            self.flush(io, &[partition], CommitMode::Async).await?;
+        }
         let state = match self.partitions.entry(partition) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let aggregate =
-                    A::load(io.store, &self.context, &self.store_name, partition).await?;
-                debug!(topic = %self.topic, partition, next_offset = aggregate.next_offset(), "partition state loaded");
-                entry.insert(PartitionState {
-                    aggregate,
-                    fresh: true,
-                })
+                let state =
+                    PartitionState::<A>::load(io, &self.context, &self.store_name, partition)
+                        .await?;
+                debug!(topic = %self.topic, partition, next_offset = state.aggregate.next_offset(), "partition state loaded");
+                entry.insert(state)
             }
         };
         if state.fresh {
@@ -351,7 +388,7 @@ impl<A: Aggregate> TopicWorker<A> {
             let Some(state) = self.partitions.get_mut(partition) else {
                 continue;
             };
-            if !state.aggregate.has_changes() {
+            if !state.aggregate.has_changes() || state.short_of_boundary() {
                 continue;
             }
             state.aggregate.before_flush(&mut self.context).await?;
@@ -363,6 +400,7 @@ impl<A: Aggregate> TopicWorker<A> {
             match outcome {
                 FlushOutcome::Written => {
                     state.aggregate.flushed(&batch);
+                    state.boundary = None;
                     let next = A::batch_next_offset(&batch);
                     if let Err(err) =
                         commits.add_partition_offset(&self.topic, *partition, Offset::Offset(next))

@@ -41,7 +41,6 @@ pub mod store;
 pub mod user_agent;
 pub mod webhooks;
 
-use std::path::PathBuf;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -71,8 +70,8 @@ pub struct Config {
     pub kafka: ClientConfig,
     /// Avro codec over the configured schema source.
     pub codec: Codec,
-    /// The SQLite store file.
-    pub store_path: PathBuf,
+    /// The store: the SQLite file or a ScyllaDB keyspace.
+    pub store: schemas::store::StoreLocation,
     /// Where `/metrics` renders from.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
@@ -138,7 +137,7 @@ pub async fn run(
         None => rules::Rules::default_rules()?,
     };
     info!(rules = ?rules.iter().map(|rule| rule.name.to_string()).collect::<Vec<_>>(), "session rules loaded");
-    let store = Store::open(&config.store_path).await?;
+    let store = Store::open(&config.store).await?;
     let names = config.codec.names().clone();
     let mut counters: TopicWorker<PartitionCounters> =
         TopicWorker::new(names.name(Topic::Increments), Topic::Increments, ());

@@ -31,7 +31,20 @@ pub enum ApiError {
     Internal(String),
     /// The store failed: 503.
     #[error("store unavailable")]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ApiError {
+    /// A request the store cannot answer as asked is the client's to change
+    /// (400 naming the parameter); any other store failure is a 503.
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unanswerable { parameter, message } => {
+                Self::InvalidParameter { parameter, message }
+            }
+            other => Self::Store(other),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -6,7 +6,7 @@
 //! # Layout
 //!
 //! - [`settings`]: the service's command-line options.
-//! - [`store`]: the store's read side (SQLite through libSQL).
+//! - [`store`]: the store's read side, on SQLite (libSQL) or ScyllaDB.
 //! - [`error`]: the HTTP error type.
 //! - [`routes`]: the handlers and the router.
 
@@ -19,8 +19,6 @@ pub mod routes;
 pub mod settings;
 pub mod stats;
 pub mod store;
-
-use std::path::PathBuf;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -35,8 +33,8 @@ pub use store::{ReadStore, StoreError};
 pub struct Config {
     /// The service's own options.
     pub settings: Settings,
-    /// The SQLite store file the processor writes.
-    pub store_path: PathBuf,
+    /// The store the processor writes: a SQLite file or a ScyllaDB keyspace.
+    pub store: schemas::store::StoreLocation,
     /// How analysts authenticate.
     pub auth: schemas::keys::Auth,
     /// Where `/metrics` renders from.
@@ -65,7 +63,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), QueryApiError> {
-    let store = ReadStore::open(&config.store_path).await?;
+    let store = ReadStore::open(&config.store).await?;
     let app = routes::router(routes::AppState {
         store,
         auth: config.auth,

@@ -1,18 +1,32 @@
-//! The query API's read side of the embedded store (SQLite through libSQL).
+//! The query API's read side of the store: the embedded SQLite file (libSQL)
+//! or a ScyllaDB cluster, behind one [`ReadStore`] whose answers are the same
+//! in both (rows, order, paging).
+//!
+//! - `sqlite`: SQL over the tables of [`schemas::sql`].
+//! - `scylla`: prepared CQL over the query-first tables of [`schemas::cql`];
+//!   every read names a full partition key.
+//! - `listings`: the filters and rows of the paged listings ([`EventFilter`],
+//!   [`StoredEvent`], [`ErrorFilter`], [`StoredError`]).
 
 mod listings;
-mod stats;
+mod scylla;
+mod sqlite;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use libsql::{Connection, Database, params};
-use schemas::sql::{SQLITE_DDL, SQLITE_PRAGMAS};
+use chrono::NaiveDate;
+use schemas::store::StoreLocation;
 use thiserror::Error;
 use uuid::Uuid;
 
 pub use listings::{ErrorFilter, EventFilter, StoredError, StoredEvent};
 
-use crate::paging::{Page, Position, rfc3339};
+use self::scylla::ScyllaStore;
+use self::sqlite::SqliteStore;
+use crate::paging::{Page, Position};
+use crate::params::TimeRange;
+use crate::stats::{DayClicks, GroupBy, ReportLine};
 
 /// Why the store could not answer.
 #[derive(Debug, Error)]
@@ -23,6 +37,23 @@ pub enum StoreError {
     /// A query failed.
     #[error("store query failed: {0}")]
     Query(#[from] libsql::Error),
+    /// The ScyllaDB cluster could not be reached, or its keyspace is missing.
+    #[error(transparent)]
+    Connect(#[from] schemas::cql::CqlError),
+    /// A CQL statement failed, or returned rows of an unexpected shape.
+    #[error("{during}: {reason}")]
+    Cql {
+        during: &'static str,
+        reason: String,
+    },
+    /// The request is one this store cannot answer as asked (a range wider
+    /// than the partitions it may read, a cursor it never returned): the
+    /// client should change `parameter` (400, not 503).
+    #[error("invalid parameter `{parameter}`: {message}")]
+    Unanswerable {
+        parameter: &'static str,
+        message: String,
+    },
 }
 
 /// How many events of one type were stored.
@@ -54,81 +85,50 @@ pub struct StoredNotification {
     pub position: Position,
 }
 
-/// The embedded store, read side. Cheap to clone.
-#[derive(Clone)]
+/// The store, read side, on whichever backend it was opened. Cheap to clone.
+#[derive(Debug, Clone)]
 pub struct ReadStore {
-    _db: std::sync::Arc<Database>,
-    /// Several connections, so reads run side by side (WAL readers never
-    /// block each other or the processor's writes).
-    conns: std::sync::Arc<[Connection]>,
-    next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    backend: Backend,
 }
 
-/// How many connections the query API reads through.
-const READ_CONNECTIONS: usize = 4;
-
-impl std::fmt::Debug for ReadStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadStore").finish_non_exhaustive()
-    }
+/// The backend a [`ReadStore`] reads.
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(SqliteStore),
+    /// Shared: a session holds the cluster's connection pools.
+    Scylla(Arc<ScyllaStore>),
 }
 
 impl ReadStore {
-    /// Opens the store file, creating the tables if the processor has not yet.
+    /// Opens the store: the SQLite file (creating the tables if the
+    /// processor has not yet), or a session to the ScyllaDB keyspace with
+    /// every statement prepared.
     ///
     /// # Errors
     ///
-    /// [`StoreError`] if the file cannot be opened.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let open_error = |reason: String| StoreError::Open {
-            path: path.to_path_buf(),
-            reason,
+    /// [`StoreError::Open`] if the file cannot be opened,
+    /// [`StoreError::Connect`] if no contact point answers or the keyspace is
+    /// missing, [`StoreError::Cql`] if a statement cannot be prepared (a
+    /// table missing: run `eventide migrate`).
+    pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
+        let backend = match location {
+            StoreLocation::Sqlite(path) => Backend::Sqlite(SqliteStore::open(path).await?),
+            StoreLocation::Scylla(location) => {
+                Backend::Scylla(Arc::new(ScyllaStore::open(location).await?))
+            }
         };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|err| open_error(err.to_string()))?;
-        }
-        let db = libsql::Builder::new_local(path)
-            .build()
-            .await
-            .map_err(|err| open_error(err.to_string()))?;
-        let mut conns = Vec::with_capacity(READ_CONNECTIONS);
-        for _ in 0..READ_CONNECTIONS {
-            let conn = db.connect().map_err(|err| open_error(err.to_string()))?;
-            conn.execute_batch(SQLITE_PRAGMAS).await?;
-            conns.push(conn);
-        }
-        for ddl in SQLITE_DDL {
-            conns[0].execute(ddl, ()).await?;
-        }
-        Ok(Self {
-            _db: std::sync::Arc::new(db),
-            conns: conns.into(),
-            next: std::sync::Arc::default(),
-        })
-    }
-
-    /// The next connection, round robin.
-    fn conn(&self) -> &Connection {
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        &self.conns[i % self.conns.len()]
+        Ok(Self { backend })
     }
 
     /// The stored total of a counter; 0 for a key never incremented.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Query`] if the query fails.
+    /// [`StoreError`] if the read fails.
     pub async fn counter(&self, key: Uuid) -> Result<i64, StoreError> {
-        let mut rows = self
-            .conn()
-            .query(
-                "SELECT value FROM counters WHERE key = ?1",
-                params![key.hyphenated().to_string()],
-            )
-            .await?;
-        match rows.next().await? {
-            Some(row) => Ok(row.get(0)?),
-            None => Ok(0),
+        match &self.backend {
+            Backend::Sqlite(store) => store.counter(key).await,
+            Backend::Scylla(store) => store.counter(key).await,
         }
     }
 
@@ -137,26 +137,12 @@ impl ReadStore {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Query`] if the query fails.
+    /// [`StoreError`] if the read fails.
     pub async fn event_types(&self) -> Result<Vec<EventTypeCount>, StoreError> {
-        let mut rows = self
-            .conn()
-            .query(
-                "SELECT category, name, SUM(events), MAX(known_type) FROM event_type_counts
-                 GROUP BY category, name ORDER BY SUM(events) DESC, category, name",
-                (),
-            )
-            .await?;
-        let mut counts = Vec::new();
-        while let Some(row) = rows.next().await? {
-            counts.push(EventTypeCount {
-                category: row.get(0)?,
-                name: row.get(1)?,
-                events: row.get(2)?,
-                known: row.get::<i64>(3)? != 0,
-            });
+        match &self.backend {
+            Backend::Sqlite(store) => store.event_types().await,
+            Backend::Scylla(store) => store.event_types().await,
         }
-        Ok(counts)
     }
 
     /// A user's notifications in (time, id) order, one page plus one row
@@ -164,61 +150,140 @@ impl ReadStore {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Query`] if the query fails.
+    /// [`StoreError`] if the read fails.
     pub async fn notifications(
         &self,
         user_id: &str,
         page: &Page,
     ) -> Result<Vec<StoredNotification>, StoreError> {
-        let (after_time, after_id) = page
-            .after
-            .as_ref()
-            .map_or((i64::MIN, String::new()), |p| (p.time, p.id.clone()));
-        let mut rows = self
-            .conn()
-            .query(
-                "SELECT notification_id, user_id, rule, message, device_id, occurred_at, received_at,
-                        trigger_event_id, late_by_micros, data
-                 FROM notifications
-                 WHERE user_id = ?1 AND (occurred_at, notification_id) > (?2, ?3)
-                 ORDER BY occurred_at, notification_id LIMIT ?4",
-                params![user_id, after_time, after_id, i64::from(page.limit) + 1],
-            )
-            .await?;
-        let mut found = Vec::new();
-        while let Some(row) = rows.next().await? {
-            let id: String = row.get(0)?;
-            let occurred_at: i64 = row.get(5)?;
-            let data: String = row.get(9)?;
-            #[expect(clippy::cast_precision_loss, reason = "seconds for display")]
-            let late_by_seconds = row.get::<i64>(8)? as f64 / 1e6;
-            found.push(StoredNotification {
-                position: Position {
-                    time: occurred_at,
-                    id: id.clone(),
-                },
-                id,
-                user_id: row.get(1)?,
-                rule: row.get(2)?,
-                message: row.get(3)?,
-                device_id: row.get(4)?,
-                occurred_at: rfc3339(occurred_at),
-                fired_at: rfc3339(row.get(6)?),
-                trigger_event_id: row.get(7)?,
-                late_by_seconds,
-                data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
-            });
+        match &self.backend {
+            Backend::Sqlite(store) => store.notifications(user_id, page).await,
+            Backend::Scylla(store) => store.notifications(user_id, page).await,
         }
-        Ok(found)
     }
 
     /// Whether the store answers at all.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Query`] if it does not.
+    /// [`StoreError`] if it does not.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.conn().query("SELECT 1", ()).await?;
-        Ok(())
+        match &self.backend {
+            Backend::Sqlite(store) => store.ping().await,
+            Backend::Scylla(store) => store.ping().await,
+        }
+    }
+
+    /// Events matching `filter` in `range`, one page plus one row.
+    ///
+    /// On ScyllaDB a listing by category reads one partition per UTC day and
+    /// a listing by time alone one per UTC hour: an open `to` ends a day past
+    /// now, an open `from` starts the walk `MAX_DAYS` (366) days or
+    /// `MAX_HOURS` (744) hours before `to`, and a wider explicit range is
+    /// refused ([`StoreError::Unanswerable`]); see `store/scylla/buckets.rs`.
+    /// A listing by session reads its one partition, whatever the range.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unanswerable`] for such a range or a foreign cursor,
+    /// else [`StoreError`] if a read fails.
+    pub async fn events(
+        &self,
+        filter: &EventFilter<'_>,
+        range: TimeRange,
+        page: &Page,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(store) => store.events(filter, range, page).await,
+            Backend::Scylla(store) => store.events(filter, range, page).await,
+        }
+    }
+
+    /// Rejects and dead letters matching `filter` in `range`, one page plus
+    /// one row.
+    ///
+    /// On ScyllaDB this reads one partition per kind and UTC day, within the
+    /// same bounds as a listing of events by category.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unanswerable`] for too wide a range on ScyllaDB, else
+    /// [`StoreError`] if a read fails.
+    pub async fn errors(
+        &self,
+        filter: &ErrorFilter<'_>,
+        range: TimeRange,
+        page: &Page,
+    ) -> Result<Vec<StoredError>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(store) => store.errors(filter, range, page).await,
+            Backend::Scylla(store) => store.errors(filter, range, page).await,
+        }
+    }
+
+    /// Human clicks of `short_code` per day (and group) from `from` to `to`
+    /// inclusive, in day order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the read fails.
+    pub async fn link_clicks(
+        &self,
+        short_code: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        group_by: Option<GroupBy>,
+    ) -> Result<Vec<DayClicks>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(store) => store.link_clicks(short_code, from, to, group_by).await,
+            Backend::Scylla(store) => store.link_clicks(short_code, from, to, group_by).await,
+        }
+    }
+
+    /// Bot and crawler clicks of `short_code` per day, in day order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the read fails.
+    pub async fn bot_clicks(
+        &self,
+        short_code: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(store) => store.bot_clicks(short_code, from, to).await,
+            Backend::Scylla(store) => store.bot_clicks(short_code, from, to).await,
+        }
+    }
+
+    /// A client's human clicks per short code in `month` (`YYYY-MM`), most
+    /// clicked first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the read fails.
+    pub async fn client_report(
+        &self,
+        client_id: i64,
+        month: &str,
+    ) -> Result<Vec<ReportLine>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(store) => store.client_report(client_id, month).await,
+            Backend::Scylla(store) => store.client_report(client_id, month).await,
+        }
+    }
+
+    /// The processing time up to which every reported partition of the
+    /// logical `topic` was processed and stored (their minimum), if any was.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the read fails.
+    pub async fn as_of(&self, topic: &str) -> Result<Option<i64>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(store) => store.as_of(topic).await,
+            Backend::Scylla(store) => store.as_of(topic).await,
+        }
     }
 }

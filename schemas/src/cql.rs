@@ -1,6 +1,167 @@
 //! The ScyllaDB schema: CQL migrations in `schemas/cql/`, applied in order
-//! by a migration command. Same logical tables as [`crate::sql`], laid out
+//! by `eventide migrate`. Same logical tables as [`crate::sql`], laid out
 //! query-first (every read names a full partition key).
+
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use thiserror::Error;
+
+use crate::store::ScyllaLocation;
+
+/// Why the cluster could not be reached or migrated.
+#[derive(Debug, Error)]
+pub enum CqlError {
+    /// No session could be opened to the contact points.
+    #[error("connecting to ScyllaDB at {points}: {reason}")]
+    Connect { points: String, reason: String },
+    /// The keyspace name is not a plain CQL identifier.
+    #[error(
+        "keyspace {0:?} is not a valid name (letters, digits and _, at most 48, not starting with a digit)"
+    )]
+    Keyspace(String),
+    /// A statement failed.
+    #[error("{during}: {reason}")]
+    Statement { during: String, reason: String },
+}
+
+impl CqlError {
+    fn statement(during: impl Into<String>, err: impl std::fmt::Display) -> Self {
+        Self::Statement {
+            during: during.into(),
+            reason: err.to_string(),
+        }
+    }
+}
+
+/// Opens a session to the cluster and switches it to the keyspace.
+///
+/// # Errors
+///
+/// [`CqlError`] if no contact point answers or the keyspace is missing (run
+/// `eventide migrate` first).
+pub async fn connect(location: &ScyllaLocation) -> Result<Session, CqlError> {
+    let session = open(location).await?;
+    check_keyspace(&location.keyspace)?;
+    session
+        .use_keyspace(&location.keyspace, false)
+        .await
+        .map_err(|err| {
+            CqlError::statement(
+                format!(
+                    "using keyspace {} (run `eventide migrate` first)",
+                    location.keyspace
+                ),
+                err,
+            )
+        })?;
+    Ok(session)
+}
+
+async fn open(location: &ScyllaLocation) -> Result<Session, CqlError> {
+    SessionBuilder::new()
+        .known_nodes(&location.contact_points)
+        .build()
+        .await
+        .map_err(|err| CqlError::Connect {
+            points: location.contact_points.join(","),
+            reason: err.to_string(),
+        })
+}
+
+/// Creates the keyspace if missing and applies every migration not yet
+/// recorded in its `schema_migrations` table, oldest first. Returns the
+/// versions applied now (empty when the schema is current).
+///
+/// # Errors
+///
+/// [`CqlError`] naming the statement that failed.
+pub async fn migrate(
+    location: &ScyllaLocation,
+    replication_factor: u32,
+) -> Result<Vec<u32>, CqlError> {
+    check_keyspace(&location.keyspace)?;
+    let session = open(location).await?;
+    let keyspace = &location.keyspace;
+    run(&session, &create_keyspace(keyspace, replication_factor)).await?;
+    session
+        .use_keyspace(keyspace, false)
+        .await
+        .map_err(|err| CqlError::statement(format!("using keyspace {keyspace}"), err))?;
+    run(
+        &session,
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text, applied_at timestamp)",
+    )
+    .await?;
+    let applied = session
+        .query_unpaged("SELECT version FROM schema_migrations", ())
+        .await
+        .map_err(|err| CqlError::statement("reading schema_migrations", err))?
+        .into_rows_result()
+        .map_err(|err| CqlError::statement("reading schema_migrations", err))?;
+    let applied: Vec<i32> = applied
+        .rows::<(i32,)>()
+        .map_err(|err| CqlError::statement("reading schema_migrations", err))?
+        .map(|row| row.map(|(version,)| version))
+        .collect::<Result<_, _>>()
+        .map_err(|err| CqlError::statement("reading schema_migrations", err))?;
+    let mut now_applied = Vec::new();
+    for migration in pending(MIGRATIONS, &applied) {
+        for statement in statements(migration.cql) {
+            run(&session, &statement).await?;
+        }
+        let version = i32::try_from(migration.version)
+            .map_err(|err| CqlError::statement("recording a migration", err))?;
+        let at = scylla::value::CqlTimestamp(crate::time::now_micros() / 1000);
+        session
+            .query_unpaged(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, migration.name, at),
+            )
+            .await
+            .map_err(|err| CqlError::statement("recording a migration", err))?;
+        now_applied.push(migration.version);
+    }
+    session
+        .await_schema_agreement()
+        .await
+        .map_err(|err| CqlError::statement("waiting for schema agreement", err))?;
+    Ok(now_applied)
+}
+
+async fn run(session: &Session, statement: &str) -> Result<(), CqlError> {
+    session
+        .query_unpaged(statement, ())
+        .await
+        .map(drop)
+        .map_err(|err| CqlError::statement(statement.to_owned(), err))
+}
+
+/// The migrations whose version is not among `applied`, oldest first.
+fn pending<'a>(migrations: &'a [Migration], applied: &[i32]) -> Vec<&'a Migration> {
+    migrations
+        .iter()
+        .filter(|m| {
+            !applied
+                .iter()
+                .any(|version| i64::from(*version) == i64::from(m.version))
+        })
+        .collect()
+}
+
+/// A keyspace name must be a plain identifier: it is spliced into CQL.
+fn check_keyspace(keyspace: &str) -> Result<(), CqlError> {
+    let valid = !keyspace.is_empty()
+        && keyspace.len() <= 48
+        && !keyspace.starts_with(|c: char| c.is_ascii_digit())
+        && keyspace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(CqlError::Keyspace(keyspace.to_owned()))
+    }
+}
 
 /// One migration: a version and its CQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,5 +265,20 @@ mod tests {
             ["CREATE TABLE t (a int PRIMARY KEY)"]
         );
         assert!(create_keyspace("eventide", 3).contains("'replication_factor': 3"));
+    }
+
+    #[test]
+    fn only_unapplied_migrations_run_and_keyspace_names_are_checked() {
+        assert_eq!(pending(MIGRATIONS, &[]).len(), MIGRATIONS.len());
+        assert!(pending(MIGRATIONS, &[1]).is_empty());
+        for good in ["eventide", "eventide_prod", "_x1"] {
+            assert!(check_keyspace(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1st", "a-b", "ks; DROP TABLE x", &"k".repeat(49)] {
+            assert!(
+                matches!(check_keyspace(bad), Err(CqlError::Keyspace(_))),
+                "{bad}"
+            );
+        }
     }
 }

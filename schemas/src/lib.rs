@@ -19,7 +19,9 @@
 //! - [`event_types`]: the JSON Schema of each known event type's data.
 //! - [`keys`]: the API keys file and key lookup.
 //! - [`sql`]: the embedded store's SQLite tables.
-//! - [`cql`]: the ScyllaDB schema (`schemas/cql/`), query-first.
+//! - [`cql`]: the ScyllaDB schema (`schemas/cql/`), query-first, and the
+//!   migration that applies it.
+//! - [`store`]: which store backend to use and how to reach it.
 //! - [`time`]: the microsecond timestamps every record carries.
 
 pub mod catalogue;
@@ -30,6 +32,7 @@ pub mod keys;
 pub mod records;
 pub mod registry;
 pub mod sql;
+pub mod store;
 pub mod time;
 pub mod topics;
 

@@ -66,6 +66,8 @@ pub struct Options {
     pub idle_grace: Duration,
     /// Webhook delivery, run beside the processor when set.
     pub delivery: Option<processor::webhooks::Settings>,
+    /// The store; the SQLite file in the pipeline's data dir when unset.
+    pub store: Option<schemas::store::StoreLocation>,
 }
 
 impl Default for Options {
@@ -88,6 +90,7 @@ impl Default for Options {
             rules_file: None,
             idle_grace: Duration::from_secs(1),
             delivery: None,
+            store: None,
         }
     }
 }
@@ -160,7 +163,9 @@ impl Pipeline {
         ensure_topics(&kafka, &names, options.partitions, 1).await?;
 
         let shutdown = CancellationToken::new();
-        let store_path = data_dir.path().join("eventide.db");
+        let store = options.store.clone().unwrap_or_else(|| {
+            schemas::store::StoreLocation::Sqlite(data_dir.path().join("eventide.db"))
+        });
         let mut services = Vec::new();
 
         let ingest_listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -183,7 +188,7 @@ impl Pipeline {
         let query_url = format!("http://{}", query_listener.local_addr()?);
         let query_config = query_api::Config {
             settings: query_api::Settings::default(),
-            store_path: store_path.clone(),
+            store: store.clone(),
             auth: options.auth.clone(),
             metrics: eventide::telemetry::prometheus(),
         };
@@ -223,7 +228,7 @@ impl Pipeline {
             },
             kafka: kafka.clone(),
             codec: codec.clone(),
-            store_path,
+            store,
             metrics: eventide::telemetry::prometheus(),
         };
         let mut pipeline = Self {
@@ -465,6 +470,49 @@ impl Pipeline {
             })
         })
         .await
+    }
+
+    /// Polls `GET /v1/links/{code}/stats` (default range: the last days,
+    /// today included) until every code's `total_clicks` is as expected.
+    ///
+    /// # Errors
+    ///
+    /// If `deadline` passes first; the error lists codes still off.
+    pub async fn wait_for_link_clicks(
+        &self,
+        expected: &[(String, i64)],
+        deadline: Duration,
+    ) -> anyhow::Result<()> {
+        eventually(deadline, || async {
+            let mut off = Vec::new();
+            for (code, want) in expected {
+                let (status, body) = self.query(&format!("/v1/links/{code}/stats")).await?;
+                let got = body["total_clicks"].as_i64();
+                if status != 200 || got != Some(*want) {
+                    off.push(format!(
+                        "{code}: status {status}, total_clicks {got:?}, want {want}"
+                    ));
+                }
+            }
+            Ok(if off.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} codes off, e.g. {:?}",
+                    off.len(),
+                    &off[..off.len().min(5)]
+                ))
+            })
+        })
+        .await
+    }
+
+    /// Whether this pipeline stores into the SQLite file of its data dir.
+    pub fn stores_in_sqlite(&self) -> bool {
+        matches!(
+            self.processor_config.store,
+            schemas::store::StoreLocation::Sqlite(_)
+        )
     }
 
     /// Polls the store file until every `(query, value)` holds: each query

@@ -87,7 +87,7 @@ fn keys(n: usize) -> Arc<Vec<Uuid>> {
     Arc::new((0..n).map(|_| Uuid::new_v4()).collect())
 }
 
-fn sorted(expected: HashMap<Uuid, i64>) -> Vec<(Uuid, i64)> {
+fn sorted<K: Ord>(expected: HashMap<K, i64>) -> Vec<(K, i64)> {
     let mut list: Vec<_> = expected.into_iter().collect();
     list.sort();
     list
@@ -166,7 +166,13 @@ pub async fn crashes_under_load_keep_totals_exact(options: Options) -> anyhow::R
     pipeline
         .wait_for_counters(&sorted(expected_counters), SETTLE * 2)
         .await?;
-    // Every code's all-time click count, and nothing else in the table.
+    // Every code's click count through the query API, on either backend.
+    let clicks = sorted(expected_clicks.clone());
+    pipeline.wait_for_link_clicks(&clicks, SETTLE).await?;
+    if !pipeline.stores_in_sqlite() {
+        return Ok(());
+    }
+    // And in the SQLite file: the all-time counts, nothing else in the table.
     let mut expected: Vec<(String, i64)> = expected_clicks
         .iter()
         .map(|(code, clicks)| {

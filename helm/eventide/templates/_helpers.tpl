@@ -245,6 +245,8 @@ referenced here as $(VAR), which the kubelet expands.
   value: {{ join "," $v.scylla.contactPoints | quote }}
 - name: EVENTIDE_SCYLLA_KEYSPACE
   value: {{ $v.scylla.keyspace | quote }}
+- name: EVENTIDE_SCYLLA_REPLICATION_FACTOR
+  value: {{ $v.scylla.replicationFactor | quote }}
 {{- end }}
 {{- with $v.otel.endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT

@@ -189,7 +189,9 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store_path = dir.path().join("eventide.db");
     {
-        let store = processor::Store::open(&store_path).await?;
+        let store =
+            processor::Store::open(&schemas::store::StoreLocation::Sqlite(store_path.clone()))
+                .await?;
         fill(&store, &args).await?;
     }
     let size = |suffix: &str| {
@@ -205,7 +207,7 @@ async fn main() -> anyhow::Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     let config = query_api::Config {
         settings: query_api::Settings::default(),
-        store_path,
+        store: schemas::store::StoreLocation::Sqlite(store_path),
         auth: Auth::Keys(ApiKeys::development()),
         metrics: eventide::telemetry::prometheus(),
     };

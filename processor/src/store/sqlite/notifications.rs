@@ -2,12 +2,12 @@
 
 use libsql::params;
 
-use super::{FlushOutcome, Store, StoreError, fence};
+use super::{FlushOutcome, SqliteStore, StoreError, fence};
 use crate::notifications::{NotificationsBatch, PartitionNotifications};
 use crate::rules::Rules;
 use crate::rules::engine::{Kind, PartitionRules, Pending, RulesBatch, StateKey, StateRow};
 
-impl Store {
+impl SqliteStore {
     /// A notifications partition's stored checkpoint.
     ///
     /// # Errors

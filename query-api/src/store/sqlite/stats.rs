@@ -1,19 +1,20 @@
-//! Reads behind the stats, report and freshness answers.
+//! Reads behind the stats, report and freshness answers, on SQLite.
 
 use chrono::NaiveDate;
 use libsql::params;
 
-use super::{ReadStore, StoreError};
+use super::SqliteStore;
 use crate::stats::{DayClicks, GroupBy, ReportLine};
+use crate::store::StoreError;
 
-impl ReadStore {
+impl SqliteStore {
     /// Human clicks of `short_code` per day (and group) from `from` to `to`
     /// inclusive.
     ///
     /// # Errors
     ///
     /// [`StoreError::Query`] if the query fails.
-    pub async fn link_clicks(
+    pub(crate) async fn link_clicks(
         &self,
         short_code: &str,
         from: NaiveDate,
@@ -46,7 +47,7 @@ impl ReadStore {
     /// # Errors
     ///
     /// [`StoreError::Query`] if the query fails.
-    pub async fn bot_clicks(
+    pub(crate) async fn bot_clicks(
         &self,
         short_code: &str,
         from: NaiveDate,
@@ -73,7 +74,7 @@ impl ReadStore {
     /// # Errors
     ///
     /// [`StoreError::Query`] if the query fails.
-    pub async fn client_report(
+    pub(crate) async fn client_report(
         &self,
         client_id: i64,
         month: &str,
@@ -102,7 +103,7 @@ impl ReadStore {
     /// # Errors
     ///
     /// [`StoreError::Query`] if the query fails.
-    pub async fn as_of(&self, topic: &str) -> Result<Option<i64>, StoreError> {
+    pub(crate) async fn as_of(&self, topic: &str) -> Result<Option<i64>, StoreError> {
         let mut rows = self
             .conn()
             .query(

@@ -1,0 +1,637 @@
+//! The processor's write side of the embedded store (SQLite through libSQL).
+//!
+//! A flush writes a partition's changed totals and its checkpoint in one
+//! transaction, fenced on the checkpoint it expects: if another processor
+//! moved the partition on meanwhile (a rebalance), nothing is written and the
+//! caller reloads. Together with per-row offsets this keeps totals exact
+//! across crashes, restarts and rebalances.
+
+mod notifications;
+
+use std::path::Path;
+
+use libsql::{Connection, Database, params};
+use schemas::sql::{SQLITE_DDL, SQLITE_PRAGMAS};
+
+use crate::clicks::{ClicksBatch, PartitionClicks};
+use crate::counters::{FlushBatch, PartitionCounters};
+use crate::event_store::{ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents};
+
+use super::{FlushOutcome, StoreError};
+
+/// The embedded store, write side.
+pub struct SqliteStore {
+    /// Kept so the connection's database stays open.
+    _db: Database,
+    conn: Connection,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file and applies the schema.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the file cannot be opened or the DDL fails.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_error = |reason: String| StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|err| open_error(err.to_string()))?;
+        }
+        let db = libsql::Builder::new_local(path)
+            .build()
+            .await
+            .map_err(|err| open_error(err.to_string()))?;
+        let conn = db.connect().map_err(|err| open_error(err.to_string()))?;
+        conn.execute_batch(SQLITE_PRAGMAS).await?;
+        for ddl in SQLITE_DDL {
+            conn.execute(ddl, ()).await?;
+        }
+        Ok(Self { _db: db, conn })
+    }
+
+    /// Records that the stored rows of these (logical topic, partition)s
+    /// include everything the partitions held at `as_of`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if writing fails.
+    pub async fn record_progress(
+        &self,
+        partitions: &[(&str, i32)],
+        as_of: i64,
+    ) -> Result<(), StoreError> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().await?;
+        for (topic, partition) in partitions {
+            tx.execute(
+                "INSERT INTO partition_progress (topic, partition, as_of) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (topic, partition) DO UPDATE SET as_of = MAX(as_of, excluded.as_of)",
+                params![*topic, *partition, as_of],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The stored checkpoint of an increments partition, as counter state.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if reading fails.
+    pub async fn load_counters(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionCounters, StoreError> {
+        Ok(PartitionCounters::restore(
+            self.checkpoint(topic, partition).await?.unwrap_or(0),
+        ))
+    }
+
+    /// The stored next offset of a partition, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if reading fails.
+    pub async fn checkpoint(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError> {
+        let mut rows = self
+            .conn
+            .query(
+                "SELECT next_offset FROM partition_checkpoints WHERE topic = ?1 AND partition = ?2",
+                params![topic, partition],
+            )
+            .await?;
+        match rows.next().await? {
+            Some(row) => Ok(Some(row.get(0)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Adds `batch` to the stored totals and moves the partition's
+    /// checkpoint, in one transaction fenced on the expected checkpoint.
+    /// Each total is read and written back as an absolute value with the
+    /// offset it includes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if a statement fails; the transaction is rolled back.
+    pub async fn flush_counters(
+        &self,
+        topic: &str,
+        partition: i32,
+        batch: &FlushBatch,
+    ) -> Result<FlushOutcome, StoreError> {
+        let now = schemas::time::now_micros();
+        let tx = self.conn.transaction().await?;
+        if !fence(
+            &tx,
+            topic,
+            partition,
+            batch.expected_next_offset,
+            batch.next_offset,
+        )
+        .await?
+        {
+            tx.rollback().await?;
+            return Ok(FlushOutcome::Fenced);
+        }
+        for (key, added) in &batch.rows {
+            let key = key.hyphenated().to_string();
+            let current = stored_value(
+                &tx,
+                "SELECT value FROM counters WHERE key = ?1",
+                params![key.as_str()],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO counters (key, value, partition, through_offset, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, partition = excluded.partition,
+                     through_offset = excluded.through_offset, updated_at = excluded.updated_at",
+                params![key.as_str(), current.saturating_add(*added), partition, batch.through_offset, now],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(FlushOutcome::Written)
+    }
+}
+
+impl SqliteStore {
+    /// The stored checkpoint of a redirects partition, as click state.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if reading fails.
+    pub async fn load_clicks(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionClicks, StoreError> {
+        Ok(PartitionClicks::restore(
+            self.checkpoint(topic, partition).await?.unwrap_or(0),
+        ))
+    }
+
+    /// Adds `batch` to the stored click rows and moves the partition's
+    /// checkpoint, in one transaction fenced on the expected checkpoint.
+    /// Each row is read and written back as an absolute value with the
+    /// offset it includes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if a statement fails; the transaction is rolled back.
+    pub async fn flush_clicks(
+        &self,
+        topic: &str,
+        partition: i32,
+        batch: &ClicksBatch,
+    ) -> Result<FlushOutcome, StoreError> {
+        let tx = self.conn.transaction().await?;
+        if !fence(
+            &tx,
+            topic,
+            partition,
+            batch.expected_next_offset,
+            batch.next_offset,
+        )
+        .await?
+        {
+            tx.rollback().await?;
+            return Ok(FlushOutcome::Fenced);
+        }
+        let through = batch.through_offset;
+        for (row, added) in &batch.by_day {
+            let keys = params![
+                row.short_code.as_str(),
+                row.day.as_str(),
+                row.browser.as_str(),
+                row.os.as_str(),
+                row.device.as_str()
+            ];
+            let current = stored_value(&tx, "SELECT clicks FROM clicks_by_day WHERE short_code = ?1 AND day = ?2 AND browser = ?3 AND os = ?4 AND device = ?5", keys).await?;
+            tx.execute(
+                "INSERT INTO clicks_by_day (short_code, day, browser, os, device, clicks, partition, through_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (short_code, day, browser, os, device) DO UPDATE SET clicks = excluded.clicks, through_offset = excluded.through_offset",
+                params![row.short_code.as_str(), row.day.as_str(), row.browser.as_str(), row.os.as_str(), row.device.as_str(), current + added, partition, through],
+            )
+            .await?;
+        }
+        for (row, added) in &batch.by_client_month {
+            let keys = params![row.client_id, row.month.as_str(), row.short_code.as_str()];
+            let current = stored_value(&tx, "SELECT clicks FROM clicks_by_client_month WHERE client_id = ?1 AND month = ?2 AND short_code = ?3", keys).await?;
+            tx.execute(
+                "INSERT INTO clicks_by_client_month (client_id, month, short_code, clicks, partition, through_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (client_id, month, short_code) DO UPDATE SET clicks = excluded.clicks, through_offset = excluded.through_offset",
+                params![row.client_id, row.month.as_str(), row.short_code.as_str(), current + added, partition, through],
+            )
+            .await?;
+        }
+        for (short_code, added) in &batch.by_code {
+            let current = stored_value(
+                &tx,
+                "SELECT clicks FROM clicks_by_code WHERE short_code = ?1",
+                params![short_code.as_str()],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO clicks_by_code (short_code, clicks, partition, through_offset) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (short_code) DO UPDATE SET clicks = excluded.clicks, through_offset = excluded.through_offset",
+                params![short_code.as_str(), current + added, partition, through],
+            )
+            .await?;
+        }
+        for (row, added) in &batch.bots_by_day {
+            let keys = params![row.short_code.as_str(), row.day.as_str()];
+            let current = stored_value(
+                &tx,
+                "SELECT clicks FROM bot_clicks_by_day WHERE short_code = ?1 AND day = ?2",
+                keys,
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO bot_clicks_by_day (short_code, day, clicks, partition, through_offset) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (short_code, day) DO UPDATE SET clicks = excluded.clicks, through_offset = excluded.through_offset",
+                params![row.short_code.as_str(), row.day.as_str(), current + added, partition, through],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(FlushOutcome::Written)
+    }
+}
+
+impl SqliteStore {
+    /// The stored checkpoint of an events partition.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if reading fails.
+    pub async fn load_events(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionEvents, StoreError> {
+        Ok(PartitionEvents::restore(
+            self.checkpoint(topic, partition).await?.unwrap_or(0),
+        ))
+    }
+
+    /// Inserts new events (ignoring ids already stored), adds per-type
+    /// counts to the partition's rows, and moves the fenced checkpoint, in
+    /// one transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if a statement fails; the transaction is rolled back.
+    pub async fn flush_events(
+        &self,
+        topic: &str,
+        partition: i32,
+        batch: &EventsBatch,
+    ) -> Result<FlushOutcome, StoreError> {
+        let tx = self.conn.transaction().await?;
+        if !fence(
+            &tx,
+            topic,
+            partition,
+            batch.expected_next_offset,
+            batch.next_offset,
+        )
+        .await?
+        {
+            tx.rollback().await?;
+            return Ok(FlushOutcome::Fenced);
+        }
+        let insert = tx
+            .prepare(
+                "INSERT OR IGNORE INTO events (event_id, session_id, category, name, day, occurred_at, received_at,
+                     application_id, data, known_type, user_id, device_id, partition, offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )
+            .await?;
+        for (offset, event, day) in &batch.events {
+            insert
+                .execute(params![
+                    event.event_id.to_string(),
+                    event.session_id.as_str(),
+                    event.category.as_str(),
+                    event.name.as_str(),
+                    day.as_str(),
+                    event.occurred_at,
+                    event.received_at,
+                    event.application_id.as_str(),
+                    event.data.as_str(),
+                    i64::from(event.known_type),
+                    event.user_id.clone(),
+                    event.device_id.clone(),
+                    partition,
+                    *offset
+                ])
+                .await?;
+            insert.reset();
+        }
+        let through = batch.next_offset - 1;
+        for ((category, name), (added, known)) in &batch.type_counts {
+            let current = stored_value(
+                &tx,
+                "SELECT events FROM event_type_counts WHERE category = ?1 AND name = ?2 AND partition = ?3",
+                params![category.as_str(), name.as_str(), partition],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO event_type_counts (category, name, partition, events, known_type, through_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (category, name, partition) DO UPDATE SET events = excluded.events,
+                     known_type = excluded.known_type, through_offset = excluded.through_offset",
+                params![category.as_str(), name.as_str(), partition, current + added, i64::from(*known), through],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(FlushOutcome::Written)
+    }
+
+    /// The stored checkpoint of a rejects or dead-letters partition.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if reading fails.
+    pub async fn load_errors(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionErrors, StoreError> {
+        Ok(PartitionErrors::restore(
+            self.checkpoint(topic, partition).await?.unwrap_or(0),
+        ))
+    }
+
+    /// Inserts new error rows (ignoring ids already stored) and moves the
+    /// fenced checkpoint, in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if a statement fails; the transaction is rolled back.
+    pub async fn flush_errors(
+        &self,
+        topic: &str,
+        partition: i32,
+        batch: &ErrorsBatch,
+    ) -> Result<FlushOutcome, StoreError> {
+        let tx = self.conn.transaction().await?;
+        if !fence(
+            &tx,
+            topic,
+            partition,
+            batch.expected_next_offset,
+            batch.next_offset,
+        )
+        .await?
+        {
+            tx.rollback().await?;
+            return Ok(FlushOutcome::Fenced);
+        }
+        for row in &batch.rows {
+            tx.execute(
+                "INSERT OR IGNORE INTO errors (kind, event_id, day, occurred_at, application_id, source, status, field, reason, message, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    row.kind.as_str(),
+                    row.event_id.as_str(),
+                    row.day.as_str(),
+                    row.occurred_at,
+                    row.application_id.clone(),
+                    row.source.as_str(),
+                    row.status,
+                    row.field.clone(),
+                    row.reason.as_str(),
+                    row.message.as_str(),
+                    row.body.clone()
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(FlushOutcome::Written)
+    }
+}
+
+/// Moves a partition's checkpoint from `expected` to `next`; false when the
+/// stored checkpoint is not `expected` (another processor moved it on).
+async fn fence(
+    tx: &libsql::Transaction,
+    topic: &str,
+    partition: i32,
+    expected: i64,
+    next: i64,
+) -> Result<bool, StoreError> {
+    let now = schemas::time::now_micros();
+    let moved = if expected == 0 {
+        tx.execute(
+            "INSERT INTO partition_checkpoints (topic, partition, next_offset, updated_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at
+             WHERE partition_checkpoints.next_offset = 0",
+            params![topic, partition, next, now],
+        )
+        .await?
+    } else {
+        tx.execute(
+            "UPDATE partition_checkpoints SET next_offset = ?3, updated_at = ?4
+             WHERE topic = ?1 AND partition = ?2 AND next_offset = ?5",
+            params![topic, partition, next, now, expected],
+        )
+        .await?
+    };
+    Ok(moved > 0)
+}
+
+async fn stored_value(
+    tx: &libsql::Transaction,
+    sql: &str,
+    keys: impl libsql::params::IntoParams,
+) -> Result<i64, StoreError> {
+    let mut rows = tx.query(sql, keys).await?;
+    match rows.next().await? {
+        Some(row) => Ok(row.get(0)?),
+        None => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    async fn temp_store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("store.db"))
+            .await
+            .expect("opens");
+        (dir, store)
+    }
+
+    async fn total(store: &SqliteStore, key: Uuid) -> i64 {
+        let mut rows = store
+            .conn
+            .query(
+                "SELECT value FROM counters WHERE key = ?1",
+                params![key.hyphenated().to_string()],
+            )
+            .await
+            .expect("query");
+        match rows.next().await.expect("row") {
+            Some(row) => row.get(0).expect("value"),
+            None => 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn flushes_add_up_and_the_checkpoint_comes_back_on_load() {
+        let (_dir, store) = temp_store().await;
+        let key = Uuid::new_v4();
+        let mut counters = store.load_counters("inc", 3).await.expect("loads");
+        counters.apply(0, key, 3);
+        counters.apply(1, key, 4);
+        let batch = counters.flush_batch();
+        assert_eq!(
+            store.flush_counters("inc", 3, &batch).await.expect("flush"),
+            FlushOutcome::Written
+        );
+        counters.flushed(&batch);
+        counters.apply(2, key, 5);
+        let batch = counters.flush_batch();
+        assert_eq!(
+            store.flush_counters("inc", 3, &batch).await.expect("flush"),
+            FlushOutcome::Written
+        );
+
+        assert_eq!(total(&store, key).await, 12);
+        assert_eq!(
+            store
+                .load_counters("inc", 3)
+                .await
+                .expect("loads")
+                .next_offset(),
+            3
+        );
+        assert_eq!(
+            store
+                .load_counters("inc", 4)
+                .await
+                .expect("loads")
+                .next_offset(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_owner_is_fenced_off() {
+        let (_dir, store) = temp_store().await;
+        let key = Uuid::new_v4();
+        let mut owner = store.load_counters("inc", 0).await.expect("loads");
+        let mut zombie = store.load_counters("inc", 0).await.expect("loads");
+        owner.apply(0, key, 1);
+        zombie.apply(0, key, 1);
+        assert_eq!(
+            store
+                .flush_counters("inc", 0, &owner.flush_batch())
+                .await
+                .expect("flush"),
+            FlushOutcome::Written
+        );
+        assert_eq!(
+            store
+                .flush_counters("inc", 0, &zombie.flush_batch())
+                .await
+                .expect("flush"),
+            FlushOutcome::Fenced
+        );
+        assert_eq!(total(&store, key).await, 1);
+    }
+}
+
+#[cfg(test)]
+mod click_tests {
+    use super::*;
+    use crate::clicks::Click;
+    use crate::user_agent::Agent;
+
+    #[tokio::test]
+    async fn click_flushes_add_up_and_a_stale_owner_is_fenced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("store.db"))
+            .await
+            .expect("opens");
+        let agent = Agent {
+            browser: "Chrome".into(),
+            os: "Android".into(),
+            device: "smartphone".into(),
+            bot: false,
+        };
+        let click = Click {
+            short_code: "abc",
+            client_id: 7,
+            occurred_at: 1_706_742_000_000_000,
+            agent: &agent,
+        };
+        let mut owner = store.load_clicks("red", 1).await.expect("loads");
+        let mut zombie = store.load_clicks("red", 1).await.expect("loads");
+        for offset in 0..3 {
+            owner.apply(offset, &click);
+            zombie.apply(offset, &click);
+        }
+        let batch = owner.batch();
+        assert_eq!(
+            store.flush_clicks("red", 1, &batch).await.expect("flush"),
+            FlushOutcome::Written
+        );
+        owner.flushed(&batch);
+        owner.apply(3, &click);
+        let batch = owner.batch();
+        assert_eq!(
+            store.flush_clicks("red", 1, &batch).await.expect("flush"),
+            FlushOutcome::Written
+        );
+        assert_eq!(
+            store
+                .flush_clicks("red", 1, &zombie.batch())
+                .await
+                .expect("flush"),
+            FlushOutcome::Fenced
+        );
+
+        let mut rows = store.conn.query("SELECT clicks, through_offset FROM clicks_by_client_month WHERE client_id = 7 AND month = '2024-01'", ()).await.expect("query");
+        let row = rows.next().await.expect("row").expect("a row");
+        assert_eq!(
+            (
+                row.get::<i64>(0).expect("clicks"),
+                row.get::<i64>(1).expect("offset")
+            ),
+            (4, 3)
+        );
+        assert_eq!(
+            store
+                .load_clicks("red", 1)
+                .await
+                .expect("loads")
+                .next_offset(),
+            4
+        );
+    }
+}
