@@ -74,6 +74,33 @@ pub struct PartitionClicks {
     by_client_month: HashMap<ClientMonthRow, i64>,
     by_code: HashMap<String, i64>,
     bots_by_day: HashMap<BotDayRow, i64>,
+    days: DayCache,
+}
+
+/// The UTC day and month of the last click's day, so clicks of one day
+/// (nearly all of them) skip the date formatting.
+#[derive(Debug, Clone, Default)]
+struct DayCache {
+    /// Microseconds: the day's first instant, and the next day's.
+    start: i64,
+    end: i64,
+    day: String,
+    month: String,
+}
+
+impl DayCache {
+    const DAY_MICROS: i64 = 86_400_000_000;
+
+    fn of(&mut self, micros: i64) -> (String, String) {
+        if !(self.start..self.end).contains(&micros) {
+            let (day, month) = day_and_month(micros);
+            self.start = micros - micros.rem_euclid(Self::DAY_MICROS);
+            self.end = self.start + Self::DAY_MICROS;
+            self.day = day;
+            self.month = month;
+        }
+        (self.day.clone(), self.month.clone())
+    }
 }
 
 impl PartitionClicks {
@@ -95,7 +122,7 @@ impl PartitionClicks {
         if !self.checkpoint.admit(offset) {
             return false;
         }
-        let (day, month) = day_and_month(click.occurred_at);
+        let (day, month) = self.days.of(click.occurred_at);
         if click.agent.bot {
             *self
                 .bots_by_day
@@ -124,7 +151,12 @@ impl PartitionClicks {
                 short_code: click.short_code.to_owned(),
             })
             .or_default() += 1;
-        *self.by_code.entry(click.short_code.to_owned()).or_default() += 1;
+        match self.by_code.get_mut(click.short_code) {
+            Some(clicks) => *clicks += 1,
+            None => {
+                self.by_code.insert(click.short_code.to_owned(), 1);
+            }
+        }
         true
     }
 
@@ -190,6 +222,18 @@ mod tests {
 
     const JAN_31_23H: i64 = 1_706_742_000_000_000; // 2024-01-31T23:00:00Z
     const FEB_1_01H: i64 = 1_706_749_200_000_000; // 2024-02-01T01:00:00Z
+
+    #[test]
+    fn the_day_cache_switches_at_utc_midnight_both_ways() {
+        let mut days = DayCache::default();
+        let midnight = 1_706_745_600_000_000; // 2024-02-01T00:00:00Z
+        assert_eq!(days.of(midnight - 1).0, "2024-01-31");
+        assert_eq!(days.of(midnight), ("2024-02-01".into(), "2024-02".into()));
+        assert_eq!(days.of(midnight + 86_399_999_999).0, "2024-02-01");
+        assert_eq!(days.of(midnight + 86_400_000_000).0, "2024-02-02");
+        assert_eq!(days.of(JAN_31_23H), ("2024-01-31".into(), "2024-01".into()));
+        assert_eq!(days.of(-1).0, "1969-12-31");
+    }
 
     #[test]
     fn clicks_land_on_their_utc_day_and_month() {
