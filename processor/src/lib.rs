@@ -41,7 +41,6 @@ pub mod store;
 pub mod user_agent;
 pub mod webhooks;
 
-
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
