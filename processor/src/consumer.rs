@@ -11,8 +11,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
 };
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use schemas::Codec;
 use tokio::sync::mpsc;
@@ -47,25 +48,48 @@ pub(crate) struct Received {
 /// How long a seek may block the loop.
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Forwards revocations from librdkafka's callback to the loop, so the loop
-/// can flush and forget a partition before it works on anything else.
+/// Partitions the group takes away from this processor.
+#[derive(Debug)]
+pub(crate) struct Revoked {
+    pub(crate) partitions: Vec<(String, i32)>,
+    /// The callback left them assigned: the loop flushes them, then calls
+    /// `unassign`, and only then does the group move them to their new owner.
+    pub(crate) unassign: bool,
+}
+
+/// Forwards rebalances from librdkafka's callback to the loop. A revocation
+/// is not acknowledged in the callback: the loop flushes the partitions
+/// first and then unassigns them, so the next owner starts from a store that
+/// holds everything this one read (librdkafka waits for the unassign before
+/// it rejoins the group).
 pub(crate) struct RebalanceContext {
-    revoked: mpsc::UnboundedSender<Vec<(String, i32)>>,
+    revoked: mpsc::UnboundedSender<Revoked>,
     assigned: mpsc::UnboundedSender<Vec<(String, i32)>>,
     /// Each partition's high watermark from librdkafka's statistics.
     high_watermarks: Mutex<HashMap<(String, i32), i64>>,
+    /// The loop is gone or leaving: revocations are acknowledged at once
+    /// (closing the consumer waits for them).
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl RebalanceContext {
     pub(crate) fn new(
-        revoked: mpsc::UnboundedSender<Vec<(String, i32)>>,
+        revoked: mpsc::UnboundedSender<Revoked>,
         assigned: mpsc::UnboundedSender<Vec<(String, i32)>>,
     ) -> Self {
         Self {
             revoked,
             assigned,
             high_watermarks: Mutex::new(HashMap::new()),
+            closing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// From now on nobody flushes revoked partitions: acknowledge them in
+    /// the callback.
+    pub(crate) fn close(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
@@ -98,32 +122,71 @@ impl ClientContext for RebalanceContext {
 }
 
 impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Revoke(list) => {
-                let partitions: Vec<(String, i32)> = list
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_owned(), e.partition()))
-                    .collect();
-                info!(?partitions, "partitions revoked");
-                drop(self.revoked.send(partitions));
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let listed: Vec<(String, i32)> = partitions
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let outcome = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                info!(partitions = ?listed, "partitions assigned");
+                drop(self.assigned.send(listed));
+                if cooperative {
+                    consumer.incremental_assign(partitions)
+                } else {
+                    consumer.assign(partitions)
+                }
             }
-            Rebalance::Assign(list) => {
-                let partitions: Vec<(String, i32)> = list
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_owned(), e.partition()))
-                    .collect();
-                info!(?partitions, "partitions assigned");
-                drop(self.assigned.send(partitions));
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // While closing nobody flushes any more (the loop has already
+                // flushed everything), and cooperative revocations are
+                // incremental: acknowledge those at once.
+                let closing = self.closing.load(std::sync::atomic::Ordering::SeqCst);
+                let defer = !cooperative && !closing && !consumer.closed();
+                info!(partitions = ?listed, flush_first = defer, "partitions revoked");
+                drop(self.revoked.send(Revoked {
+                    partitions: listed,
+                    unassign: defer,
+                }));
+                match (defer, cooperative) {
+                    (true, _) => Ok(()),
+                    (false, true) => consumer.incremental_unassign(partitions),
+                    (false, false) => consumer.unassign(),
+                }
             }
-            Rebalance::Error(err) => warn!(error = %err, "rebalance failed"),
+            other => {
+                warn!(error = ?other, "rebalance failed");
+                Ok(())
+            }
+        };
+        if let Err(err) = outcome {
+            warn!(error = %err, "applying a rebalance failed");
         }
     }
 }
 
 pub(crate) type GroupConsumer = StreamConsumer<RebalanceContext>;
+
+/// Marks the consumer's context closing when dropped: declared after the
+/// consumer, it drops first on every way out of the loop (return, error,
+/// abort), so closing the consumer never waits for a loop that is gone.
+pub(crate) struct CloseGuard<'a>(pub(crate) &'a GroupConsumer);
+
+impl Drop for CloseGuard<'_> {
+    fn drop(&mut self) {
+        self.0.context().close();
+    }
+}
 
 /// One assigned partition's state.
 #[derive(Debug)]
@@ -364,13 +427,14 @@ impl<A: Aggregate> TopicWorker<A> {
         self.flush(io, &changed, mode).await
     }
 
-    /// Flushes and forgets partitions this processor no longer owns.
+    /// Flushes and forgets partitions this processor no longer owns,
+    /// committing their offsets before they are unassigned.
     pub(crate) async fn release(
         &mut self,
         io: &Io<'_>,
         partitions: &[i32],
     ) -> Result<(), HandleError> {
-        self.flush(io, partitions, CommitMode::Async).await?;
+        self.flush(io, partitions, CommitMode::Sync).await?;
         for partition in partitions {
             self.partitions.remove(partition);
         }

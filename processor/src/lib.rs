@@ -170,11 +170,12 @@ pub async fn run(
         Topic::DeadLetters,
         ErrorKind::DeadLetter,
     );
-    let (revoked_tx, mut revoked_rx) = mpsc::unbounded_channel::<Vec<(String, i32)>>();
+    let (revoked_tx, mut revoked_rx) = mpsc::unbounded_channel::<consumer::Revoked>();
     let (assigned_tx, mut assigned_rx) = mpsc::unbounded_channel::<Vec<(String, i32)>>();
     let consumer: GroupConsumer = consumer_config(&config)
         .create_with_context(RebalanceContext::new(revoked_tx, assigned_tx))
         .map_err(ProcessorError::Consumer)?;
+    let close_guard = consumer::CloseGuard(&consumer);
     consumer
         .subscribe(&[
             counters.topic(),
@@ -203,7 +204,7 @@ pub async fn run(
             () = shutdown.cancelled() => break,
             Some(revoked) = revoked_rx.recv() => {
                 let of = |topic: &str| -> Vec<i32> {
-                    revoked.iter().filter(|(t, _)| t == topic).map(|(_, p)| *p).collect()
+                    revoked.partitions.iter().filter(|(t, _)| t == topic).map(|(_, p)| *p).collect()
                 };
                 counters.release(&io, &of(counters.topic())).await?;
                 clicks.release(&io, &of(clicks.topic())).await?;
@@ -212,6 +213,12 @@ pub async fn run(
                 notifications.release(&io, &of(notifications.topic())).await?;
                 rejects.release(&io, &of(rejects.topic())).await?;
                 letters.release(&io, &of(letters.topic())).await?;
+                if revoked.unassign {
+                    // Flushed: now the group may hand them to their next owner.
+                    if let Err(err) = consumer.unassign() {
+                        warn!(error = %err, "unassigning revoked partitions failed");
+                    }
+                }
             }
             Some(assigned) = assigned_rx.recv() => {
                 let partitions: Vec<i32> = assigned
@@ -274,6 +281,7 @@ pub async fn run(
     }
     readiness.set(false);
     info!("processor stopping; flushing store and committing offsets");
+    consumer.context().close();
     counters.flush_all(&io, CommitMode::Sync).await?;
     clicks.flush_all(&io, CommitMode::Sync).await?;
     events.flush_all(&io, CommitMode::Sync).await?;
@@ -282,6 +290,7 @@ pub async fn run(
     rejects.flush_all(&io, CommitMode::Sync).await?;
     letters.flush_all(&io, CommitMode::Sync).await?;
     consumer.unsubscribe();
+    drop(close_guard);
     Ok(())
 }
 
