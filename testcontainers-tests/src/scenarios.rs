@@ -1,6 +1,9 @@
 //! Scenario bodies shared by every backend: the local defaults always, and
 //! containers (Redpanda with its schema registry) where Docker exists.
 
+pub mod listings;
+pub mod stats;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

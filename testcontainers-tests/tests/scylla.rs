@@ -100,3 +100,19 @@ async fn scylla_five_crashes_under_load_keep_totals_and_clicks_exact() -> anyhow
     };
     scenarios::crashes_under_load_keep_totals_exact(on(&location)).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scylla_event_pages_never_skip_or_repeat_while_events_arrive() -> anyhow::Result<()> {
+    let Some((_container, location)) = scylla().await? else {
+        return Ok(());
+    };
+    scenarios::listings::event_pages_never_skip_or_repeat_while_events_arrive(on(&location)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scylla_series_reports_and_csv_follow_utc_days_and_months() -> anyhow::Result<()> {
+    let Some((_container, location)) = scylla().await? else {
+        return Ok(());
+    };
+    scenarios::stats::series_reports_and_csv_follow_utc_days_and_months(on(&location)).await
+}
