@@ -4,12 +4,18 @@
 //! ScyllaDB has no transaction spanning tables, so a flush is three steps:
 //!
 //! 1. mark: `pending_through` = the batch's last offset, a lightweight
-//!    transaction fenced on the expected `next_offset` (a stale owner fails
-//!    here and writes nothing);
+//!    transaction fenced on the expected `next_offset` and on this
+//!    processor's claim on the partition (loading a partition claims it, so
+//!    a previous owner fails here and writes nothing);
 //! 2. rows: every aggregate row read and written back as an absolute value
 //!    with `through_offset` = the batch's last offset, unless the row's
 //!    stored `through_offset` already reaches it (written before a crash);
 //! 3. commit: `next_offset` moved and the mark cleared, fenced the same way.
+//!
+//! A previous owner that passed its mark just before the new owner claimed
+//! the partition leaves that mark for the new owner to load, so both write
+//! the same records' rows from the same stored values: the same absolute
+//! values, and whichever writes second skips (its `through_offset` is there).
 //!
 //! After a crash between 1 and 3 the next owner loads the mark as a recovery
 //! boundary ([`ScyllaStore::recovery_boundary`]) and flushes exactly the
@@ -45,6 +51,9 @@ const ALL_TYPES: &str = "all";
 pub struct ScyllaStore {
     session: Arc<Session>,
     statements: Arc<Statements>,
+    /// This processor's token: loading a partition claims its checkpoint
+    /// row, and a flush's mark and commit hold only while the claim does.
+    owner: uuid::Uuid,
 }
 
 impl std::fmt::Debug for ScyllaStore {
@@ -56,6 +65,7 @@ impl std::fmt::Debug for ScyllaStore {
 /// Every statement the processor runs, prepared once.
 struct Statements {
     ensure_checkpoint: PreparedStatement,
+    claim: PreparedStatement,
     read_checkpoint: PreparedStatement,
     mark: PreparedStatement,
     commit: PreparedStatement,
@@ -216,6 +226,7 @@ impl Statements {
         };
         Ok(Self {
             ensure_checkpoint: next()?,
+            claim: next()?,
             read_checkpoint: next()?,
             mark: next()?,
             commit: next()?,
@@ -277,6 +288,7 @@ impl ScyllaStore {
         Ok(Self {
             session: Arc::new(session),
             statements: Arc::new(statements),
+            owner: uuid::Uuid::new_v4(),
         })
     }
 
@@ -334,13 +346,11 @@ impl ScyllaStore {
             .map_err(|err| StoreError::cql(during, err))
     }
 
-    /// A partition's stored next offset and recovery mark, creating the
-    /// checkpoint row at 0 if missing so every flush can be fenced on it.
-    async fn checkpoint_row(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<(i64, Option<i64>), StoreError> {
+    /// Takes a partition over: creates its checkpoint row at 0 if missing
+    /// (every flush is fenced on it) and claims it for this processor, so a
+    /// previous owner's later mark or commit fails. Returns the stored next
+    /// offset.
+    async fn claim(&self, topic: &str, partition: i32) -> Result<i64, StoreError> {
         let s = &self.statements;
         self.conditional(
             "creating a checkpoint",
@@ -348,10 +358,25 @@ impl ScyllaStore {
             (topic, partition),
         )
         .await?;
+        self.conditional(
+            "claiming a checkpoint",
+            &s.claim,
+            (self.owner, topic, partition),
+        )
+        .await?;
+        Ok(self.checkpoint_row(topic, partition).await?.0)
+    }
+
+    /// A partition's stored next offset and recovery mark, without claiming.
+    async fn checkpoint_row(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(i64, Option<i64>), StoreError> {
         let row: Option<(Option<i64>, Option<i64>)> = self
             .read_one(
                 "reading a checkpoint",
-                &s.read_checkpoint,
+                &self.statements.read_checkpoint,
                 (topic, partition),
             )
             .await?;
@@ -405,7 +430,7 @@ impl ScyllaStore {
             .conditional(
                 "marking a flush",
                 &s.mark,
-                (through, now, topic, partition, expected),
+                (through, now, topic, partition, expected, self.owner),
             )
             .await?
         {
@@ -416,7 +441,7 @@ impl ScyllaStore {
             .conditional(
                 "committing a flush",
                 &s.commit,
-                (next, now, topic, partition, expected),
+                (next, now, topic, partition, expected, self.owner),
             )
             .await?
         {
@@ -528,7 +553,7 @@ impl ScyllaStore {
         topic: &str,
         partition: i32,
     ) -> Result<PartitionCounters, StoreError> {
-        let (next, _) = self.checkpoint_row(topic, partition).await?;
+        let next = self.claim(topic, partition).await?;
         Ok(PartitionCounters::restore(next))
     }
 
@@ -575,7 +600,7 @@ impl ScyllaStore {
         topic: &str,
         partition: i32,
     ) -> Result<PartitionClicks, StoreError> {
-        let (next, _) = self.checkpoint_row(topic, partition).await?;
+        let next = self.claim(topic, partition).await?;
         Ok(PartitionClicks::restore(next))
     }
 
@@ -684,7 +709,7 @@ impl ScyllaStore {
         topic: &str,
         partition: i32,
     ) -> Result<PartitionEvents, StoreError> {
-        let (next, _) = self.checkpoint_row(topic, partition).await?;
+        let next = self.claim(topic, partition).await?;
         Ok(PartitionEvents::restore(next))
     }
 
@@ -822,7 +847,7 @@ impl ScyllaStore {
         topic: &str,
         partition: i32,
     ) -> Result<PartitionErrors, StoreError> {
-        let (next, _) = self.checkpoint_row(topic, partition).await?;
+        let next = self.claim(topic, partition).await?;
         Ok(PartitionErrors::restore(next))
     }
 
@@ -887,7 +912,7 @@ impl ScyllaStore {
         topic: &str,
         partition: i32,
     ) -> Result<PartitionNotifications, StoreError> {
-        let (next, _) = self.checkpoint_row(topic, partition).await?;
+        let next = self.claim(topic, partition).await?;
         Ok(PartitionNotifications::restore(next))
     }
 
@@ -947,7 +972,7 @@ impl ScyllaStore {
         rules: &Rules,
     ) -> Result<PartitionRules, StoreError> {
         let s = &self.statements;
-        let (next, _) = self.checkpoint_row(topic, partition).await?;
+        let next = self.claim(topic, partition).await?;
         let watermark: Option<(Option<i64>,)> = self
             .read_one(
                 "reading a rule watermark",
@@ -1146,7 +1171,7 @@ mod tests {
             let conditional = cql.contains(" IF ");
             assert_eq!(
                 conditional,
-                ["ensure_checkpoint", "mark", "commit"].contains(name),
+                ["ensure_checkpoint", "claim", "mark", "commit"].contains(name),
                 "{name}"
             );
         }
