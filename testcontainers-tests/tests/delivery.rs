@@ -92,7 +92,8 @@ async fn record(
     axum::extract::Path((destination, _rest)): axum::extract::Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let header = |name: &str| {
         headers
             .get(name)
@@ -118,7 +119,11 @@ async fn record(
         calls.push(call);
     }
     tokio::time::sleep(delay).await;
-    status
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        // A rate-limited receiver says when to come back.
+        return (status, [(axum::http::header::RETRY_AFTER, "1")]).into_response();
+    }
+    status.into_response()
 }
 
 /// Fast retries so limits are reached within a test.
@@ -404,5 +409,88 @@ async fn a_failing_user_does_not_delay_a_healthy_user_in_the_same_partition() ->
         1,
         "the broken user's second record waits behind its first"
     );
+    Ok(())
+}
+
+fn one_destination(dir: &tempfile::TempDir, name: &str, base: &str) -> anyhow::Result<PathBuf> {
+    let file = dir.path().join("destinations.toml");
+    std::fs::write(
+        &file,
+        format!("[[destination]]\nname = \"{name}\"\nurl = \"{base}/{name}/hook\"\n"),
+    )?;
+    Ok(file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_429_with_retry_after_is_retried_no_sooner_than_asked() -> anyhow::Result<()> {
+    let (receiver, base) = Receiver::start(|_, _, before| {
+        if before == 0 {
+            (StatusCode::TOO_MANY_REQUESTS, Duration::ZERO)
+        } else {
+            (StatusCode::OK, Duration::ZERO)
+        }
+    })
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let pipeline = Pipeline::start(Options {
+        delivery: Some(webhooks::Settings {
+            // The receiver's 1 s must win over a backoff of at most 20 ms.
+            retry_cap: Duration::from_secs(5),
+            ..delivery(Some(one_destination(&dir, "limited", &base)?), None)
+        }),
+        ..Options::default()
+    })
+    .await?;
+    post_events(
+        &pipeline,
+        &[app_event("paced", "app_launch", "2021-02-28 16:22:52")],
+    )
+    .await?;
+    let delivered = wait_for(&receiver, "limited", 1).await?;
+    let calls = receiver.calls("limited");
+    assert_eq!(calls.len(), 2, "one 429, then the delivery: {calls:?}");
+    assert_eq!(calls[0].idempotency_key, delivered[0].idempotency_key);
+    let waited = calls[1].at.duration_since(calls[0].at);
+    assert!(
+        waited >= Duration::from_millis(900),
+        "retried after {waited:?}, the receiver asked for 1 s"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_4xx_answer_is_dead_lettered_at_once_without_retrying() -> anyhow::Result<()> {
+    let (receiver, base) =
+        Receiver::start(|_, _, _| (StatusCode::UNPROCESSABLE_ENTITY, Duration::ZERO)).await?;
+    let dir = tempfile::tempdir()?;
+    let pipeline = Pipeline::start(Options {
+        delivery: Some(delivery(
+            Some(one_destination(&dir, "strict", &base)?),
+            None,
+        )),
+        ..Options::default()
+    })
+    .await?;
+    post_events(
+        &pipeline,
+        &[app_event("refused", "app_launch", "2021-02-28 16:22:52")],
+    )
+    .await?;
+    let letters = pipeline
+        .read_topic::<DeadLetter>(Topic::DeadLetters, DEADLINE, |read| {
+            read.iter().any(|(_, l)| l.stage == "delivery:strict")
+        })
+        .await?;
+    let letter = letters
+        .iter()
+        .map(|(_, l)| l)
+        .find(|l| l.stage == "delivery:strict")
+        .ok_or_else(|| anyhow::anyhow!("no dead letter from delivery: {letters:?}"))?;
+    assert!(
+        letter.reason.contains("after 1 attempt(s)") && letter.reason.contains("422"),
+        "{}",
+        letter.reason
+    );
+    assert_eq!(receiver.calls("strict").len(), 1, "a 4xx is not retried");
     Ok(())
 }
