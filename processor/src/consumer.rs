@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::aggregate::Aggregate;
-use crate::dead_letters::{DeadLetterError, DeadLetters, Failed};
+use crate::dead_letters::{DeadLetterError, DeadLetters, Failed, PendingLetter};
 use crate::rules::NotifyError;
 use crate::store::{FlushOutcome, Store, StoreError};
 
@@ -199,7 +199,14 @@ struct PartitionState<A> {
     /// may cross it, so the replayed flush writes exactly the same records
     /// and every row tells by its offset whether it already holds them.
     boundary: Option<i64>,
+    /// Dead letters written but not yet acknowledged: every one is awaited
+    /// before a flush moves the checkpoint past its record.
+    letters: Vec<PendingLetter>,
 }
+
+/// Dead letters a partition may have in flight before its worker waits for
+/// them (bounds memory and the producer queue during a flood).
+const MAX_PENDING_LETTERS: usize = 1_000;
 
 impl<A: Aggregate> PartitionState<A> {
     async fn load(
@@ -223,7 +230,19 @@ impl<A: Aggregate> PartitionState<A> {
             aggregate,
             fresh: true,
             boundary,
+            letters: Vec::new(),
         })
+    }
+
+    /// Waits until the broker holds every dead letter written so far.
+    async fn letters_acknowledged(&mut self) -> Result<(), DeadLetterError> {
+        let pending = std::mem::take(&mut self.letters);
+        for acknowledged in
+            futures::future::join_all(pending.into_iter().map(PendingLetter::acknowledged)).await
+        {
+            acknowledged?;
+        }
+        Ok(())
     }
 
     /// Whether a flush now would end before the recovery boundary.
@@ -405,8 +424,15 @@ impl<A: Aggregate> TopicWorker<A> {
                     payload: payload.as_deref().unwrap_or_default(),
                     timestamp_ms,
                 };
-                io.dead_letters.send("processor", failed, &reason).await?;
+                let letter = io
+                    .dead_letters
+                    .enqueue("processor", failed, &reason)
+                    .await?;
+                state.letters.push(letter);
                 state.aggregate.skip(offset);
+                if state.letters.len() >= MAX_PENDING_LETTERS {
+                    state.letters_acknowledged().await?;
+                }
             }
         }
         Ok(())
@@ -455,6 +481,7 @@ impl<A: Aggregate> TopicWorker<A> {
             if !state.aggregate.has_changes() || state.short_of_boundary() {
                 continue;
             }
+            state.letters_acknowledged().await?;
             state.aggregate.before_flush(&mut self.context).await?;
             let batch = state.aggregate.batch();
             let started = std::time::Instant::now();

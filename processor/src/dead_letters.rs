@@ -4,7 +4,7 @@
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use schemas::{Codec, CodecError, DeadLetter, Topic};
 use thiserror::Error;
 use uuid::Uuid;
@@ -33,7 +33,44 @@ pub struct Failed<'a> {
     pub timestamp_ms: Option<i64>,
 }
 
-/// Writes dead letters, waiting for each acknowledgement.
+/// How long the broker has to acknowledge a dead letter.
+const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A dead letter in the producer's hands, not yet acknowledged.
+#[must_use = "a dead letter is only durable once acknowledged"]
+pub struct PendingLetter {
+    delivery: DeliveryFuture,
+    stage: String,
+}
+
+impl std::fmt::Debug for PendingLetter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLetter")
+            .field("stage", &self.stage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingLetter {
+    /// Waits until the broker has the dead letter.
+    ///
+    /// # Errors
+    ///
+    /// [`DeadLetterError::Kafka`] if the broker refused it or it timed out.
+    pub async fn acknowledged(self) -> Result<(), DeadLetterError> {
+        match self.delivery.await {
+            Ok(Ok(_)) => {
+                metrics::counter!(crate::metrics::DEAD_LETTERS, "stage" => self.stage).increment(1);
+                Ok(())
+            }
+            Ok(Err((err, _))) => Err(err.into()),
+            Err(_) => Err(KafkaError::Canceled.into()),
+        }
+    }
+}
+
+/// Writes dead letters: one at a time ([`DeadLetters::send`]) or many in
+/// flight ([`DeadLetters::enqueue`], acknowledged before the offset moves).
 #[derive(Clone)]
 pub struct DeadLetters {
     producer: FutureProducer,
@@ -57,6 +94,10 @@ impl DeadLetters {
             .clone()
             .set("acks", "all")
             .set("enable.idempotence", "true")
+            .set(
+                "message.timeout.ms",
+                DELIVERY_TIMEOUT.as_millis().to_string(),
+            )
             .create()?;
         Ok(Self { producer, codec })
     }
@@ -73,6 +114,27 @@ impl DeadLetters {
         failed: Failed<'_>,
         reason: &str,
     ) -> Result<(), DeadLetterError> {
+        self.enqueue(stage, failed, reason)
+            .await?
+            .acknowledged()
+            .await
+    }
+
+    /// Hands `failed` with `reason` to the producer and returns at once; the
+    /// caller awaits [`PendingLetter::acknowledged`] before its checkpoint
+    /// moves past the record. Many letters in flight share produce requests,
+    /// so a run of undecodable records drains at the broker's batch rate,
+    /// not one round trip per record.
+    ///
+    /// # Errors
+    ///
+    /// [`DeadLetterError`] if it cannot be encoded or queued.
+    pub async fn enqueue(
+        &self,
+        stage: &str,
+        failed: Failed<'_>,
+        reason: &str,
+    ) -> Result<PendingLetter, DeadLetterError> {
         let now = schemas::time::now_micros();
         let letter = DeadLetter {
             event_id: Uuid::now_v7(),
@@ -92,11 +154,10 @@ impl DeadLetters {
         let topic = self.codec.names().name(Topic::DeadLetters);
         let key = failed.key.unwrap_or_default();
         let record = FutureRecord::to(&topic).key(key).payload(&payload);
-        self.producer
-            .send(record, std::time::Duration::from_secs(30))
-            .await
-            .map_err(|(err, _)| err)?;
-        metrics::counter!(crate::metrics::DEAD_LETTERS, "stage" => stage.to_owned()).increment(1);
-        Ok(())
+        let delivery = self.producer.send_result(record).map_err(|(err, _)| err)?;
+        Ok(PendingLetter {
+            delivery,
+            stage: stage.to_owned(),
+        })
     }
 }

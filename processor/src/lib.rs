@@ -305,7 +305,10 @@ fn consumer_config(config: &Config) -> ClientConfig {
         .set("statistics.interval.ms", "1000")
         // A fetch waits at most this long for data: the hop's latency when
         // the broker does not answer early (tansu waits the full time).
-        .set("fetch.wait.max.ms", "50")
+        .set(
+            "fetch.wait.max.ms",
+            config.settings.fetch_wait.as_millis().to_string(),
+        )
         .set(
             "session.timeout.ms",
             config.settings.session_timeout.as_millis().to_string(),

@@ -57,6 +57,13 @@ pub struct Settings {
     /// processing time (so a quiet user is still nudged).
     #[arg(long, env = "EVENTIDE_IDLE_GRACE", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub idle_grace: Duration,
+
+    /// How long a fetch may wait for new records (librdkafka
+    /// `fetch.wait.max.ms`). The in-process broker holds every fetch this
+    /// long, so it bounds freshness from below; a longer wait means fewer
+    /// fetches competing with produce requests for the broker.
+    #[arg(long, env = "EVENTIDE_FETCH_WAIT", default_value = "50ms", value_parser = parse_fetch_wait, global = true)]
+    pub fetch_wait: Duration,
 }
 
 impl Default for Settings {
@@ -70,6 +77,7 @@ impl Default for Settings {
             rules_file: None,
             allowed_lateness: Duration::from_secs(5),
             idle_grace: Duration::from_secs(30),
+            fetch_wait: Duration::from_millis(50),
         }
     }
 }
@@ -83,6 +91,21 @@ fn parse_flush_interval(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(interval)
+}
+
+/// The longest fetch wait allowed (librdkafka's own limit is 300 s; a
+/// processor that waits longer than a flush interval only looks stuck).
+pub const MAX_FETCH_WAIT: Duration = Duration::from_secs(5);
+
+fn parse_fetch_wait(text: &str) -> Result<Duration, String> {
+    let wait = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    if wait < Duration::from_millis(1) || wait > MAX_FETCH_WAIT {
+        return Err(format!(
+            "must be from 1ms to {}",
+            humantime::format_duration(MAX_FETCH_WAIT)
+        ));
+    }
+    Ok(wait)
 }
 
 #[cfg(test)]
@@ -99,5 +122,14 @@ mod tests {
         assert!(parse_flush_interval("11s").is_err());
         assert!(parse_flush_interval("0s").is_err());
         assert!(parse_flush_interval("soon").is_err());
+    }
+
+    #[test]
+    fn fetch_wait_is_bounded() {
+        assert_eq!(parse_fetch_wait("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_fetch_wait("5s"), Ok(MAX_FETCH_WAIT));
+        assert!(parse_fetch_wait("6s").is_err());
+        assert!(parse_fetch_wait("0s").is_err());
+        assert!(parse_fetch_wait("900us").is_err());
     }
 }

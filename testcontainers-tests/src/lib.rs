@@ -225,6 +225,7 @@ impl Pipeline {
                 rules_file: options.rules_file.clone(),
                 allowed_lateness: Duration::from_secs(5),
                 idle_grace: options.idle_grace,
+                fetch_wait: Duration::from_millis(50),
             },
             kafka: kafka.clone(),
             codec: codec.clone(),

@@ -184,3 +184,66 @@ async fn a_corrupt_record_mid_partition_is_dead_lettered_and_the_rest_counted() 
         format!("SELECT COUNT(*) FROM errors WHERE kind = 'dead_letter' AND body = X'{hex}'");
     pipeline.wait_for_store(&[(logged, 1)], SETTLE).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_corrupt_records_is_dead_lettered_once_each_and_totals_stay_exact()
+-> anyhow::Result<()> {
+    use std::collections::BTreeSet;
+
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use schemas::DeadLetter;
+
+    const CORRUPT: usize = 3_000;
+    let pipeline = Pipeline::start(Options {
+        partitions: 2,
+        ..Options::default()
+    })
+    .await?;
+    let key = Uuid::new_v4();
+    let producer: FutureProducer = pipeline.kafka().create()?;
+    let topic = pipeline.names.name(Topic::Increments);
+    let payloads: Vec<Vec<u8>> = (0..CORRUPT)
+        .map(|i| format!("corrupt-{i:05}").into_bytes())
+        .collect();
+    let keys: Vec<String> = (0..CORRUPT).map(|i| format!("poison-{}", i % 50)).collect();
+    let deliveries: Vec<_> = payloads
+        .iter()
+        .zip(&keys)
+        .map(|(payload, key)| {
+            producer.send(
+                FutureRecord::to(&topic).key(key).payload(payload),
+                Duration::from_secs(30),
+            )
+        })
+        .collect();
+    for delivery in futures::future::join_all(deliveries).await {
+        delivery.map_err(|(err, _)| err)?;
+    }
+    for value in 1..=10 {
+        let body = json!({ "key": key, "value": value });
+        assert_eq!(pipeline.post_increment(&body).await?.0, 202);
+    }
+    pipeline.wait_for_counters(&[(key, 55)], SETTLE).await?;
+
+    let letters = pipeline
+        .read_topic::<DeadLetter>(Topic::DeadLetters, SETTLE, |read| read.len() >= CORRUPT)
+        .await?;
+    let positions: BTreeSet<(i32, i64)> = letters
+        .iter()
+        .map(|(_, letter)| (letter.partition, letter.offset))
+        .collect();
+    assert_eq!(letters.len(), CORRUPT, "one dead letter per corrupt record");
+    assert_eq!(positions.len(), CORRUPT, "no record dead-lettered twice");
+    let carried: BTreeSet<&[u8]> = letters
+        .iter()
+        .map(|(_, letter)| letter.payload.as_slice())
+        .collect();
+    let sent: BTreeSet<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    assert_eq!(carried, sent, "every corrupt payload kept as read");
+
+    // The error log holds each of them once.
+    let logged = "SELECT COUNT(*) FROM errors WHERE kind = 'dead_letter'".to_owned();
+    pipeline
+        .wait_for_store(&[(logged, i64::try_from(CORRUPT)?)], SETTLE)
+        .await
+}
