@@ -137,9 +137,16 @@ pub struct CommonArgs {
     )]
     pub local_broker_listen: SocketAddr,
 
-    /// Partitions of each topic created at start.
+    /// Partitions of the data topics (redirects, increments, events) created
+    /// at start: how many processors can share the work.
     #[arg(long, env = "EVENTIDE_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..), global = true)]
     pub partitions: i32,
+
+    /// Partitions of the low-volume topics (notifications, ingest-rejects,
+    /// dead-letters) created at start. Every partition a consumer holds costs
+    /// the broker a read on each fetch, busy or not.
+    #[arg(long, env = "EVENTIDE_LOW_VOLUME_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..), global = true)]
+    pub low_volume_partitions: i32,
 
     /// Replication factor of each topic created at start.
     #[arg(long, env = "EVENTIDE_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..), global = true)]
@@ -240,6 +247,7 @@ mod tests {
         assert_eq!(cli.command, None);
         assert_eq!(cli.processor.flush_interval, Duration::from_secs(1));
         assert_eq!(cli.common.partitions, 4);
+        assert_eq!(cli.common.low_volume_partitions, 1);
         assert_eq!(cli.ingest.listen.port(), 8080);
         assert_eq!(cli.query.listen.port(), 8081);
 

@@ -6,7 +6,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
-use schemas::{Topic, TopicNames};
+use schemas::{Topic, TopicNames, TopicPartitions};
 use thiserror::Error;
 
 /// Why topics could not be prepared.
@@ -31,7 +31,7 @@ pub fn client_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig 
     config
 }
 
-/// Creates every topic with `partitions` partitions; topics that already
+/// Creates every topic with its count of `partitions`; topics that already
 /// exist are left as they are.
 ///
 /// # Errors
@@ -40,15 +40,18 @@ pub fn client_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig 
 pub async fn ensure_topics(
     config: &ClientConfig,
     names: &TopicNames,
-    partitions: i32,
+    partitions: TopicPartitions,
     replication: i32,
 ) -> Result<(), TopicSetupError> {
     let admin: AdminClient<DefaultClientContext> =
         config.create().map_err(TopicSetupError::Client)?;
-    let physical: Vec<String> = Topic::ALL.iter().map(|t| names.name(*t)).collect();
+    let physical: Vec<(String, i32)> = Topic::ALL
+        .iter()
+        .map(|topic| (names.name(*topic), partitions.of(*topic)))
+        .collect();
     let new_topics: Vec<NewTopic<'_>> = physical
         .iter()
-        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(replication)))
+        .map(|(name, count)| NewTopic::new(name, *count, TopicReplication::Fixed(replication)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin

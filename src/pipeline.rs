@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use rdkafka::ClientConfig;
 use schemas::keys::{ApiKeys, Auth, DEV_ANALYST_KEY, DEV_PRODUCER_KEY};
 use schemas::registry::RegistryClient;
-use schemas::{Codec, SchemaSource, TopicNames};
+use schemas::{Codec, SchemaSource, TopicNames, TopicPartitions};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -86,16 +86,24 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     };
     let kafka = client_config(&brokers, &cli.common.kafka_options);
     if matches!(cli.command, None | Some(Command::CreateTopics)) {
+        let partitions = TopicPartitions {
+            data: cli.common.partitions,
+            low_volume: cli.common.low_volume_partitions,
+        };
         ensure_topics(
             &kafka,
             codec.names(),
-            cli.common.partitions,
+            partitions,
             cli.common.replication_factor,
         )
         .await
         .context("creating topics")?;
         if cli.command.is_some() {
-            info!(partitions = cli.common.partitions, "topics ready");
+            info!(
+                partitions = partitions.data,
+                low_volume_partitions = partitions.low_volume,
+                "topics ready"
+            );
             return Ok(());
         }
     }

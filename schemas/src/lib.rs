@@ -38,4 +38,4 @@ pub mod topics;
 
 pub use codec::{Codec, CodecError, SchemaSource};
 pub use records::{DeadLetter, Event, Increment, Notification, Record, Redirect, Reject};
-pub use topics::{Topic, TopicNames};
+pub use topics::{Topic, TopicNames, TopicPartitions};

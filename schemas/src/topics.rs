@@ -44,6 +44,39 @@ impl Topic {
     }
 }
 
+impl Topic {
+    /// The side topics: written only when something is refused, fails or a
+    /// rule fires, read by the processor's error log and by delivery. They
+    /// get their own, smaller partition count: every partition a consumer
+    /// holds costs the broker a read on every fetch, busy or not.
+    pub fn is_low_volume(self) -> bool {
+        matches!(
+            self,
+            Topic::Notifications | Topic::IngestRejects | Topic::DeadLetters
+        )
+    }
+}
+
+/// How many partitions each topic is created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicPartitions {
+    /// Redirects, increments and events: the processor's parallelism.
+    pub data: i32,
+    /// Notifications, ingest-rejects and dead-letters ([`Topic::is_low_volume`]).
+    pub low_volume: i32,
+}
+
+impl TopicPartitions {
+    /// The partition count of `topic`.
+    pub fn of(self, topic: Topic) -> i32 {
+        if topic.is_low_volume() {
+            self.low_volume
+        } else {
+            self.data
+        }
+    }
+}
+
 impl fmt::Display for Topic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.default_name())
@@ -85,6 +118,29 @@ impl TopicNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn side_topics_get_the_low_volume_count() {
+        let partitions = TopicPartitions {
+            data: 4,
+            low_volume: 1,
+        };
+        let counts: Vec<(Topic, i32)> = Topic::ALL
+            .iter()
+            .map(|topic| (*topic, partitions.of(*topic)))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                (Topic::Redirects, 4),
+                (Topic::Increments, 4),
+                (Topic::Events, 4),
+                (Topic::Notifications, 1),
+                (Topic::IngestRejects, 1),
+                (Topic::DeadLetters, 1),
+            ]
+        );
+    }
 
     #[test]
     fn prefixed_names_round_trip_to_logical_topics() {

@@ -41,8 +41,11 @@ pub use eventide::wait::{POLL_INTERVAL, eventually};
 /// How a pipeline is set up.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Partitions per topic.
+    /// Partitions of each data topic (redirects, increments, events).
     pub partitions: i32,
+    /// Partitions of each low-volume topic (notifications, rejects, dead
+    /// letters); 1, as the local default.
+    pub low_volume_partitions: i32,
     /// The processor's flush interval.
     pub flush_interval: Duration,
     /// An external Kafka to use instead of the in-process broker (also taken
@@ -74,6 +77,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             partitions: 4,
+            low_volume_partitions: 1,
             flush_interval: Duration::from_millis(200),
             kafka_brokers: std::env::var(EXTERNAL_BROKERS_ENV)
                 .ok()
@@ -160,7 +164,11 @@ impl Pipeline {
         };
         let codec = Codec::new(source, names.clone())?;
         let kafka = client_config(&brokers, &[]);
-        ensure_topics(&kafka, &names, options.partitions, 1).await?;
+        let partitions = schemas::TopicPartitions {
+            data: options.partitions,
+            low_volume: options.low_volume_partitions,
+        };
+        ensure_topics(&kafka, &names, partitions, 1).await?;
 
         let shutdown = CancellationToken::new();
         let store = options.store.clone().unwrap_or_else(|| {

@@ -247,3 +247,32 @@ async fn a_flood_of_corrupt_records_is_dead_lettered_once_each_and_totals_stay_e
         .wait_for_store(&[(logged, i64::try_from(CORRUPT)?)], SETTLE)
         .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn data_topics_get_the_partition_count_and_side_topics_the_low_volume_one()
+-> anyhow::Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    let pipeline = Pipeline::start(Options {
+        partitions: 3,
+        low_volume_partitions: 2,
+        ..Options::default()
+    })
+    .await?;
+    let consumer: BaseConsumer = pipeline.kafka().create()?;
+    let metadata = tokio::task::spawn_blocking(move || {
+        consumer.fetch_metadata(None, Duration::from_secs(10))
+    })
+    .await??;
+    for topic in Topic::ALL {
+        let name = pipeline.names.name(topic);
+        let found = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == name)
+            .with_context(|| format!("{name} exists"))?;
+        let want = if topic.is_low_volume() { 2 } else { 3 };
+        assert_eq!(found.partitions().len(), want, "{name}");
+    }
+    Ok(())
+}

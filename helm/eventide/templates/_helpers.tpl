@@ -232,6 +232,8 @@ referenced here as $(VAR), which the kubelet expands.
 {{- end }}
 - name: EVENTIDE_PARTITIONS
   value: {{ $v.kafka.partitions | quote }}
+- name: EVENTIDE_LOW_VOLUME_PARTITIONS
+  value: {{ $v.kafka.lowVolumePartitions | quote }}
 - name: EVENTIDE_REPLICATION_FACTOR
   value: {{ $v.kafka.replicationFactor | quote }}
 - name: EVENTIDE_TOPIC_PREFIX
