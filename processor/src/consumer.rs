@@ -415,7 +415,13 @@ impl<A: Aggregate> TopicWorker<A> {
             }
             Err(reason) => {
                 metrics::counter!(crate::metrics::UNDECODABLE, "topic" => topic_label).increment(1);
-                warn!(topic = %self.topic, partition, offset, reason, "undecodable record; writing it to dead letters");
+                if state.letters.is_empty() {
+                    // One line per run of undecodable records (a flood would
+                    // otherwise log every record); the counter has them all.
+                    warn!(topic = %self.topic, partition, offset, reason, "undecodable record; writing it to dead letters");
+                } else {
+                    debug!(topic = %self.topic, partition, offset, reason, "undecodable record; writing it to dead letters");
+                }
                 let failed = Failed {
                     topic: &self.topic,
                     partition,

@@ -260,10 +260,9 @@ async fn data_topics_get_the_partition_count_and_side_topics_the_low_volume_one(
     })
     .await?;
     let consumer: BaseConsumer = pipeline.kafka().create()?;
-    let metadata = tokio::task::spawn_blocking(move || {
-        consumer.fetch_metadata(None, Duration::from_secs(10))
-    })
-    .await??;
+    let metadata =
+        tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, Duration::from_secs(10)))
+            .await??;
     for topic in Topic::ALL {
         let name = pipeline.names.name(topic);
         let found = metadata
