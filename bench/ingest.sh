@@ -5,7 +5,10 @@
 # raw rdkafka producing into the same in-process broker (on a topic of its
 # own that nothing reads) with 32 records in flight, each sender waiting for
 # its acknowledgement as a wrk connection waits for its 202 (the single-event
-# ceiling), and with records queued 10,000 at a time (the batch ceiling).
+# ceiling), and with records queued 10,000 at a time (the batch ceiling);
+# then valid increments queued into the pipeline's own topic, so the
+# processor consumes and stores them while they are produced, as it does
+# ingest's batches.
 # Between runs it waits until the processor has caught up. Prints a Markdown
 # table.
 # Usage: bash bench/ingest.sh [seconds per run, default 15]
@@ -64,6 +67,8 @@ settle
 raw_single="$(./target/release/raw-produce 127.0.0.1:19192 bench-raw 50000 90 32 | rate_of)"
 settle
 raw_rate="$(./target/release/raw-produce 127.0.0.1:19192 bench-raw 200000 90 | rate_of)"
+settle
+raw_pipeline="$(./target/release/raw-produce 127.0.0.1:19192 increments 200000 90 | rate_of)"
 batch_items="$(awk -v r="$batch_rps" 'BEGIN {printf "%.0f", r * 100}')"
 
 cat <<TABLE
@@ -74,4 +79,5 @@ cat <<TABLE
 | ceiling: bare axum 202 | $bare_rps | — | $bare_p50 | $bare_p99 | — |
 | ceiling: raw rdkafka, 32 records in flight (acks=all) | — | $raw_single | — | — | — |
 | ceiling: raw rdkafka, queued (acks=all) | — | $raw_rate | — | — | — |
+| ceiling: raw rdkafka, queued Avro increments the processor consumes too | — | $raw_pipeline | — | — | — |
 TABLE

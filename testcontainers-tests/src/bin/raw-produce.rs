@@ -5,8 +5,11 @@
 //! `raw-produce <bootstrap> <topic> <records> <payload bytes> [in flight]`
 //!
 //! The topic is created with 4 partitions (as the pipeline's, by default) if
-//! it does not exist: give one no processor reads, since the payload is not
-//! a record any reader could decode.
+//! it does not exist. On any topic but `increments` the payload is opaque
+//! bytes: give one no processor reads. On `increments` each record is a
+//! valid Avro increment (over 1,000 keys, `payload bytes` ignored), so the
+//! running pipeline consumes and stores them as it does ingest's: the
+//! ceiling for ingest's batches with the same work behind them.
 //!
 //! Without `in flight`, records are queued 10,000 at a time (the batch
 //! ceiling). With it, that many senders each send one record and wait for
@@ -41,11 +44,17 @@ async fn main() -> anyhow::Result<()> {
         .set("linger.ms", linger)
         .set("queue.buffering.max.messages", "200000")
         .create()?;
-    let payload = vec![7u8; size];
+    let keyed = if topic == "increments" {
+        increments().await?
+    } else {
+        (0..1000)
+            .map(|i| (format!("k{i}"), vec![7u8; size]))
+            .collect()
+    };
     let started = Instant::now();
     match in_flight {
-        None => queued(&producer, &topic, records, &payload).await?,
-        Some(senders) => one_at_a_time(&producer, &topic, records, &payload, senders).await?,
+        None => queued(&producer, &topic, records, &keyed).await?,
+        Some(senders) => one_at_a_time(&producer, &topic, records, &keyed, senders).await?,
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -69,17 +78,40 @@ async fn create_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// 1,000 increments of 1 on as many keys, encoded as ingest writes them.
+async fn increments() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let codec = schemas::Codec::new(
+        schemas::SchemaSource::Catalogue,
+        schemas::TopicNames::default(),
+    )?;
+    let now = schemas::time::now_micros();
+    let mut keyed = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let key = uuid::Uuid::new_v4();
+        let increment = schemas::Increment {
+            event_id: uuid::Uuid::now_v7(),
+            occurred_at: now,
+            received_at: now,
+            application_id: "raw-produce".to_owned(),
+            key,
+            value: 1,
+        };
+        keyed.push((key.to_string(), codec.encode(&increment).await?));
+    }
+    Ok(keyed)
+}
+
 /// Queues records 10,000 at a time and waits for each group's acknowledgements.
 async fn queued(
     producer: &FutureProducer,
     topic: &str,
     records: usize,
-    payload: &[u8],
+    keyed: &[(String, Vec<u8>)],
 ) -> anyhow::Result<()> {
     let mut pending = Vec::with_capacity(records.min(10_000));
     for i in 0..records {
-        let key = format!("k{}", i % 1000);
-        let record = FutureRecord::to(topic).key(&key).payload(payload);
+        let (key, payload) = &keyed[i % keyed.len()];
+        let record = FutureRecord::to(topic).key(key).payload(payload);
         pending.push(producer.send_result(record).map_err(|(err, _)| err)?);
         if pending.len() >= 10_000 {
             for delivery in futures::future::join_all(pending.drain(..)).await {
@@ -98,7 +130,7 @@ async fn one_at_a_time(
     producer: &FutureProducer,
     topic: &str,
     records: usize,
-    payload: &[u8],
+    keyed: &[(String, Vec<u8>)],
     senders: usize,
 ) -> anyhow::Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
@@ -108,8 +140,8 @@ async fn one_at_a_time(
             if i >= records {
                 return anyhow::Ok(());
             }
-            let key = format!("k{}", i % 1000);
-            let record = FutureRecord::to(topic).key(&key).payload(payload);
+            let (key, payload) = &keyed[i % keyed.len()];
+            let record = FutureRecord::to(topic).key(key).payload(payload);
             producer
                 .send_result(record)
                 .map_err(|(err, _)| err)?
