@@ -42,9 +42,7 @@ impl Topic {
             Topic::DeadLetters => "dead-letters",
         }
     }
-}
 
-impl Topic {
     /// The side topics: written only when something is refused, fails or a
     /// rule fires, read by the processor's error log and by delivery. They
     /// get their own, smaller partition count: every partition a consumer
