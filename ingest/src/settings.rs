@@ -24,6 +24,13 @@ pub struct Settings {
     #[arg(long, env = "EVENTIDE_PRODUCE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub produce_timeout: Duration,
 
+    /// How long the producer keeps retrying a record before giving up
+    /// (librdkafka `message.timeout.ms`; never shorter than
+    /// `--produce-timeout`). A request answered 503 may still be written
+    /// within this time: the 503 means "not acknowledged", not "dropped".
+    #[arg(long, env = "EVENTIDE_DELIVERY_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
+    pub delivery_timeout: Duration,
+
     /// How long the producer may wait to fill a batch (librdkafka `linger.ms`).
     #[arg(long, env = "EVENTIDE_PRODUCE_LINGER", default_value = "2ms", value_parser = humantime::parse_duration, global = true)]
     pub produce_linger: Duration,
@@ -56,6 +63,7 @@ impl Default for Settings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             produce_timeout: Duration::from_secs(5),
+            delivery_timeout: Duration::from_secs(300),
             produce_linger: Duration::from_millis(2),
             max_body: 1024 * 1024,
             max_batch: 1000,

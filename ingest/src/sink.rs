@@ -38,6 +38,8 @@ pub struct Written {
 pub struct KafkaSink {
     producer: FutureProducer,
     names: TopicNames,
+    /// How long a caller waits for an acknowledgement (`--produce-timeout`).
+    ack_timeout: Duration,
 }
 
 impl std::fmt::Debug for KafkaSink {
@@ -51,6 +53,13 @@ impl std::fmt::Debug for KafkaSink {
 impl KafkaSink {
     /// A producer on `base` with durability settings forced on.
     ///
+    /// Callers wait `--produce-timeout` for an acknowledgement, but librdkafka
+    /// keeps the record for `--delivery-timeout`: an idempotent producer whose
+    /// in-flight records expire bumps its epoch on its own (KIP-360), which
+    /// tansu 0.6 does not know and answers by panicking its storage task. A
+    /// slow broker must make callers wait, never make the producer expire
+    /// records it has already sent.
+    ///
     /// # Errors
     ///
     /// [`KafkaError`] if librdkafka rejects the configuration.
@@ -61,12 +70,20 @@ impl KafkaSink {
             .set("enable.idempotence", "true")
             .set(
                 "message.timeout.ms",
-                settings.produce_timeout.as_millis().to_string(),
+                settings
+                    .delivery_timeout
+                    .max(settings.produce_timeout)
+                    .as_millis()
+                    .to_string(),
             )
             .set("linger.ms", settings.produce_linger.as_millis().to_string())
             .set("queue.buffering.max.messages", "200000");
         let producer = config.create()?;
-        Ok(Self { producer, names })
+        Ok(Self {
+            producer,
+            names,
+            ack_timeout: settings.produce_timeout,
+        })
     }
 
     /// Writes one record and waits for the broker's acknowledgement.
@@ -104,16 +121,20 @@ impl KafkaSink {
             .send_result(record)
             .map_err(|(err, _)| classify(&err))?;
         let started = std::time::Instant::now();
+        let ack_timeout = self.ack_timeout;
         Ok(async move {
-            let written = match delivery.await {
-                Ok(Ok(delivered)) => Ok(Written {
+            let written = match tokio::time::timeout(ack_timeout, delivery).await {
+                Ok(Ok(Ok(delivered))) => Ok(Written {
                     partition: delivered.partition,
                     offset: delivered.offset,
                 }),
-                Ok(Err((err, _))) => Err(classify(&err)),
-                Err(_) => Err(SinkError::Unavailable(
+                Ok(Ok(Err((err, _)))) => Err(classify(&err)),
+                Ok(Err(_)) => Err(SinkError::Unavailable(
                     "producer dropped the delivery".into(),
                 )),
+                Err(_) => Err(SinkError::Unavailable(format!(
+                    "no acknowledgement within {ack_timeout:?}"
+                ))),
             };
             let topic_label = topic.default_name();
             metrics::histogram!(crate::metrics::PRODUCE_SECONDS, "topic" => topic_label)

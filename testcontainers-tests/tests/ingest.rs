@@ -377,3 +377,44 @@ async fn a_broker_outage_answers_503_and_every_202_is_durable() -> anyhow::Resul
     );
     Ok(())
 }
+
+/// Acknowledgements slower than `--produce-timeout` get 503, but the record
+/// stays with the producer: it is still written, and the broker keeps taking
+/// writes. (Expiring records already in flight makes an idempotent producer
+/// bump its own epoch, which tansu 0.6 answered by panicking its storage.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledgements_slower_than_the_produce_timeout_get_503_and_still_land() -> anyhow::Result<()>
+{
+    let mut options = Options::default();
+    options.ingest.produce_timeout = Duration::from_millis(1);
+    let pipeline = Pipeline::start(options).await?;
+    let key = Uuid::new_v4();
+    let mut total = 0;
+    let mut answers = tokio::task::JoinSet::new();
+    for value in 1..=500 {
+        total += value;
+        let http = pipeline.http.clone();
+        let url = format!("{}/v1/increment", pipeline.ingest_url);
+        answers.spawn(async move { post(&http, url, &json!({"key": key, "value": value})).await });
+    }
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    while let Some(answer) = answers.join_next().await {
+        let (status, headers, body) = answer??;
+        match status {
+            202 => {}
+            503 => {
+                assert!(headers.contains_key("retry-after"), "{body}");
+                assert_eq!(body["error"]["code"], "unavailable", "{body}");
+            }
+            other => anyhow::bail!("unexpected {other}: {body}"),
+        }
+        *statuses.entry(status).or_default() += 1;
+    }
+    // Every increment is counted, the ones answered 503 included: a 503 means
+    // "not acknowledged in time", never "dropped".
+    pipeline
+        .wait_for_counters(&[(key, total)], DEADLINE * 2)
+        .await
+        .map_err(|err| err.context(format!("answers: {statuses:?}")))?;
+    Ok(())
+}
