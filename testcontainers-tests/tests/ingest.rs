@@ -383,8 +383,8 @@ async fn a_broker_outage_answers_503_and_every_202_is_durable() -> anyhow::Resul
 /// writes. (Expiring records already in flight makes an idempotent producer
 /// bump its own epoch, which tansu 0.6 answered by panicking its storage.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn acknowledgements_slower_than_the_produce_timeout_get_503_and_still_land() -> anyhow::Result<()>
-{
+async fn acknowledgements_slower_than_the_produce_timeout_get_503_and_still_land()
+-> anyhow::Result<()> {
     let mut options = Options::default();
     options.ingest.produce_timeout = Duration::from_millis(1);
     let pipeline = Pipeline::start(options).await?;
