@@ -6,9 +6,20 @@
 //! rdkafka call on the services' runtime can never starve it. We call
 //! `Broker::serve`, not `Broker::main`, so it installs no signal handlers of
 //! its own: our process decides when to stop.
+//!
+//! That thread supervises the broker. tansu 0.6 has panics on reachable paths
+//! (a produce with an epoch it never issued, `InitProducerId` with an existing
+//! producer id); a panic in its storage task leaves a broker that accepts
+//! connections and fails every request. So a panic on the broker's threads,
+//! or `serve` returning, restarts the broker on the same address and log
+//! (clients reconnect on their own); more than [`MAX_RESTARTS`] within
+//! [`RESTART_WINDOW`] and it gives up, which [`LocalBroker::failure`] reports.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -18,13 +29,26 @@ use tansu_broker::coordinator::group::administrator::Controller;
 use tansu_storage::StorageContainer;
 use thiserror::Error;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
 use url::Url;
+
+mod panic_watch;
 
 /// How long to wait for the broker to accept connections after starting.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Restarts allowed within [`RESTART_WINDOW`]; one more and the broker is
+/// declared failed.
+pub const MAX_RESTARTS: usize = 5;
+
+/// The window [`MAX_RESTARTS`] counts in.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(600);
+
+/// Counter of broker restarts after a panic or an unexpected stop.
+pub const RESTARTS_METRIC: &str = "eventide_local_broker_restarts_total";
 
 /// Why the local broker did not start.
 #[derive(Debug, Error)]
@@ -54,10 +78,32 @@ pub enum LocalBrokerError {
 #[derive(Debug)]
 pub struct LocalBroker {
     addr: SocketAddr,
-    /// Tells the broker's runtime to stop serving.
-    stop: Option<oneshot::Sender<()>>,
-    /// The broker's own thread, joined on stop.
+    /// Tells the supervisor to stop the broker and return.
+    stop: CancellationToken,
+    /// The supervisor's thread, joined on stop.
     thread: Option<JoinHandle<()>>,
+    /// Set once the supervisor gives up.
+    failure: watch::Receiver<Option<String>>,
+    restarts: Arc<AtomicU64>,
+}
+
+/// Resolves when the supervisor gave up on the broker; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BrokerFailure(watch::Receiver<Option<String>>);
+
+impl BrokerFailure {
+    /// Why the broker is gone for good; pending for as long as it serves or
+    /// was stopped on purpose.
+    pub async fn wait(mut self) -> String {
+        let reason = match self.0.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 impl LocalBroker {
@@ -78,16 +124,28 @@ impl LocalBroker {
         ))?;
         let listener = Url::parse(&format!("tcp://{addr}"))?;
         let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (failure_tx, failure_rx) = watch::channel(None);
+        let stop = CancellationToken::new();
+        let restarts = Arc::new(AtomicU64::new(0));
+        let supervisor = Supervisor {
+            storage,
+            listener,
+            stop: stop.clone(),
+            failure: failure_tx,
+            restarts: Arc::clone(&restarts),
+            runtime_name: panic_watch::unique_thread_name("local-broker-rt"),
+        };
 
         let thread = std::thread::Builder::new()
             .name("local-broker".into())
-            .spawn(move || serve_on_own_runtime(storage, listener, ready_tx, stop_rx))
+            .spawn(move || supervisor.run(ready_tx))
             .map_err(LocalBrokerError::Thread)?;
         let broker = Self {
             addr,
-            stop: Some(stop_tx),
+            stop,
             thread: Some(thread),
+            failure: failure_rx,
+            restarts,
         };
 
         match ready_rx.await {
@@ -110,15 +168,23 @@ impl LocalBroker {
         self.addr.to_string()
     }
 
+    /// How many times the supervisor restarted the broker.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// A handle that resolves if the supervisor gives up on the broker.
+    pub fn failure(&self) -> BrokerFailure {
+        BrokerFailure(self.failure.clone())
+    }
+
     /// Stops serving and waits for the broker's thread to finish.
     pub fn stop(mut self) {
         self.shutdown();
     }
 
     fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            _ = stop.send(());
-        }
+        self.stop.cancel();
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
         {
@@ -133,53 +199,123 @@ impl Drop for LocalBroker {
     }
 }
 
-fn serve_on_own_runtime(
+/// How one run of the broker ended.
+#[derive(Debug)]
+enum Exit {
+    /// Asked to stop.
+    Stopped,
+    /// It could not be built: restarting will not help.
+    NotBuilt(String),
+    /// It panicked or stopped serving on its own: restart it.
+    Crashed(String),
+}
+
+/// The broker's thread: runs the broker, restarting it after a crash.
+struct Supervisor {
     storage: Url,
     listener: Url,
-    ready: oneshot::Sender<Result<(), String>>,
-    stop: oneshot::Receiver<()>,
-) {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("local-broker-rt")
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            drop(ready.send(Err(format!("runtime: {err}"))));
-            return;
-        }
-    };
-    runtime.block_on(async move {
-        let built = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
-            .node_id(NODE_ID)
-            .cluster_id("eventide-local")
-            .incarnation_id(uuid::Uuid::now_v7())
-            .advertised_listener(listener.clone())
-            .storage(storage)
-            .listener(listener)
-            .silent(true)
-            .build()
-            .await;
-        let mut broker = match built {
-            Ok(broker) => broker,
-            Err(err) => {
-                drop(ready.send(Err(format!("{err:?}"))));
-                return;
-            }
-        };
-        drop(ready.send(Ok(())));
-        tokio::select! {
-            served = broker.serve(Instant::now()) => {
-                if let Err(err) = served {
-                    warn!(error = ?err, "local broker stopped serving");
+    stop: CancellationToken,
+    failure: watch::Sender<Option<String>>,
+    restarts: Arc<AtomicU64>,
+    /// The name of every thread of the broker's runtime, which is how a
+    /// panic is traced back to this broker.
+    runtime_name: String,
+}
+
+impl Supervisor {
+    fn run(self, ready: oneshot::Sender<Result<(), String>>) {
+        let mut panics = panic_watch::watch(&self.runtime_name);
+        let mut ready = Some(ready);
+        let mut recent: VecDeque<std::time::Instant> = VecDeque::new();
+        loop {
+            let exit = self.serve_once(&mut ready, &mut panics);
+            let reason = match exit {
+                Exit::Stopped => break,
+                Exit::NotBuilt(reason) => {
+                    if let Some(ready) = ready.take() {
+                        drop(ready.send(Err(reason)));
+                    } else {
+                        self.give_up(format!("could not be restarted: {reason}"));
+                    }
+                    break;
                 }
+                Exit::Crashed(reason) => reason,
+            };
+            let now = std::time::Instant::now();
+            while recent
+                .front()
+                .is_some_and(|at| now.duration_since(*at) > RESTART_WINDOW)
+            {
+                recent.pop_front();
             }
-            _ = stop => {}
+            if recent.len() >= MAX_RESTARTS {
+                self.give_up(format!(
+                    "crashed {} times within {RESTART_WINDOW:?}; last: {reason}",
+                    recent.len() + 1
+                ));
+                break;
+            }
+            recent.push_back(now);
+            self.restarts.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(RESTARTS_METRIC).increment(1);
+            error!(%reason, "local broker crashed; restarting it on the same log");
         }
-    });
-    runtime.shutdown_timeout(Duration::from_secs(2));
+        panic_watch::unwatch(&self.runtime_name);
+    }
+
+    fn give_up(&self, reason: String) {
+        error!(%reason, "local broker is gone");
+        self.failure.send_replace(Some(reason));
+    }
+
+    /// Builds the broker on a fresh runtime and serves until stopped, a
+    /// panic on one of the runtime's threads, or `serve` returning.
+    fn serve_once(
+        &self,
+        ready: &mut Option<oneshot::Sender<Result<(), String>>>,
+        panics: &mut mpsc::UnboundedReceiver<String>,
+    ) -> Exit {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(self.runtime_name.clone())
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(err) => return Exit::NotBuilt(format!("runtime: {err}")),
+        };
+        // A panic left over from the runtime just shut down is not news.
+        while panics.try_recv().is_ok() {}
+        let exit = runtime.block_on(async {
+            let built = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+                .node_id(NODE_ID)
+                .cluster_id("eventide-local")
+                .incarnation_id(uuid::Uuid::now_v7())
+                .advertised_listener(self.listener.clone())
+                .storage(self.storage.clone())
+                .listener(self.listener.clone())
+                .silent(true)
+                .build()
+                .await;
+            let mut broker = match built {
+                Ok(broker) => broker,
+                Err(err) => return Exit::NotBuilt(format!("{err:?}")),
+            };
+            if let Some(ready) = ready.take() {
+                drop(ready.send(Ok(())));
+            }
+            tokio::select! {
+                served = broker.serve(Instant::now()) => Exit::Crashed(match served {
+                    Ok(()) => "stopped serving".to_owned(),
+                    Err(err) => format!("stopped serving: {err:?}"),
+                }),
+                Some(panic) = panics.recv() => Exit::Crashed(format!("panicked: {panic}")),
+                () = self.stop.cancelled() => Exit::Stopped,
+            }
+        });
+        runtime.shutdown_timeout(Duration::from_secs(2));
+        exit
+    }
 }
 
 fn absolute_dir(dir: &Path) -> Result<PathBuf, LocalBrokerError> {

@@ -182,6 +182,18 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         print_welcome(&cli, &brokers);
     }
     tokio::spawn(stop_in_order(shutdown.clone(), stages));
+    let broker_gone = Arc::new(std::sync::OnceLock::new());
+    if let Some(broker) = &local_broker {
+        let failure = broker.failure();
+        let broker_gone = Arc::clone(&broker_gone);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let reason = failure.wait().await;
+            error!(%reason, "the in-process broker is gone; shutting down");
+            drop(broker_gone.set(reason));
+            shutdown.cancel();
+        });
+    }
 
     let mut failed = false;
     let mut deadline = None;
@@ -219,6 +231,9 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || broker.stop())
             .await
             .ok();
+    }
+    if let Some(reason) = broker_gone.get() {
+        bail!("the in-process broker is gone: {reason}");
     }
     if failed {
         bail!("a service failed; see the log above");

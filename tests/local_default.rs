@@ -5,9 +5,11 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use eventide::wait::eventually;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
 use serde_json::{Value, json};
@@ -16,14 +18,19 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 struct Eventide {
     child: Child,
+    /// Everything it wrote to stdout and stderr so far (drained so it
+    /// never blocks on a full pipe).
+    output: Arc<Mutex<String>>,
+    broker: String,
     ingest: String,
     query: String,
 }
 
 impl Eventide {
     fn start(data_dir: &Path) -> Self {
-        let [broker, ingest, query] = [free_port(), free_port(), free_port()];
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventide"))
+        let [broker, ingest, query, processor] =
+            [free_port(), free_port(), free_port(), free_port()];
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventide"))
             .env("EVENTIDE_DATA_DIR", data_dir)
             .env(
                 "EVENTIDE_LOCAL_BROKER_LISTEN",
@@ -31,13 +38,26 @@ impl Eventide {
             )
             .env("EVENTIDE_INGEST_LISTEN", format!("127.0.0.1:{ingest}"))
             .env("EVENTIDE_QUERY_LISTEN", format!("127.0.0.1:{query}"))
+            .env(
+                "EVENTIDE_PROCESSOR_LISTEN",
+                format!("127.0.0.1:{processor}"),
+            )
             .env("EVENTIDE_LOG_FORMAT", "json")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("eventide starts");
+        let output = Arc::new(Mutex::new(String::new()));
+        if let Some(pipe) = child.stdout.take() {
+            tokio::spawn(drain(pipe, Arc::clone(&output)));
+        }
+        if let Some(pipe) = child.stderr.take() {
+            tokio::spawn(drain(pipe, Arc::clone(&output)));
+        }
         Self {
             child,
+            output,
+            broker: format!("127.0.0.1:{broker}"),
             ingest: format!("http://127.0.0.1:{ingest}"),
             query: format!("http://127.0.0.1:{query}"),
         }
@@ -61,6 +81,15 @@ impl Eventide {
 impl Drop for Eventide {
     fn drop(&mut self) {
         drop(self.child.start_kill());
+    }
+}
+
+async fn drain(pipe: impl tokio::io::AsyncRead + Unpin, into: Arc<Mutex<String>>) {
+    let mut lines = BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut seen = into.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.push_str(&line);
+        seen.push('\n');
     }
 }
 
@@ -175,4 +204,111 @@ async fn counts_survive_a_graceful_restart_of_the_binary() {
     assert_eq!(status, 202);
     wait_for_total(&http, &eventide, &key, 30).await;
     assert!(eventide.terminate().await.success());
+}
+
+/// tansu 0.6 has `todo!()`s a client can reach; a panic in its storage task
+/// leaves a broker that accepts connections and fails every request. The
+/// binary restarts its broker on the same log and goes on; a broker that
+/// keeps crashing stops the binary with an error instead of leaving it up
+/// and useless.
+#[tokio::test]
+async fn a_crashing_broker_is_restarted_and_one_that_keeps_crashing_stops_the_binary() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let http = reqwest::Client::new();
+    let key = uuid::Uuid::new_v4().to_string();
+    let mut eventide = Eventide::start(data_dir.path());
+    wait_healthy(&http, &eventide.ingest).await;
+    wait_healthy(&http, &eventide.query).await;
+    let (status, body) = post(&http, &eventide, json!({ "key": key, "value": 2 })).await;
+    assert_eq!(status, 202, "{body}");
+    wait_for_total(&http, &eventide, &key, 2).await;
+
+    crash_broker(&http, &eventide, 1).await;
+    // A 503 while clients reconnect still lands: the producer keeps it.
+    let (status, body) = post(&http, &eventide, json!({ "key": key, "value": 5 })).await;
+    assert!(matches!(status, 202 | 503), "{status} {body}");
+    wait_for_total(&http, &eventide, &key, 7).await;
+
+    for restarts in 2..=eventide::local_broker::MAX_RESTARTS {
+        crash_broker(&http, &eventide, restarts).await;
+    }
+    // One crash more than allowed in the window: the binary gives up.
+    let _probe = eventually(DEADLINE, || async {
+        Ok(init_producer_id_tansu_cannot_handle(&eventide.broker).map_err(|e| e.to_string()))
+    })
+    .await
+    .expect("the broker accepts the request");
+    let output = tokio::time::timeout(DEADLINE, eventide.child.wait())
+        .await
+        .expect("eventide exits once its broker is gone")
+        .expect("wait works");
+    assert!(
+        !output.success(),
+        "a lost broker is an error exit, got {output}"
+    );
+    eventually(DEADLINE, || async {
+        let output = eventide
+            .output
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(if output.contains("the in-process broker is gone") {
+            Ok(())
+        } else {
+            Err(format!("the reason is not printed yet: {output}"))
+        })
+    })
+    .await
+    .expect("the reason is printed");
+}
+
+/// Makes the broker panic and waits until the binary restarted it for the
+/// `restarts`-th time (its Prometheus counter says so).
+async fn crash_broker(http: &reqwest::Client, eventide: &Eventide, restarts: usize) {
+    let _probe = eventually(DEADLINE, || async {
+        Ok(init_producer_id_tansu_cannot_handle(&eventide.broker).map_err(|e| e.to_string()))
+    })
+    .await
+    .expect("the broker accepts the request");
+    let want = format!("eventide_local_broker_restarts_total {restarts}");
+    eventually(DEADLINE, || async {
+        let metrics = http
+            .get(format!("{}/metrics", eventide.ingest))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(if metrics.contains(&want) {
+            Ok(())
+        } else {
+            Err(format!("no `{want}` in the metrics yet"))
+        })
+    })
+    .await
+    .expect("the broker is restarted");
+}
+
+/// Sends `InitProducerId` v4 for a producer id and epoch the broker never
+/// issued, without a transactional id, which tansu 0.6 meets with `todo!()`.
+/// The connection is returned so it stays open while the broker reads it.
+fn init_producer_id_tansu_cannot_handle(addr: &str) -> std::io::Result<std::net::TcpStream> {
+    use std::io::Write;
+    let client_id = b"panic-probe";
+    let mut request = Vec::new();
+    request.extend(22_i16.to_be_bytes()); // InitProducerId
+    request.extend(4_i16.to_be_bytes()); // version 4 (flexible)
+    request.extend(1_i32.to_be_bytes()); // correlation id
+    request.extend(i16::try_from(client_id.len()).unwrap_or(0).to_be_bytes());
+    request.extend(client_id);
+    request.push(0); // header tagged fields
+    request.push(0); // transactional_id: null
+    request.extend(60_000_i32.to_be_bytes()); // transaction_timeout_ms
+    request.extend(7_i64.to_be_bytes()); // producer_id
+    request.extend(0_i16.to_be_bytes()); // producer_epoch
+    request.push(0); // body tagged fields
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    let size = i32::try_from(request.len()).unwrap_or(0);
+    stream.write_all(&size.to_be_bytes())?;
+    stream.write_all(&request)?;
+    stream.flush()?;
+    Ok(stream)
 }
