@@ -137,6 +137,16 @@ pub struct CommonArgs {
     )]
     pub local_broker_listen: SocketAddr,
 
+    /// How often the in-process broker deletes records past `--retention`
+    /// (local default only).
+    #[arg(long, env = "EVENTIDE_LOCAL_BROKER_MAINTENANCE", default_value = "10m", value_parser = parse_positive_duration, global = true)]
+    pub local_broker_maintenance: Duration,
+
+    /// How long topics created at start keep records (`retention.ms`, with
+    /// `cleanup.policy=delete`).
+    #[arg(long, env = "EVENTIDE_RETENTION", default_value = "7d", value_parser = parse_positive_duration, global = true)]
+    pub retention: Duration,
+
     /// Partitions of the data topics (redirects, increments, events) created
     /// at start: how many processors can share the work.
     #[arg(long, env = "EVENTIDE_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..), global = true)]
@@ -222,6 +232,14 @@ impl CommonArgs {
     }
 }
 
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err("must be more than zero".to_owned()),
+        Ok(duration) => Ok(duration),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {
@@ -248,6 +266,11 @@ mod tests {
         assert_eq!(cli.processor.flush_interval, Duration::from_secs(1));
         assert_eq!(cli.common.partitions, 4);
         assert_eq!(cli.common.low_volume_partitions, 1);
+        assert_eq!(cli.common.retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(
+            cli.common.local_broker_maintenance,
+            Duration::from_secs(600)
+        );
         assert_eq!(cli.ingest.listen.port(), 8080);
         assert_eq!(cli.query.listen.port(), 8081);
 

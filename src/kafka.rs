@@ -31,8 +31,21 @@ pub fn client_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig 
     config
 }
 
-/// Creates every topic with its count of `partitions`; topics that already
-/// exist are left as they are.
+/// How topics are created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicLayout {
+    /// Partitions of the data and the low-volume topics.
+    pub partitions: TopicPartitions,
+    /// Replication factor of each topic.
+    pub replication: i32,
+    /// How long records are kept (`cleanup.policy=delete`, `retention.ms`).
+    /// Set explicitly: the in-process broker deletes old records only from
+    /// topics that say so, and keeps the rest forever.
+    pub retention: Duration,
+}
+
+/// Creates every topic with its count of partitions, replication and
+/// retention; topics that already exist are left as they are.
 ///
 /// # Errors
 ///
@@ -40,18 +53,22 @@ pub fn client_config(brokers: &str, extra: &[(String, String)]) -> ClientConfig 
 pub async fn ensure_topics(
     config: &ClientConfig,
     names: &TopicNames,
-    partitions: TopicPartitions,
-    replication: i32,
+    layout: TopicLayout,
 ) -> Result<(), TopicSetupError> {
     let admin: AdminClient<DefaultClientContext> =
         config.create().map_err(TopicSetupError::Client)?;
     let physical: Vec<(String, i32)> = Topic::ALL
         .iter()
-        .map(|topic| (names.name(*topic), partitions.of(*topic)))
+        .map(|topic| (names.name(*topic), layout.partitions.of(*topic)))
         .collect();
+    let retention_ms = layout.retention.as_millis().to_string();
     let new_topics: Vec<NewTopic<'_>> = physical
         .iter()
-        .map(|(name, count)| NewTopic::new(name, *count, TopicReplication::Fixed(replication)))
+        .map(|(name, count)| {
+            NewTopic::new(name, *count, TopicReplication::Fixed(layout.replication))
+                .set("cleanup.policy", "delete")
+                .set("retention.ms", &retention_ms)
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin

@@ -108,20 +108,31 @@ impl BrokerFailure {
 
 impl LocalBroker {
     /// Starts a broker listening on `addr`, storing its log in
-    /// `<data_dir>/broker.db`, and waits until it accepts connections.
+    /// `<data_dir>/broker.db`, and waits until it accepts connections. Every
+    /// `maintenance` it deletes records past their topic's `retention.ms`
+    /// (from topics with `cleanup.policy=delete`).
     ///
     /// # Errors
     ///
     /// [`LocalBrokerError`] if the data dir, the runtime or the broker fail,
     /// or the broker does not listen within the deadline.
-    pub async fn start(data_dir: &Path, addr: SocketAddr) -> Result<Self, LocalBrokerError> {
+    pub async fn start(
+        data_dir: &Path,
+        addr: SocketAddr,
+        maintenance: Duration,
+    ) -> Result<Self, LocalBrokerError> {
         let data_dir = absolute_dir(data_dir)?;
         // Four slashes: tansu strips one leading '/' and resolves the rest
         // against the working directory, so an absolute path needs an extra one.
-        let storage = Url::parse(&format!(
+        let mut storage = Url::parse(&format!(
             "sqlite:///{}",
             data_dir.join("broker.db").display()
         ))?;
+        // tansu reads its maintenance interval from the storage URL.
+        storage.query_pairs_mut().append_pair(
+            "maintenance_interval",
+            &humantime::format_duration(maintenance).to_string(),
+        );
         let listener = Url::parse(&format!("tcp://{addr}"))?;
         let (ready_tx, ready_rx) = oneshot::channel::<Result<(), String>>();
         let (failure_tx, failure_rx) = watch::channel(None);

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::cli::{Cli, Command, CommonArgs};
-use crate::kafka::{client_config, ensure_topics};
+use crate::kafka::{TopicLayout, client_config, ensure_topics};
 use crate::local_broker::LocalBroker;
 
 /// Timeout of each schema-registry call.
@@ -74,8 +74,12 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     let brokers = match (&cli.command, &cli.common.kafka_brokers) {
         (_, Some(brokers)) => brokers.clone(),
         (None, None) => {
-            let broker =
-                LocalBroker::start(&cli.common.data_dir, cli.common.local_broker_listen).await?;
+            let broker = LocalBroker::start(
+                &cli.common.data_dir,
+                cli.common.local_broker_listen,
+                cli.common.local_broker_maintenance,
+            )
+            .await?;
             let brokers = broker.bootstrap_servers();
             local_broker = Some(broker);
             brokers
@@ -90,14 +94,14 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             data: cli.common.partitions,
             low_volume: cli.common.low_volume_partitions,
         };
-        ensure_topics(
-            &kafka,
-            codec.names(),
+        let layout = TopicLayout {
             partitions,
-            cli.common.replication_factor,
-        )
-        .await
-        .context("creating topics")?;
+            replication: cli.common.replication_factor,
+            retention: cli.common.retention,
+        };
+        ensure_topics(&kafka, codec.names(), layout)
+            .await
+            .context("creating topics")?;
         if cli.command.is_some() {
             info!(
                 partitions = partitions.data,

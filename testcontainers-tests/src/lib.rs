@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use eventide::kafka::{client_config, ensure_topics};
+use eventide::kafka::{TopicLayout, client_config, ensure_topics};
 use eventide::local_broker::LocalBroker;
 use rdkafka::ClientConfig;
 use schemas::keys::{ApiKeys, Auth, DEV_ANALYST_KEY, DEV_PRODUCER_KEY};
@@ -71,6 +71,10 @@ pub struct Options {
     pub delivery: Option<processor::webhooks::Settings>,
     /// The store; the SQLite file in the pipeline's data dir when unset.
     pub store: Option<schemas::store::StoreLocation>,
+    /// How long topics keep records; 7 days, as the local default.
+    pub retention: Duration,
+    /// How often the in-process broker deletes records past retention.
+    pub broker_maintenance: Duration,
 }
 
 impl Default for Options {
@@ -95,6 +99,8 @@ impl Default for Options {
             idle_grace: Duration::from_secs(1),
             delivery: None,
             store: None,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            broker_maintenance: Duration::from_secs(600),
         }
     }
 }
@@ -125,6 +131,8 @@ pub struct Pipeline {
     pub analyst_key: String,
     processor_config: processor::Config,
     static_membership: bool,
+    /// The in-process broker's maintenance interval, kept for restarts.
+    broker_maintenance: Duration,
     processors: Vec<ProcessorTask>,
     services: Vec<JoinHandle<()>>,
     shutdown: CancellationToken,
@@ -148,8 +156,12 @@ impl Pipeline {
         let (broker, brokers) = match options.kafka_brokers.clone() {
             Some(external) => (None, external),
             None => {
-                let broker =
-                    LocalBroker::start(&data_dir.path().join("broker"), free_addr()?).await?;
+                let broker = LocalBroker::start(
+                    &data_dir.path().join("broker"),
+                    free_addr()?,
+                    options.broker_maintenance,
+                )
+                .await?;
                 let brokers = broker.bootstrap_servers();
                 (Some(broker), brokers)
             }
@@ -168,7 +180,12 @@ impl Pipeline {
             data: options.partitions,
             low_volume: options.low_volume_partitions,
         };
-        ensure_topics(&kafka, &names, partitions, 1).await?;
+        let layout = TopicLayout {
+            partitions,
+            replication: 1,
+            retention: options.retention,
+        };
+        ensure_topics(&kafka, &names, layout).await?;
 
         let shutdown = CancellationToken::new();
         let store = options.store.clone().unwrap_or_else(|| {
@@ -250,6 +267,7 @@ impl Pipeline {
             analyst_key: options.analyst_key.clone(),
             processor_config,
             static_membership: options.static_membership,
+            broker_maintenance: options.broker_maintenance,
             processors: Vec::new(),
             services,
             shutdown,
@@ -277,7 +295,10 @@ impl Pipeline {
     /// If it does not come back.
     pub async fn restart_broker(&mut self) -> anyhow::Result<()> {
         let addr = self.broker_addr.context("the broker was not stopped")?;
-        self.broker = Some(LocalBroker::start(&self.data_dir.path().join("broker"), addr).await?);
+        let maintenance = self.broker_maintenance;
+        self.broker = Some(
+            LocalBroker::start(&self.data_dir.path().join("broker"), addr, maintenance).await?,
+        );
         Ok(())
     }
 

@@ -370,3 +370,73 @@ async fn a_broker_restart_under_load_counts_every_acknowledged_increment_once() 
     }
     Ok(())
 }
+
+/// The in-process broker deletes records past `--retention` at its next
+/// maintenance (tansu does so only for topics created with
+/// `cleanup.policy=delete`, which ours are); what they counted stays
+/// counted, and records written afterwards are read and counted on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_past_retention_leave_the_broker_log_and_their_counts_stay() -> anyhow::Result<()> {
+    let pipeline = Pipeline::start(Options {
+        partitions: 2,
+        // Long enough for the processor to count a record first.
+        retention: Duration::from_secs(15),
+        broker_maintenance: Duration::from_secs(1),
+        ..Options::default()
+    })
+    .await?;
+    let warmup = Uuid::new_v4();
+    pipeline
+        .post_increment(&json!({ "key": warmup, "value": 1 }))
+        .await?;
+    pipeline.wait_for_counters(&[(warmup, 1)], SETTLE).await?;
+    let key = Uuid::new_v4();
+    for value in 1..=5 {
+        let (status, answer) = pipeline
+            .post_increment(&json!({ "key": key, "value": value }))
+            .await?;
+        assert_eq!(status, 202, "{answer}");
+    }
+    pipeline.wait_for_counters(&[(key, 15)], SETTLE).await?;
+
+    let topic = pipeline.codec.names().name(Topic::Increments);
+    let watermarks = |topic: String| {
+        let kafka = pipeline.kafka();
+        async move {
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(i64, i64)>> {
+                use rdkafka::consumer::{BaseConsumer, Consumer};
+                let consumer: BaseConsumer = kafka.create()?;
+                (0..2)
+                    .map(|partition| {
+                        Ok(consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))?)
+                    })
+                    .collect()
+            })
+            .await?
+        }
+    };
+    let written: i64 = watermarks(topic.clone())
+        .await?
+        .iter()
+        .map(|(_, high)| high)
+        .sum();
+    assert_eq!(written, 6, "six records were written");
+    testcontainers_tests::eventually(SETTLE, || async {
+        let marks = watermarks(topic.clone()).await?;
+        Ok(if marks.iter().all(|(low, high)| low == high) {
+            Ok(())
+        } else {
+            Err(format!("(low, high) per partition: {marks:?}"))
+        })
+    })
+    .await?;
+
+    let (status, answer) = pipeline
+        .post_increment(&json!({ "key": key, "value": 10 }))
+        .await?;
+    assert_eq!(status, 202, "{answer}");
+    pipeline
+        .wait_for_counters(&[(warmup, 1), (key, 25)], SETTLE)
+        .await?;
+    Ok(())
+}

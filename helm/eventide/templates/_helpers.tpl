@@ -236,6 +236,8 @@ referenced here as $(VAR), which the kubelet expands.
   value: {{ $v.kafka.lowVolumePartitions | quote }}
 - name: EVENTIDE_REPLICATION_FACTOR
   value: {{ $v.kafka.replicationFactor | quote }}
+- name: EVENTIDE_RETENTION
+  value: {{ $v.kafka.retention | quote }}
 - name: EVENTIDE_TOPIC_PREFIX
   value: {{ $v.kafka.topicPrefix | quote }}
 {{- with $v.schemaRegistry.url }}
