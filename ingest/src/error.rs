@@ -40,8 +40,8 @@ pub enum ApiError {
     #[error("rate limit exceeded; retry after {retry_after_secs}s")]
     RateLimited { retry_after_secs: u64 },
     /// The broker or schema registry cannot take the write now: 503.
-    #[error("temporarily unavailable; retry later")]
-    Unavailable,
+    #[error("temporarily unavailable ({why}); retry later")]
+    Unavailable { why: &'static str },
 }
 
 impl ApiError {
@@ -56,7 +56,7 @@ impl ApiError {
             }
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -70,7 +70,7 @@ impl ApiError {
             ApiError::RecordTooLarge => "record_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Unavailable => "unavailable",
+            ApiError::Unavailable { .. } => "unavailable",
         }
     }
 
@@ -111,7 +111,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            ApiError::Unavailable => Some(UNAVAILABLE_RETRY_SECS),
+            ApiError::Unavailable { .. } => Some(UNAVAILABLE_RETRY_SECS),
             _ => None,
         }
     }
@@ -129,7 +129,15 @@ impl From<SinkError> for ApiError {
     fn from(err: SinkError) -> Self {
         match err {
             SinkError::TooLarge => ApiError::RecordTooLarge,
-            SinkError::QueueFull | SinkError::Unavailable(_) => ApiError::Unavailable,
+            SinkError::QueueFull => ApiError::Unavailable {
+                why: "the producer queue is full",
+            },
+            SinkError::BrokersDown => ApiError::Unavailable {
+                why: "no broker is reachable",
+            },
+            SinkError::Unavailable(_) => ApiError::Unavailable {
+                why: "the broker did not acknowledge in time",
+            },
         }
     }
 }

@@ -219,7 +219,9 @@ async fn single(
     let outgoing = Outgoing::from_item(item, &principal.application, now);
     let payload = outgoing.encode(&state.codec).await.map_err(|err| {
         warn!(error = %err, "encoding failed");
-        ApiError::Unavailable
+        ApiError::Unavailable {
+            why: "the record could not be encoded (schema registry unreachable?)",
+        }
     })?;
     state
         .sink
@@ -287,7 +289,9 @@ pub(crate) async fn batch(
                 .map_err(ApiError::from),
             Err(err) => {
                 warn!(error = %err, "encoding failed");
-                Err(ApiError::Unavailable)
+                Err(ApiError::Unavailable {
+                    why: "the record could not be encoded (schema registry unreachable?)",
+                })
             }
         };
         match enqueued {
@@ -319,7 +323,10 @@ pub(crate) async fn batch(
     let answer = json!({ "accepted": ids.len(), "ids": ids, "errors": errors });
     if unwritten > 0 {
         let mut body = answer;
-        body["error"] = ApiError::Unavailable.body();
+        body["error"] = ApiError::Unavailable {
+            why: "some items were not written",
+        }
+        .body();
         let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
         response
             .headers_mut()

@@ -1,9 +1,12 @@
 //! The Kafka producer behind every endpoint: idempotent, `acks=all`, and a
 //! `send` that resolves only when the broker acknowledged the record.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -21,9 +24,45 @@ pub enum SinkError {
     /// The record is larger than the broker accepts.
     #[error("record too large for the broker")]
     TooLarge,
+    /// librdkafka reported every broker connection down and no metadata
+    /// request has succeeded since: refused at once, never queued.
+    #[error("no broker is reachable")]
+    BrokersDown,
     /// The broker did not acknowledge in time, or refused the write.
     #[error("broker unavailable: {0}")]
     Unavailable(String),
+}
+
+/// How long one probe of a down broker may take, and the pause between two.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the sink knows of the brokers. librdkafka reports "all brokers
+/// down" also when idle connections were closed and would reopen at once, so
+/// that report only raises suspicion; a failed metadata request confirms it.
+#[derive(Debug, Default)]
+struct BrokerHealth {
+    /// librdkafka reported every broker connection down.
+    suspect: AtomicBool,
+    /// A metadata request failed since: writes are refused.
+    down: AtomicBool,
+    /// A probe runs.
+    probing: AtomicBool,
+}
+
+/// The producer's client context: notes "all brokers down" and logs the rest
+/// as the default context does.
+#[derive(Debug, Clone)]
+pub struct SinkContext {
+    health: Arc<BrokerHealth>,
+}
+
+impl ClientContext for SinkContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.health.suspect.store(true, Ordering::Relaxed);
+        }
+        tracing::error!("librdkafka: {error}: {reason}");
+    }
 }
 
 /// Where an acknowledged record landed.
@@ -36,7 +75,10 @@ pub struct Written {
 /// A cheap-to-clone handle on the shared producer.
 #[derive(Clone)]
 pub struct KafkaSink {
-    producer: FutureProducer,
+    producer: FutureProducer<SinkContext>,
+    health: Arc<BrokerHealth>,
+    /// Held by every clone of the sink; a probe stops once all are gone.
+    alive: Arc<()>,
     names: TopicNames,
     /// How long a caller waits for an acknowledgement (`--produce-timeout`).
     ack_timeout: Duration,
@@ -78,9 +120,14 @@ impl KafkaSink {
             )
             .set("linger.ms", settings.produce_linger.as_millis().to_string())
             .set("queue.buffering.max.messages", "200000");
-        let producer = config.create()?;
+        let health = Arc::new(BrokerHealth::default());
+        let producer = config.create_with_context(SinkContext {
+            health: Arc::clone(&health),
+        })?;
         Ok(Self {
             producer,
+            health,
+            alive: Arc::new(()),
             names,
             ack_timeout: settings.produce_timeout,
         })
@@ -105,15 +152,30 @@ impl KafkaSink {
     /// turn keep their order per partition) and returns a future of its
     /// acknowledgement.
     ///
+    /// Once librdkafka reported every broker down and a metadata request
+    /// failed too, records are refused at once with
+    /// [`SinkError::BrokersDown`] instead of queued: a request that would only
+    /// get a 503 after `--produce-timeout` gets it now, and its record cannot
+    /// land later beside the client's retry. A probe lets writes through
+    /// again as soon as a metadata request succeeds.
+    ///
     /// # Errors
     ///
-    /// [`SinkError::QueueFull`] or [`SinkError::TooLarge`] at once.
+    /// [`SinkError::BrokersDown`], [`SinkError::QueueFull`] or
+    /// [`SinkError::TooLarge`] at once.
     pub fn enqueue(
         &self,
         topic: Topic,
         key: &[u8],
         payload: &[u8],
     ) -> Result<impl Future<Output = Result<Written, SinkError>> + Send + 'static, SinkError> {
+        if self.health.down.load(Ordering::Relaxed) {
+            self.probe_until_up();
+            return Err(SinkError::BrokersDown);
+        }
+        if self.health.suspect.load(Ordering::Relaxed) {
+            self.probe_until_up();
+        }
         let name = self.names.name(topic);
         let record = FutureRecord::to(&name).key(key).payload(payload);
         let delivery = self
@@ -144,6 +206,40 @@ impl KafkaSink {
             }
             written
         })
+    }
+
+    /// Starts, unless one runs, a probe: a failed metadata request marks the
+    /// brokers down, a successful one clears both marks and ends it.
+    fn probe_until_up(&self) {
+        if self.health.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.health.probing.store(false, Ordering::Release);
+            return;
+        };
+        let (producer, health) = (self.producer.clone(), Arc::clone(&self.health));
+        let sink_alive = Arc::downgrade(&self.alive);
+        runtime.spawn_blocking(move || {
+            while sink_alive.strong_count() > 0 {
+                if producer
+                    .client()
+                    .fetch_metadata(None, PROBE_TIMEOUT)
+                    .is_ok()
+                {
+                    health.suspect.store(false, Ordering::Relaxed);
+                    if health.down.swap(false, Ordering::Relaxed) {
+                        tracing::info!("a broker answers again; accepting writes");
+                    }
+                    break;
+                }
+                if !health.down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("no broker answers; refusing writes until one does");
+                }
+                std::thread::sleep(PROBE_TIMEOUT);
+            }
+            health.probing.store(false, Ordering::Release);
+        });
     }
 
     /// Whether the broker answers a metadata request within `timeout`.

@@ -321,28 +321,39 @@ async fn a_broker_outage_answers_503_and_every_202_is_durable() -> anyhow::Resul
     assert_eq!(ready.status(), 200);
 
     pipeline.stop_broker();
-    let mut saw_503 = false;
-    for i in 0..5 {
-        let (status, headers, answer) = post(
-            &pipeline.http,
-            url.clone(),
-            &json!({"userId": "u", "payload": {"down": i}}),
-        )
-        .await?;
-        match status {
-            202 => accepted.extend(ids(&answer)),
-            503 => {
-                saw_503 = true;
-                assert!(headers.contains_key("retry-after"));
-                assert_eq!(answer["error"]["code"], "unavailable");
-            }
-            other => anyhow::bail!("unexpected {other} during the outage: {answer}"),
+    // Each write waits up to --produce-timeout for its 503 until a failed
+    // metadata request confirms the outage; from then on writes are refused
+    // at once and never queued.
+    let mut refused_at_once = Vec::new();
+    let mut i = 0;
+    eventide::wait::eventually(DEADLINE, || {
+        i += 1;
+        let (http, url, marker) = (pipeline.http.clone(), url.clone(), format!("down-{i}"));
+        async move {
+            let (status, headers, answer) = post(
+                &http,
+                url,
+                &json!({"userId": "u", "payload": {"marker": marker}}),
+            )
+            .await?;
+            Ok(match status {
+                202 => Err(format!("202 during the outage: {answer}")),
+                503 => {
+                    anyhow::ensure!(headers.contains_key("retry-after"), "{answer}");
+                    anyhow::ensure!(answer["error"]["code"] == "unavailable", "{answer}");
+                    let message = answer["error"]["message"].as_str().unwrap_or_default();
+                    if message.contains("no broker is reachable") {
+                        Ok(marker)
+                    } else {
+                        Err(format!("503 ({message}), not yet refused at once"))
+                    }
+                }
+                other => anyhow::bail!("unexpected {other} during the outage: {answer}"),
+            })
         }
-    }
-    assert!(
-        saw_503,
-        "writes during a broker outage are refused with 503"
-    );
+    })
+    .await
+    .map(|marker| refused_at_once.push(marker))?;
     let not_ready = pipeline
         .http
         .get(format!("{}/readyz", pipeline.ingest_url))
@@ -351,6 +362,21 @@ async fn a_broker_outage_answers_503_and_every_202_is_durable() -> anyhow::Resul
     assert_eq!(not_ready.status(), 503);
 
     pipeline.restart_broker().await?;
+    // Writes are let through again once a broker answers.
+    let after = eventide::wait::eventually(DEADLINE, || async {
+        let (status, _, answer) = post(
+            &pipeline.http,
+            url.clone(),
+            &json!({"userId": "u", "payload": {"marker": "after"}}),
+        )
+        .await?;
+        Ok(match status {
+            202 => Ok(ids(&answer)),
+            other => Err(format!("{other} after the restart: {answer}")),
+        })
+    })
+    .await?;
+    accepted.extend(after);
     let events = pipeline
         .read_topic::<Event>(Topic::Events, DEADLINE * 2, |read| {
             accepted
@@ -362,6 +388,13 @@ async fn a_broker_outage_answers_503_and_every_202_is_durable() -> anyhow::Resul
         assert!(
             events.iter().any(|(_, e)| e.event_id == *id),
             "accepted {id} is not on the topic"
+        );
+    }
+    for marker in &refused_at_once {
+        let quoted = format!("\"{marker}\"");
+        assert!(
+            !events.iter().any(|(_, e)| e.data.contains(&quoted)),
+            "{marker} was refused at once, yet it is on the topic"
         );
     }
     let metrics = pipeline
