@@ -379,8 +379,9 @@ async fn a_broker_restart_under_load_counts_every_acknowledged_increment_once() 
 async fn records_past_retention_leave_the_broker_log_and_their_counts_stay() -> anyhow::Result<()> {
     let pipeline = Pipeline::start(Options {
         partitions: 2,
-        // Long enough for the processor to count a record first.
-        retention: Duration::from_secs(15),
+        // Long enough for the processor to count a record first, even on a
+        // loaded CI machine.
+        retention: Duration::from_secs(30),
         broker_maintenance: Duration::from_secs(1),
         ..Options::default()
     })
