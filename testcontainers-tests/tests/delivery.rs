@@ -494,3 +494,88 @@ async fn a_4xx_answer_is_dead_lettered_at_once_without_retrying() -> anyhow::Res
     assert_eq!(receiver.calls("strict").len(), 1, "a 4xx is not retried");
     Ok(())
 }
+
+/// Undecodable records on `events` are dead-lettered by each destination
+/// (many in flight at once, each durable before its offset is committed)
+/// and never block the records around them, which are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn undecodable_records_are_dead_lettered_per_destination_and_the_rest_delivered()
+-> anyhow::Result<()> {
+    use std::collections::BTreeSet;
+
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    const CORRUPT: usize = 500;
+    let (receiver, base) = Receiver::start(|_, _, _| (StatusCode::OK, Duration::ZERO)).await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("destinations.toml");
+    std::fs::write(
+        &file,
+        format!("[[destination]]\nname = \"all\"\nurl = \"{base}/all/hook\"\n"),
+    )?;
+    let pipeline = Pipeline::start(Options {
+        delivery: Some(delivery(Some(file), None)),
+        ..Options::default()
+    })
+    .await?;
+    post_events(
+        &pipeline,
+        &[app_event("before", "app_launch", "2021-03-01 10:00:00")],
+    )
+    .await?;
+    let producer: FutureProducer = pipeline.kafka().create()?;
+    let topic = pipeline.names.name(Topic::Events);
+    let payloads: Vec<Vec<u8>> = (0..CORRUPT)
+        .map(|i| format!("corrupt-{i:04}").into_bytes())
+        .collect();
+    let keys: Vec<String> = (0..CORRUPT).map(|i| format!("poison-{}", i % 20)).collect();
+    let deliveries: Vec<_> = payloads
+        .iter()
+        .zip(&keys)
+        .map(|(payload, key)| {
+            producer.send(
+                FutureRecord::to(&topic).key(key).payload(payload),
+                Duration::from_secs(30),
+            )
+        })
+        .collect();
+    for delivery in futures::future::join_all(deliveries).await {
+        delivery.map_err(|(err, _)| err)?;
+    }
+    post_events(
+        &pipeline,
+        &[app_event("after", "app_launch", "2021-03-01 10:00:01")],
+    )
+    .await?;
+
+    let delivered = wait_for(&receiver, "all", 2).await?;
+    let users: BTreeSet<&str> = delivered
+        .iter()
+        .filter_map(|c| c.body["user_id"].as_str())
+        .collect();
+    assert_eq!(users, BTreeSet::from(["after", "before"]), "{delivered:?}");
+    let letters = pipeline
+        .read_topic::<DeadLetter>(Topic::DeadLetters, DEADLINE, |read| {
+            read.iter()
+                .filter(|(_, l)| l.stage == "delivery:all")
+                .count()
+                >= CORRUPT
+        })
+        .await?;
+    let mine: Vec<&DeadLetter> = letters
+        .iter()
+        .map(|(_, l)| l)
+        .filter(|l| l.stage == "delivery:all")
+        .collect();
+    let positions: BTreeSet<(i32, i64)> = mine.iter().map(|l| (l.partition, l.offset)).collect();
+    assert_eq!(
+        mine.len(),
+        CORRUPT,
+        "one dead letter per undecodable record"
+    );
+    assert_eq!(positions.len(), CORRUPT, "none dead-lettered twice");
+    let carried: BTreeSet<&[u8]> = mine.iter().map(|l| l.payload.as_slice()).collect();
+    let sent: BTreeSet<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    assert_eq!(carried, sent, "every payload kept as read");
+    Ok(())
+}

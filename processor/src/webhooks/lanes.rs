@@ -49,10 +49,28 @@ impl<J> Lanes<J> {
         }
     }
 
-    /// A record with nothing to deliver (filtered out, undecodable and
-    /// dead-lettered): finished as soon as it is seen.
+    /// A record with nothing to deliver (filtered out): finished as soon as
+    /// it is seen.
     pub fn pass(&mut self, partition: i32, offset: i64) {
         self.see(partition, offset);
+    }
+
+    /// A record finished apart from any key lane (an undecodable record
+    /// whose dead letter is being written): unfinished until
+    /// [`Lanes::release`]. `false` for a record seen before.
+    pub fn hold(&mut self, partition: i32, offset: i64) -> bool {
+        if !self.see(partition, offset) {
+            return false;
+        }
+        self.unfinished.entry(partition).or_default().insert(offset);
+        true
+    }
+
+    /// Finishes a record taken with [`Lanes::hold`].
+    pub fn release(&mut self, partition: i32, offset: i64) {
+        if let Some(offsets) = self.unfinished.get_mut(&partition) {
+            offsets.remove(&offset);
+        }
     }
 
     /// Marks `offset` of `key` finished; returns the key's next job, if any.
@@ -141,6 +159,20 @@ mod tests {
         assert_eq!(lanes.admit(0, 3, "a", 1), Some(1));
         assert_eq!(lanes.admit(0, 3, "a", 1), None);
         assert_eq!(lanes.finish(0, 3, "a"), None);
+        assert_eq!(lanes.pending(), 0);
+    }
+
+    #[test]
+    fn a_held_record_blocks_the_commit_until_released_and_no_key_waits_on_it() {
+        let mut lanes: Lanes<&str> = Lanes::default();
+        assert!(lanes.hold(0, 10));
+        assert!(!lanes.hold(0, 10), "a redelivered record is not held twice");
+        assert_eq!(lanes.admit(0, 11, "u1", "job-11"), Some("job-11"));
+        assert_eq!(lanes.finish(0, 11, "u1"), None);
+        assert_eq!(lanes.committable(), vec![(0, 10)]);
+        assert_eq!(lanes.pending(), 1);
+        lanes.release(0, 10);
+        assert_eq!(lanes.committable(), vec![(0, 12)]);
         assert_eq!(lanes.pending(), 0);
     }
 }

@@ -128,6 +128,7 @@ impl Worker {
         let name = self.shared.destination.name.clone();
         info!(destination = %name, url = %self.shared.destination.url, topic = %self.shared.topic, "delivering");
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i32, i64, String)>();
+        let (released_tx, mut released_rx) = mpsc::unbounded_channel::<(i32, i64)>();
         let mut lanes: Lanes<Job> = Lanes::default();
         let mut tasks = JoinSet::new();
         let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
@@ -141,6 +142,7 @@ impl Worker {
                         tasks.spawn(deliver(self.shared.clone(), next, done_tx.clone()));
                     }
                 }
+                Some((partition, offset)) = released_rx.recv() => lanes.release(partition, offset),
                 _ = commit_tick.tick() => {
                     self.commit(&lanes, CommitMode::Async);
                     while let Some(finished) = tasks.try_join_next() {
@@ -174,16 +176,17 @@ impl Worker {
                         }
                         Ok(None) => lanes.pass(partition, offset),
                         Err(reason) => {
-                            let failed = Failed {
-                                topic: &self.shared.topic,
-                                partition,
-                                offset,
-                                key: Some(key.as_bytes()),
-                                payload: &original,
-                                timestamp_ms,
-                            };
-                            self.shared.dead_letters.send(&self.shared.stage, failed, &reason).await?;
-                            lanes.pass(partition, offset);
+                            // Its dead letter is written beside the
+                            // deliveries (many share a produce request); the
+                            // offset is committed only once it is durable.
+                            if lanes.hold(partition, offset) {
+                                let (shared, released) = (self.shared.clone(), released_tx.clone());
+                                tasks.spawn(async move {
+                                    let letter = Letter { partition, offset, key: &key, original: &original, timestamp_ms };
+                                    write_dead_letter(&shared, &letter, &reason).await;
+                                    _ = released.send((partition, offset));
+                                });
+                            }
                         }
                     }
                 }
@@ -299,33 +302,54 @@ async fn deliver(shared: Arc<Shared>, job: Job, done: mpsc::UnboundedSender<(i32
         "delivery to {} failed after {attempts} attempt(s): {last_error}",
         shared.destination.url
     );
-    let mut letter_attempts = 0_u32;
+    let letter = Letter {
+        partition: job.partition,
+        offset: job.offset,
+        key: &job.key,
+        original: &job.original,
+        timestamp_ms: job.timestamp_ms,
+    };
+    write_dead_letter(&shared, &letter, &reason).await;
+    metrics::counter!(names::DEAD_LETTERED, "destination" => name.to_owned()).increment(1);
+    drop(done.send((job.partition, job.offset, job.key)));
+}
+
+/// A record to dead-letter, as read.
+struct Letter<'a> {
+    partition: i32,
+    offset: i64,
+    key: &'a str,
+    original: &'a [u8],
+    timestamp_ms: Option<i64>,
+}
+
+/// Writes `letter`'s dead letter with `reason`, retrying with backoff until
+/// the broker has it: a record is not finished before. An abort on shutdown
+/// leaves it unfinished, to be redelivered.
+async fn write_dead_letter(shared: &Shared, letter: &Letter<'_>, reason: &str) {
+    let mut attempts = 0_u32;
     loop {
         let failed = Failed {
             topic: &shared.topic,
-            partition: job.partition,
-            offset: job.offset,
-            key: Some(job.key.as_bytes()),
-            payload: &job.original,
-            timestamp_ms: job.timestamp_ms,
+            partition: letter.partition,
+            offset: letter.offset,
+            key: Some(letter.key.as_bytes()),
+            payload: letter.original,
+            timestamp_ms: letter.timestamp_ms,
         };
         match shared
             .dead_letters
-            .send(&shared.stage, failed, &reason)
+            .send(&shared.stage, failed, reason)
             .await
         {
-            Ok(()) => break,
+            Ok(()) => return,
             Err(err) => {
-                // Not finished until its dead letter is durable; an abort
-                // on shutdown leaves it uncommitted, to be redelivered.
-                warn!(destination = name, error = %err, "dead letter not written; retrying");
-                tokio::time::sleep(shared.backoff.delay(letter_attempts)).await;
-                letter_attempts = letter_attempts.saturating_add(1);
+                warn!(destination = %shared.destination.name, error = %err, "dead letter not written; retrying");
+                tokio::time::sleep(shared.backoff.delay(attempts)).await;
+                attempts = attempts.saturating_add(1);
             }
         }
     }
-    metrics::counter!(names::DEAD_LETTERED, "destination" => name.to_owned()).increment(1);
-    drop(done.send((job.partition, job.offset, job.key)));
 }
 
 /// One attempt.
