@@ -405,6 +405,53 @@ impl Pipeline {
         Ok((status, body))
     }
 
+    /// Posts an increment of 1 to a fresh key and waits until the query API
+    /// counts it: the processor holds its partitions and flushes. Returns
+    /// the key.
+    ///
+    /// # Errors
+    ///
+    /// If the post fails or the count does not arrive within [`scenarios::SETTLE`].
+    pub async fn warm_up(&self) -> anyhow::Result<Uuid> {
+        let key = Uuid::new_v4();
+        let (status, body) = self
+            .post_increment(&serde_json::json!({ "key": key, "value": 1 }))
+            .await?;
+        anyhow::ensure!(status == 202, "warm-up increment answered {status}: {body}");
+        self.wait_for_counters(&[(key, 1)], scenarios::SETTLE)
+            .await?;
+        Ok(key)
+    }
+
+    /// Produces `records` (key, raw bytes) onto `topic` as they are, no
+    /// ingest, no Avro, and waits until the broker has every one.
+    ///
+    /// # Errors
+    ///
+    /// If the producer cannot be made or a record is refused.
+    pub async fn produce_raw(
+        &self,
+        topic: schemas::Topic,
+        records: &[(String, Vec<u8>)],
+    ) -> anyhow::Result<()> {
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let producer: FutureProducer = self.kafka().create()?;
+        let name = self.names.name(topic);
+        let deliveries: Vec<_> = records
+            .iter()
+            .map(|(key, payload)| {
+                producer.send(
+                    FutureRecord::to(&name).key(key).payload(payload),
+                    Duration::from_secs(30),
+                )
+            })
+            .collect();
+        for delivery in futures::future::join_all(deliveries).await {
+            delivery.map_err(|(err, _)| err)?;
+        }
+        Ok(())
+    }
+
     /// A handle on ingest that load tasks can share while the test keeps
     /// `&mut Pipeline` for restarts.
     pub fn load_target(&self) -> Arc<LoadTarget> {

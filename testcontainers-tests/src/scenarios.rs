@@ -47,11 +47,7 @@ pub async fn processor_restarts_keep_totals_exact(options: Options) -> anyhow::R
     let mut pipeline = Pipeline::start(options).await?;
     // Let the first processor join and flush before the load, so the crash
     // below really loses unflushed state.
-    let warmup = Uuid::new_v4();
-    pipeline
-        .post_increment(&json!({ "key": warmup, "value": 1 }))
-        .await?;
-    pipeline.wait_for_counters(&[(warmup, 1)], SETTLE).await?;
+    pipeline.warm_up().await?;
 
     let progress = Arc::new(AtomicUsize::new(0));
     let load = tokio::spawn(pipeline.load_target().post_increments(
@@ -110,11 +106,7 @@ pub async fn crashes_under_load_keep_totals_exact(options: Options) -> anyhow::R
         ..options
     })
     .await?;
-    let warmup = Uuid::new_v4();
-    pipeline
-        .post_increment(&json!({ "key": warmup, "value": 1 }))
-        .await?;
-    pipeline.wait_for_counters(&[(warmup, 1)], SETTLE).await?;
+    pipeline.warm_up().await?;
 
     const TOTAL: usize = 100_000;
     const BATCH: usize = 500;

@@ -190,7 +190,6 @@ async fn a_flood_of_corrupt_records_is_dead_lettered_once_each_and_totals_stay_e
 -> anyhow::Result<()> {
     use std::collections::BTreeSet;
 
-    use rdkafka::producer::{FutureProducer, FutureRecord};
     use schemas::DeadLetter;
 
     const CORRUPT: usize = 3_000;
@@ -200,25 +199,15 @@ async fn a_flood_of_corrupt_records_is_dead_lettered_once_each_and_totals_stay_e
     })
     .await?;
     let key = Uuid::new_v4();
-    let producer: FutureProducer = pipeline.kafka().create()?;
-    let topic = pipeline.names.name(Topic::Increments);
     let payloads: Vec<Vec<u8>> = (0..CORRUPT)
         .map(|i| format!("corrupt-{i:05}").into_bytes())
         .collect();
-    let keys: Vec<String> = (0..CORRUPT).map(|i| format!("poison-{}", i % 50)).collect();
-    let deliveries: Vec<_> = payloads
+    let records: Vec<(String, Vec<u8>)> = payloads
         .iter()
-        .zip(&keys)
-        .map(|(payload, key)| {
-            producer.send(
-                FutureRecord::to(&topic).key(key).payload(payload),
-                Duration::from_secs(30),
-            )
-        })
+        .enumerate()
+        .map(|(i, payload)| (format!("poison-{}", i % 50), payload.clone()))
         .collect();
-    for delivery in futures::future::join_all(deliveries).await {
-        delivery.map_err(|(err, _)| err)?;
-    }
+    pipeline.produce_raw(Topic::Increments, &records).await?;
     for value in 1..=10 {
         let body = json!({ "key": key, "value": value });
         assert_eq!(pipeline.post_increment(&body).await?.0, 202);
@@ -289,11 +278,7 @@ async fn a_broker_restart_under_load_counts_every_acknowledged_increment_once() 
 
     const TOTAL: usize = 2_000;
     let mut pipeline = Pipeline::start(Options::default()).await?;
-    let warmup = Uuid::new_v4();
-    pipeline
-        .post_increment(&json!({ "key": warmup, "value": 1 }))
-        .await?;
-    pipeline.wait_for_counters(&[(warmup, 1)], SETTLE).await?;
+    pipeline.warm_up().await?;
 
     let next = Arc::new(AtomicUsize::new(0));
     let mut clients = tokio::task::JoinSet::new();
@@ -386,11 +371,7 @@ async fn records_past_retention_leave_the_broker_log_and_their_counts_stay() -> 
         ..Options::default()
     })
     .await?;
-    let warmup = Uuid::new_v4();
-    pipeline
-        .post_increment(&json!({ "key": warmup, "value": 1 }))
-        .await?;
-    pipeline.wait_for_counters(&[(warmup, 1)], SETTLE).await?;
+    let warmup = pipeline.warm_up().await?;
     let key = Uuid::new_v4();
     for value in 1..=5 {
         let (status, answer) = pipeline

@@ -139,6 +139,20 @@ fn delivery(destinations_file: Option<PathBuf>, notify_url: Option<String>) -> w
     }
 }
 
+/// A pipeline whose delivery reads `destinations` (a destinations file's
+/// TOML); the directory holding the file lives as long as the pipeline.
+async fn with_destinations(destinations: &str) -> anyhow::Result<(Pipeline, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("destinations.toml");
+    std::fs::write(&file, destinations)?;
+    let pipeline = Pipeline::start(Options {
+        delivery: Some(delivery(Some(file), None)),
+        ..Options::default()
+    })
+    .await?;
+    Ok((pipeline, dir))
+}
+
 fn app_event(user: &str, kind: &str, at: &str) -> Value {
     json!({"user_id": user, "device_id": format!("dev-{user}"), "type": kind,
            "training_program_id": "1", "time_stamp": at})
@@ -247,17 +261,10 @@ async fn notifications_reach_the_notify_webhook_signed_with_the_reference_fields
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_receiver_that_is_down_gets_its_records_dead_lettered_with_the_last_error()
 -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
     let closed = testcontainers_tests::free_addr()?;
-    let file = dir.path().join("destinations.toml");
-    std::fs::write(
-        &file,
-        format!("[[destination]]\nname = \"gone\"\nurl = \"http://{closed}/hook\"\n"),
-    )?;
-    let pipeline = Pipeline::start(Options {
-        delivery: Some(delivery(Some(file), None)),
-        ..Options::default()
-    })
+    let (pipeline, _dir) = with_destinations(&format!(
+        "[[destination]]\nname = \"gone\"\nurl = \"http://{closed}/hook\"\n"
+    ))
     .await?;
     post_events(
         &pipeline,
@@ -291,12 +298,8 @@ async fn a_slow_destination_does_not_delay_a_fast_one_and_order_per_user_holds()
         _ => (StatusCode::OK, Duration::ZERO),
     })
     .await?;
-    let dir = tempfile::tempdir()?;
-    let file = dir.path().join("destinations.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"[[destination]]
+    let (pipeline, _dir) = with_destinations(&format!(
+        r#"[[destination]]
 name = "fast"
 url = "{base}/fast/hook"
 
@@ -310,12 +313,7 @@ url = "{base}/launches/hook"
 [destination.filter]
 names = ["app_launch"]
 "#
-        ),
-    )?;
-    let pipeline = Pipeline::start(Options {
-        delivery: Some(delivery(Some(file), None)),
-        ..Options::default()
-    })
+    ))
     .await?;
     let mut events = Vec::new();
     for i in 0..20 {
@@ -503,45 +501,26 @@ async fn undecodable_records_are_dead_lettered_per_destination_and_the_rest_deli
 -> anyhow::Result<()> {
     use std::collections::BTreeSet;
 
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-
     const CORRUPT: usize = 500;
     let (receiver, base) = Receiver::start(|_, _, _| (StatusCode::OK, Duration::ZERO)).await?;
-    let dir = tempfile::tempdir()?;
-    let file = dir.path().join("destinations.toml");
-    std::fs::write(
-        &file,
-        format!("[[destination]]\nname = \"all\"\nurl = \"{base}/all/hook\"\n"),
-    )?;
-    let pipeline = Pipeline::start(Options {
-        delivery: Some(delivery(Some(file), None)),
-        ..Options::default()
-    })
+    let (pipeline, _dir) = with_destinations(&format!(
+        "[[destination]]\nname = \"all\"\nurl = \"{base}/all/hook\"\n"
+    ))
     .await?;
     post_events(
         &pipeline,
         &[app_event("before", "app_launch", "2021-03-01 10:00:00")],
     )
     .await?;
-    let producer: FutureProducer = pipeline.kafka().create()?;
-    let topic = pipeline.names.name(Topic::Events);
     let payloads: Vec<Vec<u8>> = (0..CORRUPT)
         .map(|i| format!("corrupt-{i:04}").into_bytes())
         .collect();
-    let keys: Vec<String> = (0..CORRUPT).map(|i| format!("poison-{}", i % 20)).collect();
-    let deliveries: Vec<_> = payloads
+    let records: Vec<(String, Vec<u8>)> = payloads
         .iter()
-        .zip(&keys)
-        .map(|(payload, key)| {
-            producer.send(
-                FutureRecord::to(&topic).key(key).payload(payload),
-                Duration::from_secs(30),
-            )
-        })
+        .enumerate()
+        .map(|(i, payload)| (format!("poison-{}", i % 20), payload.clone()))
         .collect();
-    for delivery in futures::future::join_all(deliveries).await {
-        delivery.map_err(|(err, _)| err)?;
-    }
+    pipeline.produce_raw(Topic::Events, &records).await?;
     post_events(
         &pipeline,
         &[app_event("after", "app_launch", "2021-03-01 10:00:01")],
