@@ -219,12 +219,13 @@ impl KafkaSink {
             return;
         };
         let (producer, health) = (self.producer.clone(), Arc::clone(&self.health));
+        let topic = self.names.name(Topic::Events);
         let sink_alive = Arc::downgrade(&self.alive);
         runtime.spawn_blocking(move || {
             while sink_alive.strong_count() > 0 {
                 if producer
                     .client()
-                    .fetch_metadata(None, PROBE_TIMEOUT)
+                    .fetch_metadata(Some(&topic), PROBE_TIMEOUT)
                     .is_ok()
                 {
                     health.suspect.store(false, Ordering::Relaxed);
@@ -243,11 +244,18 @@ impl KafkaSink {
     }
 
     /// Whether the broker answers a metadata request within `timeout`.
+    /// Asks for one topic's metadata, not the whole cluster's.
     pub async fn broker_reachable(&self, timeout: Duration) -> bool {
         let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).is_ok())
-            .await
-            .unwrap_or(false)
+        let topic = self.names.name(Topic::Events);
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), timeout)
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Waits up to `timeout` for every queued record to be acknowledged.
