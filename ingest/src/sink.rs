@@ -97,10 +97,10 @@ impl KafkaSink {
     ///
     /// Callers wait `--produce-timeout` for an acknowledgement, but librdkafka
     /// keeps the record for `--delivery-timeout`: an idempotent producer whose
-    /// in-flight records expire bumps its epoch on its own (KIP-360), which
-    /// tansu 0.6 does not know and answers by panicking its storage task. A
-    /// slow broker must make callers wait, never make the producer expire
-    /// records it has already sent.
+    /// records expire bumps its epoch on its own (librdkafka does so on any
+    /// message timeout: it leaves a gap in the sequence numbers), which tansu
+    /// 0.6 does not know and answers by panicking its storage task. A slow
+    /// broker must make callers wait, never make the producer expire records.
     ///
     /// # Errors
     ///

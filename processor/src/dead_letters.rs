@@ -34,9 +34,9 @@ pub struct Failed<'a> {
 }
 
 /// How long the broker has to acknowledge a dead letter (librdkafka's
-/// default). Long on purpose: an idempotent producer whose in-flight records
-/// expire bumps its own epoch (KIP-360), which tansu 0.6 answers by panicking
-/// its storage task; the partition cannot move past the letter anyway.
+/// default). Long on purpose: an idempotent producer whose records expire
+/// bumps its own epoch, which tansu 0.6 answers by panicking its storage
+/// task; the partition cannot move past the letter anyway.
 const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A dead letter in the producer's hands, not yet acknowledged.
