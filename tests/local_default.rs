@@ -233,11 +233,7 @@ async fn a_crashing_broker_is_restarted_and_one_that_keeps_crashing_stops_the_bi
         crash_broker(&http, &eventide, restarts).await;
     }
     // One crash more than allowed in the window: the binary gives up.
-    let _probe = eventually(DEADLINE, || async {
-        Ok(init_producer_id_tansu_cannot_handle(&eventide.broker).map_err(|e| e.to_string()))
-    })
-    .await
-    .expect("the broker accepts the request");
+    let _probe = send_crash_request(&eventide.broker).await;
     let output = tokio::time::timeout(DEADLINE, eventide.child.wait())
         .await
         .expect("eventide exits once its broker is gone")
@@ -264,11 +260,7 @@ async fn a_crashing_broker_is_restarted_and_one_that_keeps_crashing_stops_the_bi
 /// Makes the broker panic and waits until the binary restarted it for the
 /// `restarts`-th time (its Prometheus counter says so).
 async fn crash_broker(http: &reqwest::Client, eventide: &Eventide, restarts: usize) {
-    let _probe = eventually(DEADLINE, || async {
-        Ok(init_producer_id_tansu_cannot_handle(&eventide.broker).map_err(|e| e.to_string()))
-    })
-    .await
-    .expect("the broker accepts the request");
+    let _probe = send_crash_request(&eventide.broker).await;
     let want = format!("eventide_local_broker_restarts_total {restarts}");
     eventually(DEADLINE, || async {
         let metrics = http
@@ -285,6 +277,15 @@ async fn crash_broker(http: &reqwest::Client, eventide: &Eventide, restarts: usi
     })
     .await
     .expect("the broker is restarted");
+}
+
+/// Sends the request below once the broker (perhaps restarting) listens.
+async fn send_crash_request(addr: &str) -> std::net::TcpStream {
+    eventually(DEADLINE, || async {
+        Ok(init_producer_id_tansu_cannot_handle(addr).map_err(|e| e.to_string()))
+    })
+    .await
+    .expect("the broker accepts the request")
 }
 
 /// Sends `InitProducerId` v4 for a producer id and epoch the broker never
