@@ -45,15 +45,6 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-impl StoreError {
-    fn cql(during: &'static str, err: impl std::fmt::Display) -> Self {
-        Self::Cql {
-            during,
-            reason: err.to_string(),
-        }
-    }
-}
-
 /// Whether a fenced flush was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushOutcome {

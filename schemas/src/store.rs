@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use crate::cql::Consistencies;
+
 /// The store backend and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
@@ -14,30 +16,77 @@ pub enum StoreLocation {
 }
 
 /// How to reach a ScyllaDB cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ScyllaLocation {
     /// `host` or `host:port` (port 9042 when omitted).
     pub contact_points: Vec<String>,
     /// Keyspace holding Eventide's tables.
     pub keyspace: String,
+    /// The local datacenter: requests go to its replicas first (token- and
+    /// DC-aware), and `LOCAL_*` consistencies count there. `None`: any.
+    pub datacenter: Option<String>,
+    /// Username and password for password authentication.
+    pub credentials: Option<Credentials>,
+    /// The consistency levels of every statement.
+    pub consistencies: Consistencies,
+}
+
+/// A username and password (the password is never printed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ScyllaLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScyllaLocation")
+            .field("contact_points", &self.contact_points)
+            .field("keyspace", &self.keyspace)
+            .field("datacenter", &self.datacenter)
+            .field("credentials", &self.credentials)
+            .field("consistencies", &self.consistencies)
+            .finish()
+    }
+}
+
+impl ScyllaLocation {
+    /// A cluster at `contact_points` (port 9042 added where missing), with
+    /// no datacenter preference, no authentication and the default
+    /// consistencies (`LOCAL_QUORUM`, `LOCAL_SERIAL`).
+    pub fn new(contact_points: &[String], keyspace: &str) -> Self {
+        Self {
+            contact_points: contact_points
+                .iter()
+                .map(|point| point.trim())
+                .filter(|point| !point.is_empty())
+                .map(with_default_port)
+                .collect(),
+            keyspace: keyspace.to_owned(),
+            datacenter: None,
+            credentials: None,
+            consistencies: Consistencies::default(),
+        }
+    }
 }
 
 impl StoreLocation {
     /// ScyllaDB when contact points are given, else the SQLite file.
     pub fn choose(sqlite: PathBuf, contact_points: &[String], keyspace: &str) -> Self {
-        let points: Vec<String> = contact_points
-            .iter()
-            .map(|point| point.trim())
-            .filter(|point| !point.is_empty())
-            .map(with_default_port)
-            .collect();
-        if points.is_empty() {
+        let location = ScyllaLocation::new(contact_points, keyspace);
+        if location.contact_points.is_empty() {
             Self::Sqlite(sqlite)
         } else {
-            Self::Scylla(ScyllaLocation {
-                contact_points: points,
-                keyspace: keyspace.to_owned(),
-            })
+            Self::Scylla(location)
         }
     }
 }

@@ -38,10 +38,10 @@ async fn scylla() -> anyhow::Result<Option<(impl Drop, ScyllaLocation)>> {
         .start()
         .await?;
     let port = container.get_host_port_ipv4(9042).await?;
-    let location = ScyllaLocation {
-        contact_points: vec![format!("127.0.0.1:{port}")],
-        keyspace: format!("eventide_{}", uuid::Uuid::new_v4().simple()),
-    };
+    let location = ScyllaLocation::new(
+        &[format!("127.0.0.1:{port}")],
+        &format!("eventide_{}", uuid::Uuid::new_v4().simple()),
+    );
     // CQL may lag the log line a little: retry the first migration.
     let first = eventually(Duration::from_secs(60), || async {
         Ok(match schemas::cql::migrate(&location, 1).await {

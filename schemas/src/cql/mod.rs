@@ -1,9 +1,22 @@
 //! The ScyllaDB schema: CQL migrations in `schemas/cql/`, applied in order
 //! by `eventide migrate`. Same logical tables as [`crate::sql`], laid out
 //! query-first (every read names a full partition key).
+//!
+//! - [`bind`]: statements declared once with their typed values
+//!   ([`cql_statements!`](crate::cql_statements)).
+//! - [`executor`]: the seam that executes one prepared statement, and the
+//!   real one over a `scylla` session.
 
+pub mod bind;
+pub mod executor;
+
+pub use bind::{Bind, Bound, CqlRow, FromCql, FromCqlRow, Statement, ToCql};
+pub use executor::{Consistencies, CqlExecutor, ExecuteError, Execution, SessionExecutor};
+
+use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::load_balancing::DefaultPolicy;
 use thiserror::Error;
 
 use crate::store::ScyllaLocation;
@@ -58,14 +71,25 @@ pub async fn connect(location: &ScyllaLocation) -> Result<Session, CqlError> {
 }
 
 async fn open(location: &ScyllaLocation) -> Result<Session, CqlError> {
-    SessionBuilder::new()
+    let mut balancing = DefaultPolicy::builder().token_aware(true);
+    if let Some(datacenter) = &location.datacenter {
+        balancing = balancing.prefer_datacenter(datacenter.clone());
+    }
+    let profile = ExecutionProfile::builder()
+        .load_balancing_policy(balancing.build())
+        .consistency(location.consistencies.regular)
+        .serial_consistency(Some(location.consistencies.serial))
+        .build();
+    let mut builder = SessionBuilder::new()
         .known_nodes(&location.contact_points)
-        .build()
-        .await
-        .map_err(|err| CqlError::Connect {
-            points: location.contact_points.join(","),
-            reason: err.to_string(),
-        })
+        .default_execution_profile_handle(profile.into_handle());
+    if let Some(credentials) = &location.credentials {
+        builder = builder.user(&credentials.username, &credentials.password);
+    }
+    builder.build().await.map_err(|err| CqlError::Connect {
+        points: location.contact_points.join(","),
+        reason: err.to_string(),
+    })
 }
 
 /// Creates the keyspace if missing and applies every migration not yet
@@ -175,7 +199,7 @@ pub struct Migration {
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "tables",
-    cql: include_str!("../cql/001_tables.cql"),
+    cql: include_str!("../../cql/001_tables.cql"),
 }];
 
 /// The statements of a CQL text: `--` comments dropped, split on `;`.

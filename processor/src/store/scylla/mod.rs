@@ -1,0 +1,403 @@
+//! The processor's write side on ScyllaDB (`scylla` driver, prepared
+//! statements, the tables of `schemas/cql/`).
+//!
+//! ScyllaDB has no transaction spanning tables, so a flush is three steps:
+//!
+//! 1. mark: `pending_through` = the batch's last offset, a lightweight
+//!    transaction fenced on the expected `next_offset` and on this
+//!    processor's claim on the partition (loading a partition claims it, so
+//!    a previous owner fails here and writes nothing);
+//! 2. rows: every aggregate row read and written back as an absolute value
+//!    with `through_offset` = the batch's last offset, unless the row's
+//!    stored `through_offset` already reaches it (written before a crash),
+//!    and written `USING TIMESTAMP` that offset;
+//! 3. commit: `next_offset` moved and the mark cleared, fenced the same way.
+//!
+//! A previous owner that passed its mark just before the new owner claimed
+//! the partition leaves that mark for the new owner to load, so both write
+//! the same records' rows from the same stored values: the same absolute
+//! values at the same write timestamp. A write that lands late (a slow
+//! previous owner, or a driver retrying an idempotent insert after a
+//! timeout) carries the offset it includes as its write timestamp, so it
+//! never overwrites a row that already includes later records: ScyllaDB
+//! keeps the cell with the highest timestamp.
+//!
+//! After a crash between 1 and 3 the next owner loads the mark as a recovery
+//! boundary ([`ScyllaStore::recovery_boundary`]) and flushes exactly the
+//! crashed batch's records again before anything else, so each row either
+//! already includes them (skipped) or gets them once. Inserts (events,
+//! errors, notifications) and rule state are idempotent by key.
+//!
+//! # Layout
+//!
+//! - `statements`: every statement with the values it binds.
+//! - `aggregates`: counters and clicks (read, add, write back).
+//! - `events`: events, per-type counts, errors and notifications.
+//! - `rules`: session rules' timers and watermark.
+
+mod aggregates;
+mod events;
+mod rules;
+mod statements;
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use schemas::cql::{Bound, CqlExecutor, CqlRow, ExecuteError, FromCqlRow, SessionExecutor};
+use schemas::store::ScyllaLocation;
+use scylla::value::{CqlDate, CqlTimestamp, CqlValue};
+use tracing::info;
+
+use self::statements as s;
+use super::{FlushOutcome, StoreError};
+
+/// How many row reads and writes of one flush run at once.
+const CONCURRENT_ROWS: usize = 64;
+
+/// The store on a ScyllaDB cluster, write side. Cheap to share.
+#[derive(Clone, Debug)]
+pub struct ScyllaStore {
+    /// Runs the statements: a driver session, or the simulation's tables.
+    executor: Arc<dyn CqlExecutor>,
+    /// This processor's token: loading a partition claims its checkpoint
+    /// row, and a flush's mark and commit hold only while the claim does.
+    owner: uuid::Uuid,
+}
+
+/// A stored aggregate row: its value and the last offset it includes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Stored {
+    value: i64,
+    through_offset: i64,
+}
+
+/// The value to write for a row that gets `added` from a batch through
+/// `through`, or `None` when the row already includes the batch (it was
+/// written by the same batch before a crash).
+fn absolute(stored: Option<Stored>, added: i64, through: i64) -> Option<i64> {
+    match stored {
+        Some(row) if row.through_offset >= through => None,
+        Some(row) => Some(row.value.saturating_add(added)),
+        None => Some(added),
+    }
+}
+
+impl From<ExecuteError> for StoreError {
+    fn from(err: ExecuteError) -> Self {
+        Self::Cql {
+            during: err.statement,
+            reason: err.reason,
+        }
+    }
+}
+
+impl ScyllaStore {
+    /// Connects to the cluster's keyspace and prepares every statement.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the cluster or the keyspace cannot be reached, or a
+    /// statement does not prepare (a table missing: run `eventide migrate`).
+    pub async fn open(location: &ScyllaLocation) -> Result<Self, StoreError> {
+        let session = schemas::cql::connect(location).await?;
+        let executor = SessionExecutor::prepare(session, s::ALL, location.consistencies).await?;
+        info!(
+            contact_points = %location.contact_points.join(","),
+            keyspace = %location.keyspace,
+            datacenter = location.datacenter.as_deref().unwrap_or("any"),
+            statements = s::ALL.len(),
+            "processor store on ScyllaDB"
+        );
+        Ok(Self::with_executor(Arc::new(executor)))
+    }
+
+    /// The store over any executor of its statements (the simulation runs
+    /// it over in-memory tables), as a new owner of whatever it loads.
+    pub fn with_executor(executor: Arc<dyn CqlExecutor>) -> Self {
+        Self {
+            executor,
+            owner: uuid::Uuid::new_v4(),
+        }
+    }
+
+    /// Every statement the processor runs.
+    pub fn statements() -> &'static [&'static schemas::cql::Statement] {
+        s::ALL
+    }
+
+    async fn run(&self, bound: Bound) -> Result<Vec<CqlRow>, StoreError> {
+        Ok(self.executor.execute(bound).await?)
+    }
+
+    /// A lightweight transaction: whether it was applied.
+    async fn conditional(&self, bound: Bound) -> Result<bool, StoreError> {
+        let name = bound.statement.name;
+        let rows = self.run(bound).await?;
+        match rows.first().and_then(|row| row.first()) {
+            Some(Some(CqlValue::Boolean(applied))) => Ok(*applied),
+            other => Err(StoreError::Corrupt(format!(
+                "{name}: no [applied] column in {other:?}"
+            ))),
+        }
+    }
+
+    /// The first row of a single-row read, if any.
+    async fn read_one<R: FromCqlRow>(&self, bound: Bound) -> Result<Option<R>, StoreError> {
+        let name = bound.statement.name;
+        let rows = self.run(bound).await?;
+        rows.into_iter()
+            .next()
+            .map(R::from_row)
+            .transpose()
+            .map_err(|err| StoreError::Corrupt(format!("{name}: {err}")))
+    }
+
+    /// Every row of a read.
+    async fn read_all<R: FromCqlRow>(&self, bound: Bound) -> Result<Vec<R>, StoreError> {
+        let name = bound.statement.name;
+        let rows = self.run(bound).await?;
+        rows.into_iter()
+            .map(R::from_row)
+            .collect::<Result<_, _>>()
+            .map_err(|err| StoreError::Corrupt(format!("{name}: {err}")))
+    }
+
+    /// Takes a partition over: creates its checkpoint row at 0 if missing
+    /// (every flush is fenced on it) and claims it for this processor, so a
+    /// previous owner's later mark or commit fails. Returns the stored next
+    /// offset.
+    async fn claim(&self, topic: &str, partition: i32) -> Result<i64, StoreError> {
+        self.conditional(s::ensure_checkpoint(topic, partition))
+            .await?;
+        if !self
+            .conditional(s::claim(self.owner, topic, partition))
+            .await?
+        {
+            return Err(StoreError::Corrupt(format!(
+                "checkpoint of {topic}/{partition} vanished while claiming it"
+            )));
+        }
+        Ok(self.checkpoint_row(topic, partition).await?.0)
+    }
+
+    /// A partition's stored next offset and recovery mark, without claiming.
+    async fn checkpoint_row(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(i64, Option<i64>), StoreError> {
+        let row: Option<(Option<i64>, Option<i64>)> =
+            self.read_one(s::read_checkpoint(topic, partition)).await?;
+        let (next, pending) = row.unwrap_or_default();
+        Ok((next.unwrap_or(0), pending))
+    }
+
+    /// The stored next offset of a partition.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if reading fails.
+    pub async fn checkpoint(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError> {
+        Ok(Some(self.checkpoint_row(topic, partition).await?.0))
+    }
+
+    /// Where a flush that crashed between its mark and its commit ended
+    /// (the offset after its last record): the first flush after a load
+    /// must end exactly there.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if reading fails.
+    pub async fn recovery_boundary(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, StoreError> {
+        let (next, pending) = self.checkpoint_row(topic, partition).await?;
+        Ok(pending
+            .filter(|through| *through >= next)
+            .map(|through| through + 1))
+    }
+
+    /// Runs a flush's three steps; `rows` writes the rows (step 2).
+    async fn fenced<F>(
+        &self,
+        topic: &str,
+        partition: i32,
+        expected: i64,
+        next: i64,
+        rows: F,
+    ) -> Result<FlushOutcome, StoreError>
+    where
+        F: Future<Output = Result<(), StoreError>>,
+    {
+        let now = CqlTimestamp(schemas::time::now_micros() / 1000);
+        let through = next - 1;
+        let marked = s::mark(through, now, topic, partition, expected, self.owner);
+        if !self.conditional(marked).await? {
+            return Ok(FlushOutcome::Fenced);
+        }
+        rows.await?;
+        let committed = s::commit(next, now, topic, partition, expected, self.owner);
+        if !self.conditional(committed).await? {
+            return Ok(FlushOutcome::Fenced);
+        }
+        Ok(FlushOutcome::Written)
+    }
+
+    /// Reads each row, adds its amount unless the row already includes the
+    /// batch, and writes it back; `CONCURRENT_ROWS` at a time. `read` binds
+    /// a row's key, `write` its key and new absolute value.
+    async fn add_all<'a, T>(
+        &self,
+        rows: &'a [(T, i64)],
+        through: i64,
+        read: impl Fn(&'a T) -> Bound,
+        write: impl Fn(&'a T, i64) -> Bound,
+    ) -> Result<(), StoreError> {
+        // Futures collected from plain iterators, not a stream of closures:
+        // a closure taking a reference inside a stream makes the flush
+        // future not `Send` for every lifetime (rust-lang/rust#102211).
+        let reads: Vec<_> = rows
+            .iter()
+            .map(|(row, added)| self.stored_plus(read(row), *added, through))
+            .collect();
+        let values: Vec<Option<i64>> = stream::iter(reads)
+            .buffered(CONCURRENT_ROWS)
+            .try_collect()
+            .await?;
+        let writes: Vec<Bound> = rows
+            .iter()
+            .zip(values)
+            .filter_map(|((row, _), value)| value.map(|value| write(row, value)))
+            .collect();
+        self.write_all(writes).await
+    }
+
+    /// A row's new absolute value, or `None` if it already includes the batch.
+    async fn stored_plus(
+        &self,
+        read: Bound,
+        added: i64,
+        through: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let stored: Option<(Option<i64>, Option<i64>)> = self.read_one(read).await?;
+        let stored = stored.map(|(value, through_offset)| Stored {
+            value: value.unwrap_or(0),
+            through_offset: through_offset.unwrap_or(-1),
+        });
+        Ok(absolute(stored, added, through))
+    }
+
+    /// Runs every statement of `writes`, `CONCURRENT_ROWS` at a time.
+    async fn write_all(&self, writes: Vec<Bound>) -> Result<(), StoreError> {
+        let writes: Vec<_> = writes.into_iter().map(|bound| self.run(bound)).collect();
+        stream::iter(writes)
+            .buffer_unordered(CONCURRENT_ROWS)
+            .try_for_each(|_| std::future::ready(Ok(())))
+            .await
+    }
+
+    /// Records that these partitions' rows include everything they held at
+    /// `as_of`; the write timestamp is `as_of`, so an older report never
+    /// overwrites a newer one.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if writing fails.
+    pub async fn record_progress(
+        &self,
+        partitions: &[(&str, i32)],
+        as_of: i64,
+    ) -> Result<(), StoreError> {
+        self.write_all(
+            partitions
+                .iter()
+                .map(|(topic, partition)| s::progress(as_of, as_of, topic, *partition))
+                .collect(),
+        )
+        .await
+    }
+}
+
+/// A `YYYY-MM-DD` day as a CQL `date` (days since the epoch, offset by 2^31).
+fn cql_date(day: &str) -> Result<CqlDate, StoreError> {
+    let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map_err(|err| StoreError::Corrupt(format!("day {day:?}: {err}")))?;
+    let days = date
+        .signed_duration_since(chrono::NaiveDate::default())
+        .num_days();
+    u32::try_from(days + (1_i64 << 31))
+        .map(CqlDate)
+        .map_err(|_| StoreError::Corrupt(format!("day {day:?} out of range")))
+}
+
+/// The UTC hour an event time (micros) falls in, as a CQL timestamp.
+fn hour_bucket(occurred_at: i64) -> CqlTimestamp {
+    const HOUR_MICROS: i64 = 3_600_000_000;
+    CqlTimestamp(occurred_at.div_euclid(HOUR_MICROS) * (HOUR_MICROS / 1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_the_batch_already_reached_is_skipped_and_others_add_up() {
+        assert_eq!(absolute(None, 5, 10), Some(5));
+        let row = Stored {
+            value: 7,
+            through_offset: 3,
+        };
+        assert_eq!(absolute(Some(row), 5, 10), Some(12));
+        let crashed = Stored {
+            value: 12,
+            through_offset: 10,
+        };
+        assert_eq!(
+            absolute(Some(crashed), 5, 10),
+            None,
+            "written before a crash"
+        );
+    }
+
+    #[test]
+    fn days_and_hours_map_to_cql_types() {
+        assert_eq!(cql_date("1970-01-01").expect("date"), CqlDate(1 << 31));
+        assert_eq!(
+            cql_date("2024-02-01").expect("date"),
+            CqlDate((1 << 31) + 19_754)
+        );
+        assert!(cql_date("2024-13-01").is_err());
+        // 2024-02-01T10:59:59.999999Z falls in the 10:00 bucket.
+        assert_eq!(
+            hour_bucket(1_706_785_199_999_999),
+            CqlTimestamp(1_706_781_600_000)
+        );
+        assert_eq!(hour_bucket(-1), CqlTimestamp(-3_600_000));
+    }
+
+    #[test]
+    fn statements_have_unique_names_and_only_checkpoint_moves_are_conditional() {
+        let mut names: Vec<&str> = s::ALL.iter().map(|statement| statement.name).collect();
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count, "a name declared twice");
+        for statement in s::ALL {
+            assert_eq!(
+                statement.is_conditional(),
+                ["ensure_checkpoint", "claim", "mark", "commit"].contains(&statement.name),
+                "{}",
+                statement.name
+            );
+            let markers = statement.cql.matches('?').count();
+            assert_eq!(markers, statement.binds.len(), "{}", statement.name);
+        }
+        let fenced = |name: &str| {
+            let statement = s::ALL.iter().find(|st| st.name == name).expect(name);
+            statement.cql.contains("IF next_offset = ? AND owner = ?")
+        };
+        assert!(fenced("mark") && fenced("commit"));
+    }
+}
