@@ -22,14 +22,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use schemas::cql::{Bound, CqlExecutor, CqlRow, ExecuteError, Execution};
 
-use crate::parse::{Plan, migration_tables, plan};
+use crate::parse::{Plan, TableDef, migration_tables, plan};
 use crate::tables::Tables;
 
 /// How often each fault happens, per delivered request.
@@ -79,7 +79,6 @@ struct InFlight {
 #[derive(Debug)]
 struct State {
     tables: Tables,
-    plans: HashMap<&'static str, Result<Plan, String>>,
     /// The coordinator's clock: the write timestamp of a plain write.
     clock: i64,
     rng: StdRng,
@@ -93,6 +92,9 @@ struct State {
     answered: HashMap<u64, Result<Vec<CqlRow>, ExecuteError>>,
     refusals: Vec<String>,
     delivered: u64,
+    /// Treat `USING TIMESTAMP` as absent (shows what a protocol without
+    /// it loses).
+    ignore_write_timestamps: bool,
 }
 
 /// A simulated cluster. Cheap to clone; clones share the tables.
@@ -109,12 +111,16 @@ impl Cluster {
     ///
     /// If a migration does not parse: the simulation cannot run without it.
     pub fn new(seed: u64, faults: Faults) -> Self {
-        let defs = migration_tables(schemas::cql::MIGRATIONS)
-            .unwrap_or_else(|err| panic!("the migrations do not parse: {err}"));
+        static DEFS: OnceLock<Vec<TableDef>> = OnceLock::new();
+        let defs = DEFS
+            .get_or_init(|| {
+                migration_tables(schemas::cql::MIGRATIONS)
+                    .unwrap_or_else(|err| panic!("the migrations do not parse: {err}"))
+            })
+            .clone();
         Self {
             state: Arc::new(Mutex::new(State {
                 tables: Tables::new(defs),
-                plans: HashMap::new(),
                 clock: 1_000_000,
                 rng: StdRng::seed_from_u64(seed),
                 faults,
@@ -126,6 +132,7 @@ impl Cluster {
                 answered: HashMap::new(),
                 refusals: Vec::new(),
                 delivered: 0,
+                ignore_write_timestamps: false,
             })),
         }
     }
@@ -222,6 +229,12 @@ impl Cluster {
         }
     }
 
+    /// Applies every write at the coordinator's clock, as if no statement
+    /// said `USING TIMESTAMP`: what the protocol lost before it did.
+    pub fn ignore_write_timestamps(&self, ignore: bool) {
+        self.lock().ignore_write_timestamps = ignore;
+    }
+
     /// Every statement the server refused, with its reason.
     pub fn refusals(&self) -> Vec<String> {
         self.lock().refusals.clone()
@@ -293,13 +306,15 @@ impl State {
     /// Applies a statement at the coordinator's clock.
     fn apply(&mut self, bound: &Bound) -> Result<Vec<CqlRow>, ExecuteError> {
         let statement = bound.statement;
-        let planned = self
-            .plans
-            .entry(statement.cql)
-            .or_insert_with(|| plan(statement.cql).map_err(|err| err.to_string()))
-            .clone();
         self.clock += 1;
-        let result = planned.and_then(|plan| {
+        let result = planned(statement.cql).and_then(|plan| {
+            let plan = if self.ignore_write_timestamps {
+                let mut plan = (*plan).clone();
+                plan.drop_write_timestamp();
+                Arc::new(plan)
+            } else {
+                plan
+            };
             self.tables
                 .apply(&plan, &bound.values, self.clock)
                 .map_err(|err| err.to_string())
@@ -318,6 +333,20 @@ impl State {
             }
         }
     }
+}
+
+/// A statement's plan, parsed once per process.
+fn planned(cql: &'static str) -> Result<Arc<Plan>, String> {
+    static PLANS: OnceLock<Mutex<HashMap<&'static str, Result<Arc<Plan>, String>>>> =
+        OnceLock::new();
+    let mut plans = PLANS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    plans
+        .entry(cql)
+        .or_insert_with(|| plan(cql).map(Arc::new).map_err(|err| err.to_string()))
+        .clone()
 }
 
 /// One client of the cluster.

@@ -105,6 +105,16 @@ pub enum Plan {
 }
 
 impl Plan {
+    /// Forgets `USING TIMESTAMP` (its marker stays bound, unread).
+    pub fn drop_write_timestamp(&mut self) {
+        match self {
+            Self::Insert { timestamp, .. }
+            | Self::Update { timestamp, .. }
+            | Self::Delete { timestamp, .. } => *timestamp = None,
+            Self::Select { .. } => {}
+        }
+    }
+
     /// The table the statement names.
     pub fn table(&self) -> &str {
         match self {

@@ -4,14 +4,19 @@
 //! ScyllaDB has no transaction spanning tables, so a flush is three steps:
 //!
 //! 1. mark: `pending_through` = the batch's last offset, a lightweight
-//!    transaction fenced on the expected `next_offset` and on this
-//!    processor's claim on the partition (loading a partition claims it, so
-//!    a previous owner fails here and writes nothing);
+//!    transaction fenced on the expected `next_offset`, on this processor's
+//!    claim on the partition (loading a partition claims it, so a previous
+//!    owner fails here and writes nothing) and on no other mark being
+//!    there: a mark that lands late (a timed-out request completed by a
+//!    later Paxos round) can never replace the mark of a batch whose rows
+//!    are being written. The flush that replays a cut-short batch checks
+//!    instead that the mark it was loaded with is still there;
 //! 2. rows: every aggregate row read and written back as an absolute value
 //!    with `through_offset` = the batch's last offset, unless the row's
 //!    stored `through_offset` already reaches it (written before a crash),
 //!    and written `USING TIMESTAMP` that offset;
-//! 3. commit: `next_offset` moved and the mark cleared, fenced the same way.
+//! 3. commit: `next_offset` moved and the mark cleared, fenced on the same
+//!    checkpoint, claim and mark.
 //!
 //! A previous owner that passed its mark just before the new owner claimed
 //! the partition leaves that mark for the new owner to load, so both write
@@ -40,7 +45,8 @@ mod events;
 mod rules;
 mod statements;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use schemas::cql::{Bound, CqlExecutor, CqlRow, ExecuteError, FromCqlRow, SessionExecutor};
@@ -62,6 +68,10 @@ pub struct ScyllaStore {
     /// This processor's token: loading a partition claims its checkpoint
     /// row, and a flush's mark and commit hold only while the claim does.
     owner: uuid::Uuid,
+    /// The cut-short batches found when partitions were loaded, by (topic,
+    /// partition): (next offset, marked last offset). The flush replaying
+    /// one checks the mark is still there instead of setting it.
+    recovering: Arc<Mutex<HashMap<(String, i32), (i64, i64)>>>,
 }
 
 /// A stored aggregate row: its value and the last offset it includes.
@@ -117,6 +127,7 @@ impl ScyllaStore {
         Self {
             executor,
             owner: uuid::Uuid::new_v4(),
+            recovering: Arc::default(),
         }
     }
 
@@ -214,9 +225,20 @@ impl ScyllaStore {
         partition: i32,
     ) -> Result<Option<i64>, StoreError> {
         let (next, pending) = self.checkpoint_row(topic, partition).await?;
-        Ok(pending
-            .filter(|through| *through >= next)
-            .map(|through| through + 1))
+        let cut_short = pending.filter(|through| *through >= next);
+        let mut recovering = self.recovering();
+        match cut_short {
+            Some(through) => recovering.insert((topic.to_owned(), partition), (next, through)),
+            None => recovering.remove(&(topic.to_owned(), partition)),
+        };
+        Ok(cut_short.map(|through| through + 1))
+    }
+
+    fn recovering(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), (i64, i64)>> {
+        // The map is consistent after any panic: entries are single inserts.
+        self.recovering
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs a flush's three steps; `rows` writes the rows (step 2).
@@ -233,16 +255,26 @@ impl ScyllaStore {
     {
         let now = CqlTimestamp(schemas::time::now_micros() / 1000);
         let through = next - 1;
-        let marked = s::mark(through, now, topic, partition, expected, self.owner);
+        let key = (topic.to_owned(), partition);
+        let replaying = self.recovering().get(&key) == Some(&(expected, through));
+        let marked = if replaying {
+            s::remark(now, topic, partition, expected, self.owner, through)
+        } else {
+            s::mark(through, now, topic, partition, expected, self.owner)
+        };
         if !self.conditional(marked).await? {
+            self.recovering().remove(&key);
             return Ok(FlushOutcome::Fenced);
         }
         rows.await?;
-        let committed = s::commit(next, now, topic, partition, expected, self.owner);
-        if !self.conditional(committed).await? {
-            return Ok(FlushOutcome::Fenced);
-        }
-        Ok(FlushOutcome::Written)
+        let committed = s::commit(next, now, topic, partition, expected, self.owner, through);
+        let outcome = if self.conditional(committed).await? {
+            FlushOutcome::Written
+        } else {
+            FlushOutcome::Fenced
+        };
+        self.recovering().remove(&key);
+        Ok(outcome)
     }
 
     /// Reads each row, adds its amount unless the row already includes the
@@ -387,7 +419,8 @@ mod tests {
         for statement in s::ALL {
             assert_eq!(
                 statement.is_conditional(),
-                ["ensure_checkpoint", "claim", "mark", "commit"].contains(&statement.name),
+                ["ensure_checkpoint", "claim", "mark", "remark", "commit"]
+                    .contains(&statement.name),
                 "{}",
                 statement.name
             );
@@ -396,8 +429,10 @@ mod tests {
         }
         let fenced = |name: &str| {
             let statement = s::ALL.iter().find(|st| st.name == name).expect(name);
-            statement.cql.contains("IF next_offset = ? AND owner = ?")
+            statement
+                .cql
+                .contains("IF next_offset = ? AND owner = ? AND pending_through = ")
         };
-        assert!(fenced("mark") && fenced("commit"));
+        assert!(fenced("mark") && fenced("remark") && fenced("commit"));
     }
 }

@@ -24,14 +24,22 @@ cql_statements! {
     /// A partition's next offset and recovery mark.
     read_checkpoint(topic: &str, partition: i32) =>
         "SELECT next_offset, pending_through FROM partition_checkpoints WHERE topic = ? AND partition = ?";
-    /// Step 1 of a flush: the last offset it writes, while the claim holds.
+    /// Step 1 of a flush: the last offset it writes, while the claim holds
+    /// and no other flush of this checkpoint is marked (a mark that lands
+    /// late never replaces another batch's).
     mark(pending_through: i64, updated_at: CqlTimestamp, topic: &str, partition: i32, next_offset: i64, owner: Uuid) =>
         "UPDATE partition_checkpoints SET pending_through = ?, updated_at = ? \
-         WHERE topic = ? AND partition = ? IF next_offset = ? AND owner = ?";
-    /// Step 3 of a flush: the checkpoint moves and the mark clears, while the claim holds.
-    commit(next_offset: i64, updated_at: CqlTimestamp, topic: &str, partition: i32, next_offset_expected: i64, owner: Uuid) =>
+         WHERE topic = ? AND partition = ? IF next_offset = ? AND owner = ? AND pending_through = null";
+    /// Step 1 of the flush that replays a cut-short batch: its mark must
+    /// still be the one the partition was loaded with.
+    remark(updated_at: CqlTimestamp, topic: &str, partition: i32, next_offset: i64, owner: Uuid, pending_through: i64) =>
+        "UPDATE partition_checkpoints SET updated_at = ? \
+         WHERE topic = ? AND partition = ? IF next_offset = ? AND owner = ? AND pending_through = ?";
+    /// Step 3 of a flush: the checkpoint moves and the mark clears, while
+    /// the claim and the flush's own mark hold.
+    commit(next_offset: i64, updated_at: CqlTimestamp, topic: &str, partition: i32, next_offset_expected: i64, owner: Uuid, pending_through: i64) =>
         "UPDATE partition_checkpoints SET next_offset = ?, pending_through = null, updated_at = ? \
-         WHERE topic = ? AND partition = ? IF next_offset = ? AND owner = ?";
+         WHERE topic = ? AND partition = ? IF next_offset = ? AND owner = ? AND pending_through = ?";
     /// A partition's freshness, newest report wins.
     progress(timestamp: i64, as_of: i64, topic: &str, partition: i32) =>
         "UPDATE partition_progress USING TIMESTAMP ? SET as_of = ? WHERE topic = ? AND partition = ?";
