@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //!
+//! - [`check`]: the offline check of a statement against the migrations.
 //! - [`parse`]: CQL text to a plan (tables, columns, markers in order).
 //! - [`tables`]: the tables and what a statement does to them: write
 //!   timestamps, last-write-wins, lightweight transactions, reads in
@@ -16,6 +17,7 @@
 //!   requests held until a seeded schedule delivers them, delayed,
 //!   reordered, duplicated or lost, and clients that crash.
 
+pub mod check;
 pub mod cluster;
 pub mod parse;
 pub mod tables;

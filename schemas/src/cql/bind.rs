@@ -2,7 +2,7 @@
 //! once, with its name, its text and the typed values it binds, by
 //! [`cql_statements!`](crate::cql_statements). A missing statement or a value
 //! of the wrong type is a compile error; the offline check
-//! (`schemas/tests/cql_statements.rs`) compares every bound value's name and
+//! (`cql_sim::check`, run by `processor/tests/cql_statements.rs`) compares every bound value's name and
 //! CQL type with the column its marker binds in the migrations.
 
 use scylla::value::{CqlDate, CqlTimestamp, CqlValue};

@@ -2,7 +2,7 @@
 //! values it binds (`schemas::cql_statements!`): a function per statement
 //! binds its values by name, so a statement cannot be missing or bound to
 //! its neighbour's values. Every parameter is named after the column its
-//! marker binds; `schemas/tests/cql_statements.rs` checks each against the
+//! marker binds; `processor/tests/cql_statements.rs` checks each against the
 //! migrations offline.
 //!
 //! Aggregate rows are written `USING TIMESTAMP` the offset they include: a

@@ -140,169 +140,17 @@ impl Prepared {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use cql_sim::check::problems;
+    use cql_sim::parse::migration_tables;
 
     use super::*;
 
-    /// A table's partition key and clustering columns, from its DDL.
-    #[derive(Debug, Default)]
-    struct Key {
-        partition: Vec<String>,
-        clustering: Vec<String>,
-    }
-
-    fn columns(list: &str) -> Vec<String> {
-        list.split(',').map(|c| c.trim().to_owned()).collect()
-    }
-
-    /// Every table of the CQL migrations with its primary key.
-    fn tables() -> BTreeMap<String, Key> {
-        let mut tables = BTreeMap::new();
-        for migration in schemas::cql::MIGRATIONS {
-            for ddl in schemas::cql::statements(migration.cql) {
-                let Some(rest) = ddl.strip_prefix("CREATE TABLE IF NOT EXISTS ") else {
-                    continue;
-                };
-                let (name, body) = rest.split_once(" (").expect("a column list");
-                let key = if let Some((_, key)) = body.split_once("PRIMARY KEY ((") {
-                    let (partition, rest) = key.split_once(')').expect("closed partition key");
-                    let clustering = rest.split(')').next().unwrap_or_default();
-                    Key {
-                        partition: columns(partition),
-                        clustering: columns(clustering.trim_start_matches(','))
-                            .into_iter()
-                            .filter(|c| !c.is_empty())
-                            .collect(),
-                    }
-                } else {
-                    // `key uuid PRIMARY KEY,`: the column declared inline.
-                    let (before, _) = body.split_once(" PRIMARY KEY").expect("a primary key");
-                    let declaration = before.rsplit(',').next().unwrap_or(before);
-                    let column = declaration.split_whitespace().next().expect("a column");
-                    Key {
-                        partition: vec![column.to_owned()],
-                        clustering: Vec::new(),
-                    }
-                };
-                tables.insert(name.to_owned(), key);
-            }
-        }
-        tables
-    }
-
-    /// The columns each relation of a WHERE clause restricts, with its operator.
-    fn relations(cql: &str) -> Vec<(Vec<String>, String)> {
-        let (_, clause) = cql.split_once(" WHERE ").expect("a WHERE clause");
-        let clause = clause.split(" LIMIT ").next().unwrap_or(clause);
-        clause
-            .split(" AND ")
-            .map(|relation| {
-                let (at, operator) = [" >= ", " <= ", " = ", " > ", " < "]
-                    .iter()
-                    .filter_map(|op| relation.find(op).map(|at| (at, op.trim())))
-                    .min()
-                    .unwrap_or_else(|| panic!("no operator in {relation}"));
-                let restricted = relation[..at].trim_matches(|c| c == '(' || c == ')');
-                (columns(restricted), operator.to_owned())
-            })
-            .collect()
-    }
-
-    /// What is wrong with `cql` as a query-first read of the schema's tables.
-    fn problems(cql: &str, tables: &BTreeMap<String, Key>) -> Vec<String> {
-        let mut problems = Vec::new();
-        let upper = cql.to_uppercase();
-        for banned in ["ALLOW FILTERING", " IN ", "TOKEN("] {
-            if upper.contains(banned) {
-                problems.push(format!("uses {}", banned.trim()));
-            }
-        }
-        let Some((_, after_from)) = cql.split_once(" FROM ") else {
-            return vec!["not a SELECT".into()];
-        };
-        let table = after_from.split_whitespace().next().unwrap_or_default();
-        let relations = relations(cql);
-        if table == "system.local" {
-            if relations != [(vec!["key".to_owned()], "=".to_owned())] {
-                problems.push("system.local is read by its key".into());
-            }
-            return problems;
-        }
-        let Some(key) = tables.get(table) else {
-            return vec![format!("{table} is not in the schema")];
-        };
-        for column in &key.partition {
-            if !relations.contains(&(vec![column.clone()], "=".to_owned())) {
-                problems.push(format!("partition key column {column} is not named"));
-            }
-        }
-        for (restricted, operator) in &relations {
-            for column in restricted {
-                if !key.partition.contains(column) && !key.clustering.contains(column) {
-                    problems.push(format!("{column} is not a key column"));
-                } else if key.partition.contains(column) && operator != "=" {
-                    problems.push(format!("partition key column {column} is ranged"));
-                }
-            }
-            if restricted.len() > 1 && key.clustering.get(..restricted.len()) != Some(restricted) {
-                problems.push(format!("{restricted:?} are not leading clustering columns"));
-            }
-        }
-        // ScyllaDB refuses a single- and a multi-column restriction on
-        // clustering columns together (scylladb#4244).
-        let on_clustering =
-            |restricted: &Vec<String>| restricted.iter().any(|c| key.clustering.contains(c));
-        let single = relations
-            .iter()
-            .any(|(r, _)| r.len() == 1 && on_clustering(r));
-        let multi = relations.iter().any(|(r, _)| r.len() > 1);
-        if single && multi {
-            problems.push("mixes single- and multi-column clustering restrictions".into());
-        }
-        problems
-    }
-
     #[test]
     fn every_statement_names_its_full_partition_key_and_never_filters() {
-        let tables = tables();
+        let tables = migration_tables(schemas::cql::MIGRATIONS).expect("the migrations parse");
         assert!(tables.len() >= 15, "{tables:?}");
         for cql in ALL {
-            assert_eq!(problems(cql, &tables), Vec::<String>::new(), "{cql}");
+            assert_eq!(problems(cql, None, &tables), Vec::<String>::new(), "{cql}");
         }
-    }
-
-    #[test]
-    fn reads_that_would_scan_or_filter_are_caught() {
-        let tables = tables();
-        for bad in [
-            "SELECT body FROM errors_by_day WHERE kind = ? AND occurred_at >= ?",
-            "SELECT value FROM counters WHERE key = ? AND value = ? ALLOW FILTERING",
-            "SELECT name FROM events_by_hour WHERE hour > ?",
-            "SELECT name FROM events_by_session WHERE session_id = ? AND name = ?",
-            "SELECT name FROM events_by_session WHERE session_id = ? AND (event_id, occurred_at) > (?, ?)",
-            "SELECT name FROM events_by_session WHERE session_id = ? AND (occurred_at, event_id) > (?, ?) AND occurred_at < ?",
-            "SELECT name FROM events WHERE session_id = ?",
-        ] {
-            assert!(!problems(bad, &tables).is_empty(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_schema_parser_reads_inline_and_composite_keys() {
-        let tables = tables();
-        assert_eq!(tables["counters"].partition, ["key"]);
-        assert_eq!(tables["errors_by_day"].partition, ["kind", "day"]);
-        assert_eq!(
-            tables["errors_by_day"].clustering,
-            ["occurred_at", "event_id"]
-        );
-        assert_eq!(tables["partition_progress"].clustering, ["partition"]);
-        assert_eq!(
-            relations("SELECT a FROM t WHERE k = ? AND (c, d) > (?, ?) LIMIT ?"),
-            [
-                (vec!["k".to_owned()], "=".to_owned()),
-                (vec!["c".to_owned(), "d".to_owned()], ">".to_owned())
-            ]
-        );
     }
 }
