@@ -9,6 +9,10 @@ use clap::{Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
 
+mod scylla;
+
+pub use self::scylla::{ScyllaArgs, ScyllaArgsError};
+
 /// Eventide: Kafka-backed event ingestion and stream processing.
 ///
 /// With no subcommand, runs the whole pipeline in one process on the local
@@ -181,25 +185,9 @@ pub struct CommonArgs {
     #[arg(long, env = "EVENTIDE_INSECURE_NO_AUTH", global = true)]
     pub insecure_no_auth: bool,
 
-    /// ScyllaDB contact points (`host` or `host:port`, comma-separated).
-    /// When set, the processor writes and the query API reads ScyllaDB
-    /// instead of the SQLite file in the data dir.
-    #[arg(
-        long,
-        env = "EVENTIDE_SCYLLA_CONTACT_POINTS",
-        value_delimiter = ',',
-        global = true
-    )]
-    pub scylla_contact_points: Vec<String>,
-
-    /// ScyllaDB keyspace holding Eventide's tables.
-    #[arg(
-        long,
-        env = "EVENTIDE_SCYLLA_KEYSPACE",
-        default_value = "eventide",
-        global = true
-    )]
-    pub scylla_keyspace: String,
+    /// Where the ScyllaDB store is and how to reach it.
+    #[command(flatten)]
+    pub scylla: ScyllaArgs,
 
     /// Log line format.
     #[arg(
@@ -223,12 +211,15 @@ impl CommonArgs {
     }
 
     /// ScyllaDB when contact points are set, else the SQLite file.
-    pub fn store(&self) -> schemas::store::StoreLocation {
-        schemas::store::StoreLocation::choose(
-            self.store_path(),
-            &self.scylla_contact_points,
-            &self.scylla_keyspace,
-        )
+    ///
+    /// # Errors
+    ///
+    /// [`ScyllaArgsError`] for ScyllaDB settings that only go together.
+    pub fn store(&self) -> Result<schemas::store::StoreLocation, ScyllaArgsError> {
+        Ok(match self.scylla.location()? {
+            Some(location) => schemas::store::StoreLocation::Scylla(location),
+            None => schemas::store::StoreLocation::Sqlite(self.store_path()),
+        })
     }
 }
 

@@ -136,7 +136,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     }
     if wants(Command::Processor) {
         let listener = bind(cli.processor.listen).await?;
-        let config = processor_config(&cli, &kafka, &codec, metrics.clone());
+        let config = processor_config(&cli, &kafka, &codec, metrics.clone())?;
         let stage = Stage::next(&mut stages);
         let token = stage.stop.clone();
         services.spawn(supervised(
@@ -169,7 +169,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         let listener = bind(cli.query.listen).await?;
         let config = query_api::Config {
             settings: cli.query.clone(),
-            store: cli.common.store(),
+            store: cli.common.store()?,
             auth: auth.clone(),
             metrics: metrics.clone(),
         };
@@ -246,30 +246,34 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
 }
 
 /// The processor's configuration from the command line.
+///
+/// # Errors
+///
+/// When the ScyllaDB settings do not go together.
 pub fn processor_config(
     cli: &Cli,
     kafka: &ClientConfig,
     codec: &Codec,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
-) -> processor::Config {
+) -> Result<processor::Config, crate::cli::ScyllaArgsError> {
     let mut settings = cli.processor.clone();
     if settings.instance_id.is_none() && cli.command.is_none() {
         // The all-in-one process is one stable member: static membership
         // gets its partitions back at once after a restart.
         settings.instance_id = Some("eventide-local".into());
     }
-    processor::Config {
+    Ok(processor::Config {
         settings,
         kafka: kafka.clone(),
         codec: codec.clone(),
-        store: cli.common.store(),
+        store: cli.common.store()?,
         metrics,
-    }
+    })
 }
 
 /// Applies the ScyllaDB schema; refuses without contact points.
 async fn migrate(common: &CommonArgs, replication_factor: u32) -> anyhow::Result<()> {
-    let schemas::store::StoreLocation::Scylla(cluster) = common.store() else {
+    let schemas::store::StoreLocation::Scylla(cluster) = common.store()? else {
         bail!(
             "migrate needs --scylla-contact-points (EVENTIDE_SCYLLA_CONTACT_POINTS); \
              the SQLite store creates its tables itself"

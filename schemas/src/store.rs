@@ -27,6 +27,9 @@ pub struct ScyllaLocation {
     pub datacenter: Option<String>,
     /// Username and password for password authentication.
     pub credentials: Option<Credentials>,
+    /// TLS to the nodes: the CA that signed their certificates, and a
+    /// client certificate when the cluster requires one.
+    pub tls: Option<TlsFiles>,
     /// The consistency levels of every statement.
     pub consistencies: Consistencies,
 }
@@ -36,6 +39,16 @@ pub struct ScyllaLocation {
 pub struct Credentials {
     pub username: String,
     pub password: String,
+}
+
+/// PEM files for TLS to a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA certificate(s) the nodes' certificates are checked against.
+    pub ca: PathBuf,
+    /// A client certificate chain and its private key, for clusters that
+    /// require client authentication.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -54,6 +67,7 @@ impl std::fmt::Debug for ScyllaLocation {
             .field("keyspace", &self.keyspace)
             .field("datacenter", &self.datacenter)
             .field("credentials", &self.credentials)
+            .field("tls", &self.tls)
             .field("consistencies", &self.consistencies)
             .finish()
     }
@@ -74,6 +88,7 @@ impl ScyllaLocation {
             keyspace: keyspace.to_owned(),
             datacenter: None,
             credentials: None,
+            tls: None,
             consistencies: Consistencies::default(),
         }
     }

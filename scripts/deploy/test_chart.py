@@ -553,6 +553,40 @@ class Kafka(unittest.TestCase):
         self.assertIn("ssl.key.location=/etc/eventide/kafka-tls/tls.key", options)
 
 
+class Scylla(unittest.TestCase):
+    SECURED = {
+        "scylla": {
+            "enabled": True,
+            "contactPoints": ["scylla-client:9142"],
+            "datacenter": "eu-west-1",
+            "auth": {"enabled": True, "existingSecret": "scylla-creds"},
+            "tls": {"enabled": True, "existingSecret": "scylla-tls", "certKey": "tls.crt", "keyKey": "tls.key"},
+        }
+    }
+
+    def test_credentials_come_from_the_existing_secret_and_tls_files_are_mounted(self):
+        objects = render(self.SECURED)
+        for obj in [find(objects, "Deployment", "eventide-processor"), find(objects, "Deployment", "eventide-query-api"), find(objects, "Job", "eventide-migrate")]:
+            variables = env(obj)
+            with self.subTest(obj=obj["metadata"]["name"]):
+                for var, key in (("EVENTIDE_SCYLLA_USERNAME", "username"), ("EVENTIDE_SCYLLA_PASSWORD", "password")):
+                    self.assertEqual(variables[var]["secretKeyRef"], {"name": "scylla-creds", "key": key})
+                self.assertEqual(variables["EVENTIDE_SCYLLA_DATACENTER"], "eu-west-1")
+                self.assertEqual(variables["EVENTIDE_SCYLLA_CONSISTENCY"], "LOCAL_QUORUM")
+                self.assertEqual(variables["EVENTIDE_SCYLLA_SERIAL_CONSISTENCY"], "LOCAL_SERIAL")
+                mounts = {m["mountPath"] for m in container(obj)["volumeMounts"]}
+                for var in ("EVENTIDE_SCYLLA_TLS_CA", "EVENTIDE_SCYLLA_TLS_CERT", "EVENTIDE_SCYLLA_TLS_KEY"):
+                    self.assertIn(os.path.dirname(variables[var]), mounts)
+                secrets = {v["secret"]["secretName"] for v in obj["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+                self.assertIn("scylla-tls", secrets)
+
+    def test_without_auth_or_tls_nothing_is_rendered_for_them(self):
+        objects = render({"scylla": {"enabled": True, "contactPoints": ["scylla:9042"]}})
+        variables = env(find(objects, "Deployment", "eventide-processor"))
+        for var in ("EVENTIDE_SCYLLA_USERNAME", "EVENTIDE_SCYLLA_PASSWORD", "EVENTIDE_SCYLLA_TLS_CA", "EVENTIDE_SCYLLA_DATACENTER"):
+            self.assertNotIn(var, variables)
+
+
 class Schema(unittest.TestCase):
     """A wrong value fails at install, before anything reaches the cluster."""
 

@@ -251,6 +251,37 @@ referenced here as $(VAR), which the kubelet expands.
   value: {{ $v.scylla.keyspace | quote }}
 - name: EVENTIDE_SCYLLA_REPLICATION_FACTOR
   value: {{ $v.scylla.replicationFactor | quote }}
+{{- with $v.scylla.datacenter }}
+- name: EVENTIDE_SCYLLA_DATACENTER
+  value: {{ . | quote }}
+{{- end }}
+- name: EVENTIDE_SCYLLA_CONSISTENCY
+  value: {{ $v.scylla.consistency | quote }}
+- name: EVENTIDE_SCYLLA_SERIAL_CONSISTENCY
+  value: {{ $v.scylla.serialConsistency | quote }}
+{{- if $v.scylla.auth.enabled }}
+- name: EVENTIDE_SCYLLA_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "scylla.auth.existingSecret is required when scylla.auth.enabled" $v.scylla.auth.existingSecret | quote }}
+      key: {{ $v.scylla.auth.usernameKey | quote }}
+- name: EVENTIDE_SCYLLA_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.scylla.auth.existingSecret | quote }}
+      key: {{ $v.scylla.auth.passwordKey | quote }}
+{{- end }}
+{{- if $v.scylla.tls.enabled }}
+{{- $dir := include "eventide.scyllaTlsDir" .root }}
+- name: EVENTIDE_SCYLLA_TLS_CA
+  value: {{ printf "%s/%s" $dir $v.scylla.tls.caKey | quote }}
+{{- if $v.scylla.tls.certKey }}
+- name: EVENTIDE_SCYLLA_TLS_CERT
+  value: {{ printf "%s/%s" $dir $v.scylla.tls.certKey | quote }}
+- name: EVENTIDE_SCYLLA_TLS_KEY
+  value: {{ printf "%s/%s" $dir $v.scylla.tls.keyKey | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- with $v.otel.endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
@@ -263,6 +294,25 @@ referenced here as $(VAR), which the kubelet expands.
 {{- with $v.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{- define "eventide.scyllaTlsDir" -}}/etc/eventide/scylla-tls{{- end -}}
+
+{{- define "eventide.scyllaTlsVolume" -}}
+{{- if and .Values.scylla.enabled .Values.scylla.tls.enabled -}}
+- name: scylla-tls
+  secret:
+    secretName: {{ required "scylla.tls.existingSecret is required when scylla.tls.enabled" .Values.scylla.tls.existingSecret | quote }}
+    defaultMode: 0440
+{{- end -}}
+{{- end -}}
+
+{{- define "eventide.scyllaTlsVolumeMount" -}}
+{{- if and .Values.scylla.enabled .Values.scylla.tls.enabled -}}
+- name: scylla-tls
+  mountPath: {{ include "eventide.scyllaTlsDir" . }}
+  readOnly: true
+{{- end -}}
 {{- end -}}
 
 {{- define "eventide.kafkaTlsVolume" -}}

@@ -55,9 +55,15 @@ spec:
             {{- with include "eventide.kafkaTlsVolumeMount" $root }}
             {{- . | nindent 12 }}
             {{- end }}
+            {{- with include "eventide.scyllaTlsVolumeMount" $root }}
+            {{- . | nindent 12 }}
+            {{- end }}
       volumes:
         {{- include "eventide.scratchVolumes" $root | nindent 8 }}
         {{- with include "eventide.kafkaTlsVolume" $root }}
+        {{- . | nindent 8 }}
+        {{- end }}
+        {{- with include "eventide.scyllaTlsVolume" $root }}
         {{- . | nindent 8 }}
         {{- end }}
 {{- end -}}

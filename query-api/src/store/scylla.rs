@@ -46,6 +46,12 @@ impl ScyllaStore {
     pub(crate) async fn open(location: &ScyllaLocation) -> Result<Self, StoreError> {
         let session = schemas::cql::connect(location).await?;
         let statements = Statements::prepare(&session).await?;
+        tracing::info!(
+            contact_points = %location.contact_points.join(","),
+            keyspace = %location.keyspace,
+            datacenter = location.datacenter.as_deref().unwrap_or("any"),
+            "query API reads ScyllaDB"
+        );
         Ok(Self {
             session,
             statements,

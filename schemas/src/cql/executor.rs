@@ -47,6 +47,45 @@ pub struct Consistencies {
     pub serial: SerialConsistency,
 }
 
+/// A consistency level by its CQL name (`LOCAL_QUORUM`, `quorum`, ...).
+///
+/// # Errors
+///
+/// The names accepted, when `name` is none of them.
+pub fn parse_consistency(name: &str) -> Result<Consistency, String> {
+    Ok(match name.to_ascii_uppercase().replace('-', "_").as_str() {
+        "ANY" => Consistency::Any,
+        "ONE" => Consistency::One,
+        "TWO" => Consistency::Two,
+        "THREE" => Consistency::Three,
+        "QUORUM" => Consistency::Quorum,
+        "ALL" => Consistency::All,
+        "LOCAL_QUORUM" => Consistency::LocalQuorum,
+        "EACH_QUORUM" => Consistency::EachQuorum,
+        "LOCAL_ONE" => Consistency::LocalOne,
+        _ => {
+            return Err(format!(
+                "{name:?} is not a consistency level (ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, LOCAL_ONE, ANY)"
+            ));
+        }
+    })
+}
+
+/// A serial consistency level by its CQL name (`LOCAL_SERIAL`, `SERIAL`).
+///
+/// # Errors
+///
+/// The names accepted, when `name` is neither.
+pub fn parse_serial_consistency(name: &str) -> Result<SerialConsistency, String> {
+    match name.to_ascii_uppercase().replace('-', "_").as_str() {
+        "SERIAL" => Ok(SerialConsistency::Serial),
+        "LOCAL_SERIAL" => Ok(SerialConsistency::LocalSerial),
+        _ => Err(format!(
+            "{name:?} is not a serial consistency level (SERIAL, LOCAL_SERIAL)"
+        )),
+    }
+}
+
 impl Default for Consistencies {
     fn default() -> Self {
         Self {

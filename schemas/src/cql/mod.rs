@@ -11,7 +11,11 @@ pub mod bind;
 pub mod executor;
 
 pub use bind::{Bind, Bound, CqlRow, FromCql, FromCqlRow, Statement, ToCql};
-pub use executor::{Consistencies, CqlExecutor, ExecuteError, Execution, SessionExecutor};
+pub use executor::{
+    Consistencies, CqlExecutor, ExecuteError, Execution, SessionExecutor, parse_consistency,
+    parse_serial_consistency,
+};
+pub use scylla::statement::{Consistency, SerialConsistency};
 
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
@@ -19,7 +23,10 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::load_balancing::DefaultPolicy;
 use thiserror::Error;
 
-use crate::store::ScyllaLocation;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::store::{ScyllaLocation, TlsFiles};
 
 /// Why the cluster could not be reached or migrated.
 #[derive(Debug, Error)]
@@ -32,6 +39,9 @@ pub enum CqlError {
         "keyspace {0:?} is not a valid name (letters, digits and _, at most 48, not starting with a digit)"
     )]
     Keyspace(String),
+    /// The TLS files could not be read or used.
+    #[error("ScyllaDB TLS: {0}")]
+    Tls(String),
     /// A statement failed.
     #[error("{during}: {reason}")]
     Statement { during: String, reason: String },
@@ -86,10 +96,57 @@ async fn open(location: &ScyllaLocation) -> Result<Session, CqlError> {
     if let Some(credentials) = &location.credentials {
         builder = builder.user(&credentials.username, &credentials.password);
     }
+    if let Some(files) = &location.tls {
+        builder = builder.tls_context(Some(tls_config(files)?));
+    }
     builder.build().await.map_err(|err| CqlError::Connect {
         points: location.contact_points.join(","),
         reason: err.to_string(),
     })
+}
+
+/// The rustls client configuration for `files` (ring as the provider:
+/// explicit, since the build holds two).
+fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ClientConfig>, CqlError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let tls = |what: &str, path: &Path, err: &dyn std::fmt::Display| {
+        CqlError::Tls(format!("{what} {}: {err}", path.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&files.ca)
+        .map_err(|err| tls("reading CA", &files.ca, &err))?
+    {
+        let cert = cert.map_err(|err| tls("reading CA", &files.ca, &err))?;
+        roots
+            .add(cert)
+            .map_err(|err| tls("using CA", &files.ca, &err))?;
+    }
+    if roots.is_empty() {
+        return Err(tls("reading CA", &files.ca, &"no certificate in the file"));
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|err| CqlError::Tls(err.to_string()))?
+    .with_root_certificates(roots);
+    let config = match &files.client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .map_err(|err| tls("reading client certificate", cert, &err))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| tls("reading client certificate", cert, &err))?;
+            let key_der = PrivateKeyDer::from_pem_file(key)
+                .map_err(|err| tls("reading client key", key, &err))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|err| tls("using client certificate", cert, &err))?
+        }
+    };
+    Ok(Arc::new(config))
 }
 
 /// Creates the keyspace if missing and applies every migration not yet
@@ -279,6 +336,27 @@ mod tests {
                 "{table} missing"
             );
         }
+    }
+
+    #[test]
+    fn unreadable_or_empty_tls_files_are_refused_with_their_path() {
+        let dir = std::env::temp_dir().join(format!("eventide-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let empty = dir.join("empty.crt");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        for ca in [dir.join("missing.crt"), empty] {
+            let files = TlsFiles {
+                ca: ca.clone(),
+                client: None,
+            };
+            match tls_config(&files) {
+                Err(CqlError::Tls(reason)) => {
+                    assert!(reason.contains(&ca.display().to_string()), "{reason}")
+                }
+                other => panic!("{ca:?}: {other:?}"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
