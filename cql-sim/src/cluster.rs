@@ -95,6 +95,9 @@ struct State {
     /// Treat `USING TIMESTAMP` as absent (shows what a protocol without
     /// it loses).
     ignore_write_timestamps: bool,
+    /// Apply each request when it is sent, with no faults: a cluster that
+    /// real services use from their own tasks (no schedule steps it).
+    immediate: bool,
 }
 
 /// A simulated cluster. Cheap to clone; clones share the tables.
@@ -133,8 +136,22 @@ impl Cluster {
                 refusals: Vec::new(),
                 delivered: 0,
                 ignore_write_timestamps: false,
+                immediate: false,
             })),
         }
+    }
+
+    /// A cluster that applies every request as it is sent, without faults,
+    /// for services running on their own (the shared query scenarios).
+    pub fn immediate() -> Self {
+        let cluster = Self::new(0, Faults::NONE);
+        cluster.lock().immediate = true;
+        cluster
+    }
+
+    /// A client as a store location both services can open.
+    pub fn location(&self) -> schemas::store::StoreLocation {
+        schemas::store::StoreLocation::Cql(schemas::store::SharedExecutor(self.client().1))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -337,8 +354,8 @@ impl State {
 
 /// A statement's plan, parsed once per process.
 fn planned(cql: &'static str) -> Result<Arc<Plan>, String> {
-    static PLANS: OnceLock<Mutex<HashMap<&'static str, Result<Arc<Plan>, String>>>> =
-        OnceLock::new();
+    type Plans = HashMap<&'static str, Result<Arc<Plan>, String>>;
+    static PLANS: OnceLock<Mutex<Plans>> = OnceLock::new();
     let mut plans = PLANS
         .get_or_init(Mutex::default)
         .lock()
@@ -391,6 +408,9 @@ impl Future for Request {
                 let Some(bound) = bound.take() else {
                     return Poll::Pending;
                 };
+                if state.immediate {
+                    return Poll::Ready(state.apply(&bound));
+                }
                 if state.crashed.contains(&self.client) {
                     // A crashed process sends nothing; it is never polled
                     // again by a correct simulation.

@@ -166,11 +166,14 @@ impl Row {
     }
 }
 
+/// A partition's rows by clustering key.
+type Clustered = BTreeMap<Vec<Value>, Row>;
+
 /// One table's definition and rows, by partition key then clustering key.
 #[derive(Debug, Clone)]
 struct Table {
     def: TableDef,
-    partitions: BTreeMap<Vec<Value>, BTreeMap<Vec<Value>, Row>>,
+    partitions: BTreeMap<Vec<Value>, Clustered>,
 }
 
 /// Every table of a keyspace.
@@ -284,6 +287,13 @@ impl Tables {
         now: i64,
     ) -> Result<Vec<CqlRow>, Refused> {
         let bindings = Bindings { values };
+        if let Plan::Select { table, columns, .. } = plan
+            && table == "system.local"
+            && columns == &["key"]
+        {
+            // Every node answers its own row: the readiness ping.
+            return Ok(vec![vec![Some(CqlValue::Text("local".into()))]]);
+        }
         let table = self
             .tables
             .get_mut(plan.table())
@@ -566,7 +576,7 @@ impl Table {
             restrictions.push((positions, relation.cmp, values));
         }
         let mut answer = Vec::new();
-        let partitions: Vec<(&Vec<Value>, &BTreeMap<Vec<Value>, Row>)> = match &partition {
+        let partitions: Vec<(&Vec<Value>, &Clustered)> = match &partition {
             Some(key) => self.partitions.get_key_value(key).into_iter().collect(),
             None => self.partitions.iter().collect(),
         };

@@ -83,6 +83,9 @@ impl Store {
         Ok(match location {
             StoreLocation::Sqlite(path) => Self::Sqlite(SqliteStore::open(path).await?),
             StoreLocation::Scylla(cluster) => Self::Scylla(ScyllaStore::open(cluster).await?),
+            StoreLocation::Cql(executor) => {
+                Self::Scylla(ScyllaStore::with_executor(executor.0.clone()))
+            }
         })
     }
 

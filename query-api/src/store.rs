@@ -116,6 +116,9 @@ impl ReadStore {
             StoreLocation::Scylla(location) => {
                 Backend::Scylla(Arc::new(ScyllaStore::open(location).await?))
             }
+            StoreLocation::Cql(executor) => {
+                Backend::Scylla(Arc::new(ScyllaStore::with_executor(executor.0.clone())))
+            }
         };
         Ok(Self { backend })
     }

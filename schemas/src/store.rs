@@ -13,7 +13,22 @@ pub enum StoreLocation {
     Sqlite(PathBuf),
     /// A ScyllaDB cluster, schema applied by `eventide migrate`.
     Scylla(ScyllaLocation),
+    /// The ScyllaDB store's statements run by a given executor over tables
+    /// it keeps: the simulation's in-memory cluster (`cql-sim`), in tests.
+    Cql(SharedExecutor),
 }
+
+/// An executor both services share, compared by identity.
+#[derive(Debug, Clone)]
+pub struct SharedExecutor(pub std::sync::Arc<dyn crate::cql::CqlExecutor>);
+
+impl PartialEq for SharedExecutor {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedExecutor {}
 
 /// How to reach a ScyllaDB cluster.
 #[derive(Clone, PartialEq, Eq)]

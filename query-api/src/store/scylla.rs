@@ -16,24 +16,23 @@ mod scan;
 mod statements;
 mod stats;
 
+use std::sync::Arc;
+
+use schemas::cql::{Bound, CqlExecutor, FromCqlRow, SessionExecutor};
 use schemas::store::ScyllaLocation;
-use scylla::client::session::Session;
-use scylla::deserialize::row::DeserializeRow;
-use scylla::response::{PagingState, PagingStateResponse};
-use scylla::serialize::row::SerializeRow;
 use uuid::Uuid;
 
-use self::statements::{Prepared, Statements};
+use self::statements as s;
 use crate::store::{EventTypeCount, StoreError};
 
 /// The `scope` of `event_type_counts`' one partition.
 const EVENT_TYPES_SCOPE: &str = "all";
 
-/// A session to the keyspace with every statement prepared.
+/// The read side over an executor of its statements (a driver session, or
+/// the simulation's tables).
 #[derive(Debug)]
 pub(crate) struct ScyllaStore {
-    session: Session,
-    statements: Statements,
+    executor: Arc<dyn CqlExecutor>,
 }
 
 impl ScyllaStore {
@@ -42,84 +41,73 @@ impl ScyllaStore {
     /// # Errors
     ///
     /// [`StoreError::Connect`] if no contact point answers or the keyspace is
-    /// missing, [`StoreError::Cql`] if a statement cannot be prepared.
+    /// missing, [`StoreError::Cql`] if a statement cannot be prepared (run
+    /// `eventide migrate`).
     pub(crate) async fn open(location: &ScyllaLocation) -> Result<Self, StoreError> {
         let session = schemas::cql::connect(location).await?;
-        let statements = Statements::prepare(&session).await?;
+        let executor = SessionExecutor::prepare(session, s::ALL, location.consistencies)
+            .await
+            .map_err(|err| StoreError::Cql {
+                during: "preparing the read statements",
+                reason: err.to_string(),
+            })?;
         tracing::info!(
             contact_points = %location.contact_points.join(","),
             keyspace = %location.keyspace,
             datacenter = location.datacenter.as_deref().unwrap_or("any"),
             "query API reads ScyllaDB"
         );
-        Ok(Self {
-            session,
-            statements,
-        })
+        Ok(Self::with_executor(Arc::new(executor)))
     }
 
-    /// Every row `statement` selects with `values`, page after page, decoded
-    /// as `R` (a tuple of the selected columns).
+    /// The read side over any executor of its statements.
+    pub(crate) fn with_executor(executor: Arc<dyn CqlExecutor>) -> Self {
+        Self { executor }
+    }
+
+    /// Every row a bound statement selects (all pages), decoded as `R` (a
+    /// tuple of the selected columns).
     ///
     /// # Errors
     ///
-    /// [`StoreError::Cql`] if a page cannot be read or a row does not decode
+    /// [`StoreError::Cql`] if the statement fails or a row does not decode
     /// as `R` (a null where a value is required, a column of another type).
-    async fn select<R>(
-        &self,
-        statement: &Prepared,
-        values: impl SerializeRow,
-    ) -> Result<Vec<R>, StoreError>
-    where
-        R: for<'frame> DeserializeRow<'frame, 'frame>,
-    {
-        let failed = |err: &dyn std::fmt::Display| StoreError::Cql {
-            during: statement.during,
-            reason: err.to_string(),
-        };
-        let mut found = Vec::new();
-        let mut paging = PagingState::start();
-        loop {
-            let (result, next) = self
-                .session
-                .execute_single_page(&statement.statement, &values, paging)
-                .await
-                .map_err(|err| failed(&err))?;
-            let rows = result.into_rows_result().map_err(|err| failed(&err))?;
-            for row in rows.rows::<R>().map_err(|err| failed(&err))? {
-                found.push(row.map_err(|err| failed(&err))?);
-            }
-            match next {
-                PagingStateResponse::HasMorePages { state } => paging = state,
-                PagingStateResponse::NoMorePages => return Ok(found),
-            }
-        }
+    async fn select<R: FromCqlRow>(&self, bound: Bound) -> Result<Vec<R>, StoreError> {
+        let during = bound.statement.name;
+        let failed = |reason: String| StoreError::Cql { during, reason };
+        let rows = self
+            .executor
+            .execute(bound)
+            .await
+            .map_err(|err| failed(err.reason))?;
+        rows.into_iter()
+            .map(|row| R::from_row(row).map_err(failed))
+            .collect()
     }
 
     /// The stored total of a counter; 0 for a key never incremented.
     pub(crate) async fn counter(&self, key: Uuid) -> Result<i64, StoreError> {
-        let rows: Vec<(i64,)> = self.select(&self.statements.counter, (key,)).await?;
+        let rows: Vec<(i64,)> = self.select(s::counter(key)).await?;
         Ok(rows.first().map_or(0, |(value,)| *value))
     }
 
     /// Events per (category, name), summed over the partitions' rows, most
     /// frequent first.
     pub(crate) async fn event_types(&self) -> Result<Vec<EventTypeCount>, StoreError> {
-        let rows: Vec<(String, String, i64, bool)> = self
-            .select(&self.statements.event_types, (EVENT_TYPES_SCOPE,))
-            .await?;
+        let rows: Vec<(String, String, i64, bool)> =
+            self.select(s::event_types(EVENT_TYPES_SCOPE)).await?;
         Ok(stats::sum_event_types(rows))
     }
 
     /// Whether the cluster answers at all.
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
-        let _: Vec<(String,)> = self.select(&self.statements.ping, ()).await?;
+        let _: Vec<(String,)> = self.select(s::ping()).await?;
         Ok(())
     }
 
     /// The minimum `as_of` over the logical `topic`'s partitions, if any.
     pub(crate) async fn as_of(&self, topic: &str) -> Result<Option<i64>, StoreError> {
-        let rows: Vec<(i64,)> = self.select(&self.statements.progress, (topic,)).await?;
+        let rows: Vec<(i64,)> = self.select(s::progress(topic)).await?;
         Ok(rows.into_iter().map(|(as_of,)| as_of).min())
     }
 }

@@ -174,6 +174,19 @@ from_cql_row! {
     5: A B C D E;
     6: A B C D E F;
     7: A B C D E F G;
+    8: A B C D E F G H;
+    9: A B C D E F G H I;
+    10: A B C D E F G H I J;
+    11: A B C D E F G H I J K;
+    12: A B C D E F G H I J K L;
+}
+
+/// A [`CqlRow`] of Rust values, each converted by [`ToCql`].
+#[macro_export]
+macro_rules! cql_row {
+    ($($value:expr),* $(,)?) => {
+        vec![$($crate::cql::ToCql::to_cql($value)),*]
+    };
 }
 
 /// Declares statements bound by name. For each
@@ -204,7 +217,7 @@ macro_rules! cql_statements {
             }
 
             $(#[doc = $doc])*
-            #[allow(clippy::too_many_arguments)]
+            #[allow(clippy::too_many_arguments, dead_code)]
             pub(crate) fn $name($($param: $ty),*) -> $crate::cql::Bound {
                 $crate::cql::Bound {
                     statement: &$name::STATEMENT,

@@ -71,8 +71,11 @@ pub struct ScyllaStore {
     /// The cut-short batches found when partitions were loaded, by (topic,
     /// partition): (next offset, marked last offset). The flush replaying
     /// one checks the mark is still there instead of setting it.
-    recovering: Arc<Mutex<HashMap<(String, i32), (i64, i64)>>>,
+    recovering: Arc<Mutex<Recovering>>,
 }
+
+/// Cut-short batches by (topic, partition): (next offset, marked last offset).
+type Recovering = HashMap<(String, i32), (i64, i64)>;
 
 /// A stored aggregate row: its value and the last offset it includes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -234,7 +237,7 @@ impl ScyllaStore {
         Ok(cut_short.map(|through| through + 1))
     }
 
-    fn recovering(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), (i64, i64)>> {
+    fn recovering(&self) -> std::sync::MutexGuard<'_, Recovering> {
         // The map is consistent after any panic: entries are single inserts.
         self.recovering
             .lock()

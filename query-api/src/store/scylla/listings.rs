@@ -23,6 +23,7 @@ use super::ScyllaStore;
 use super::buckets::{self, Unit, day_of, hour_of};
 use super::rows::{ErrorRow, NotificationRow, error, event, notification};
 use super::scan::{Scan, Start, merge};
+use super::statements as s;
 use crate::paging::{Page, Position};
 use crate::params::TimeRange;
 use crate::store::{
@@ -61,11 +62,10 @@ impl ScyllaStore {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = page_rows(page);
         let cursor = page.after.as_ref().map(event_cursor).transpose()?;
-        let statements = &self.statements;
         if let Some(session) = filter.session_id {
             let scan = Scan {
-                from: &statements.session_from,
-                after: &statements.session_after,
+                from: &s::session_from::STATEMENT,
+                after: &s::session_after::STATEMENT,
                 key: vec![CqlValue::Text(session.to_owned())],
                 to: range.to,
                 chunk: rows,
@@ -91,16 +91,16 @@ impl ScyllaStore {
             let want = rows - found.len();
             let (from, after, key) = match filter.category {
                 Some(category) => (
-                    &statements.category_day_from,
-                    &statements.category_day_after,
+                    &s::category_day_from::STATEMENT,
+                    &s::category_day_after::STATEMENT,
                     vec![
                         CqlValue::Text(category.to_owned()),
                         CqlValue::Date(day_of(bucket)?),
                     ],
                 ),
                 None => (
-                    &statements.hour_from,
-                    &statements.hour_after,
+                    &s::hour_from::STATEMENT,
+                    &s::hour_after::STATEMENT,
                     vec![CqlValue::Timestamp(hour_of(bucket))],
                 ),
             };
@@ -152,8 +152,8 @@ impl ScyllaStore {
             let mut of_day = Vec::new();
             for kind in &kinds {
                 let scan = Scan {
-                    from: &self.statements.errors_from,
-                    after: &self.statements.errors_after,
+                    from: &s::errors_from::STATEMENT,
+                    after: &s::errors_after::STATEMENT,
                     key: vec![CqlValue::Text((*kind).to_owned()), CqlValue::Date(day)],
                     to: walk.to,
                     chunk: if filter.application_id.is_some() {
@@ -188,10 +188,7 @@ impl ScyllaStore {
             .map_or((i64::MIN, String::new()), |p| (p.time, p.id.clone()));
         let limit = i32::try_from(page_rows(page)).unwrap_or(i32::MAX);
         let rows: Vec<NotificationRow> = self
-            .select(
-                &self.statements.notifications,
-                (user_id, after_time, after_id, limit),
-            )
+            .select(s::notifications(user_id, after_time, &after_id, limit))
             .await?;
         Ok(rows
             .into_iter()

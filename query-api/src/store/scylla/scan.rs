@@ -3,11 +3,10 @@
 //! table cannot apply accepts, request after request until the page is full
 //! or the partition holds nothing more.
 
-use scylla::deserialize::row::DeserializeRow;
+use schemas::cql::{Bound, FromCqlRow, Statement};
 use scylla::value::CqlValue;
 
 use super::ScyllaStore;
-use super::statements::Prepared;
 use crate::paging::Position;
 use crate::store::StoreError;
 
@@ -40,9 +39,9 @@ impl Start {
 #[derive(Debug)]
 pub(super) struct Scan<'a> {
     /// `... WHERE <key> AND occurred_at >= ? AND occurred_at < ? LIMIT ?`.
-    pub(super) from: &'a Prepared,
+    pub(super) from: &'a Statement,
     /// `... WHERE <key> AND (occurred_at, id) > (?, ?) LIMIT ?`.
-    pub(super) after: &'a Prepared,
+    pub(super) after: &'a Statement,
     /// The partition key's values, in the statements' order.
     pub(super) key: Vec<CqlValue>,
     /// Exclusive end of the range.
@@ -52,15 +51,18 @@ pub(super) struct Scan<'a> {
     pub(super) chunk: usize,
 }
 
-impl Scan<'_> {
+impl Scan<'static> {
     /// The statement and values reading `self.chunk` rows from `start`.
-    fn request(&self, start: &Start) -> (&Prepared, Vec<CqlValue>) {
+    fn request(&self, start: &Start) -> Bound {
         let (form, values) = bind(&self.key, start, self.to, self.chunk);
         let statement = match form {
             Form::From => self.from,
             Form::After => self.after,
         };
-        (statement, values)
+        Bound {
+            statement,
+            values: values.into_iter().map(Some).collect(),
+        }
     }
 }
 
@@ -169,24 +171,20 @@ pub(super) fn merge<T>(
 impl ScyllaStore {
     /// Up to `want` rows of one partition from `start`, in clustering order,
     /// that `keep` accepts and that fall before `scan.to`.
-    pub(super) async fn read<R, T>(
+    pub(super) async fn read<R: FromCqlRow, T>(
         &self,
-        scan: &Scan<'_>,
+        scan: &Scan<'static>,
         mut start: Start,
         want: usize,
         decode: impl Fn(R) -> Keyed<T>,
         keep: impl Fn(&T) -> bool,
-    ) -> Result<Vec<T>, StoreError>
-    where
-        R: for<'frame> DeserializeRow<'frame, 'frame>,
-    {
+    ) -> Result<Vec<T>, StoreError> {
         let mut found = Vec::new();
         if want == 0 || start.time() >= scan.to {
             return Ok(found);
         }
         loop {
-            let (statement, values) = scan.request(&start);
-            let rows: Vec<R> = self.select(statement, values).await?;
+            let rows: Vec<R> = self.select(scan.request(&start)).await?;
             let batch = rows.into_iter().map(&decode).collect();
             match absorb(batch, (scan.to, scan.chunk), want, &keep, &mut found) {
                 Next::Done => return Ok(found),

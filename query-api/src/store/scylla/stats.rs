@@ -9,6 +9,7 @@ use scylla::value::CqlDate;
 
 use super::ScyllaStore;
 use super::buckets::{cql_date, day_text};
+use super::statements as s;
 use crate::stats::{DayClicks, GroupBy, ReportLine};
 use crate::store::{EventTypeCount, StoreError};
 
@@ -26,10 +27,7 @@ impl ScyllaStore {
         group_by: Option<GroupBy>,
     ) -> Result<Vec<DayClicks>, StoreError> {
         let rows: Vec<ClickRow> = self
-            .select(
-                &self.statements.clicks_by_day,
-                (short_code, cql_date(from)?, cql_date(to)?),
-            )
+            .select(s::clicks_by_day(short_code, cql_date(from)?, cql_date(to)?))
             .await?;
         sum_clicks(rows, group_by)
     }
@@ -42,10 +40,11 @@ impl ScyllaStore {
         to: NaiveDate,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         let rows: Vec<(CqlDate, i64)> = self
-            .select(
-                &self.statements.bot_clicks_by_day,
-                (short_code, cql_date(from)?, cql_date(to)?),
-            )
+            .select(s::bot_clicks_by_day(
+                short_code,
+                cql_date(from)?,
+                cql_date(to)?,
+            ))
             .await?;
         rows.into_iter()
             .map(|(day, clicks)| Ok((day_text(day)?, clicks)))
@@ -59,9 +58,7 @@ impl ScyllaStore {
         client_id: i64,
         month: &str,
     ) -> Result<Vec<ReportLine>, StoreError> {
-        let rows: Vec<(String, i64)> = self
-            .select(&self.statements.client_month, (client_id, month))
-            .await?;
+        let rows: Vec<(String, i64)> = self.select(s::client_month(client_id, month)).await?;
         Ok(report(rows))
     }
 }
