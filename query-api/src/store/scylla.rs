@@ -18,15 +18,13 @@ mod stats;
 
 use std::sync::Arc;
 
+use schemas::cql::layout::EVENT_TYPES_SCOPE;
 use schemas::cql::{Bound, CqlExecutor, FromCqlRow, SessionExecutor};
 use schemas::store::ScyllaLocation;
 use uuid::Uuid;
 
 use self::statements as s;
 use crate::store::{EventTypeCount, StoreError};
-
-/// The `scope` of `event_type_counts`' one partition.
-const EVENT_TYPES_SCOPE: &str = "all";
 
 /// The read side over an executor of its statements (a driver session, or
 /// the simulation's tables).

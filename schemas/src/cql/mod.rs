@@ -6,9 +6,11 @@
 //!   ([`cql_statements!`](crate::cql_statements)).
 //! - [`executor`]: the seam that executes one prepared statement, and the
 //!   real one over a `scylla` session.
+//! - [`layout`]: how keys encode days, minutes, shards and scopes.
 
 pub mod bind;
 pub mod executor;
+pub mod layout;
 
 pub use bind::{Bind, Bound, CqlRow, FromCql, FromCqlRow, Statement, ToCql};
 pub use executor::{
@@ -253,11 +255,18 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "tables",
-    cql: include_str!("../../cql/001_tables.cql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tables",
+        cql: include_str!("../../cql/001_tables.cql"),
+    },
+    Migration {
+        version: 2,
+        name: "listing_buckets",
+        cql: include_str!("../../cql/002_listing_buckets.cql"),
+    },
+];
 
 /// The statements of a CQL text: `--` comments dropped, split on `;`.
 pub fn statements(cql: &str) -> Vec<String> {
@@ -372,7 +381,8 @@ mod tests {
     #[test]
     fn only_unapplied_migrations_run_and_keyspace_names_are_checked() {
         assert_eq!(pending(MIGRATIONS, &[]).len(), MIGRATIONS.len());
-        assert!(pending(MIGRATIONS, &[1]).is_empty());
+        assert_eq!(pending(MIGRATIONS, &[1]).len(), MIGRATIONS.len() - 1);
+        assert!(pending(MIGRATIONS, &[1, 2]).is_empty());
         for good in ["eventide", "eventide_prod", "_x1"] {
             assert!(check_keyspace(good).is_ok(), "{good}");
         }

@@ -2,13 +2,42 @@
 //! idempotent by key, and the per-type counts added like any aggregate,
 //! under the fenced checkpoint.
 
-use super::{ScyllaStore, cql_date, hour_bucket, statements as s};
+use std::collections::BTreeSet;
+
+use schemas::cql::Bound;
+use schemas::cql::layout::{self, EVENT_TYPES_SCOPE, Listing};
+use scylla::value::CqlTimestamp;
+
+use super::{ScyllaStore, statements as s};
 use crate::event_store::{ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents};
 use crate::notifications::{NotificationsBatch, PartitionNotifications};
 use crate::store::{FlushOutcome, StoreError};
 
-/// The `scope` of the single `event_type_counts` partition.
-const ALL_TYPES: &str = "all";
+/// The `listing_buckets` rows of a batch: each (scope, minute, shard) once.
+#[derive(Debug, Default)]
+struct Buckets(BTreeSet<(String, i64, i32)>);
+
+impl Buckets {
+    /// The (minute, shard) partition of a row of `listing` at
+    /// `occurred_at` with this id, noted for the index.
+    fn note(&mut self, listing: Listing<'_>, occurred_at: i64, id: &[u8]) -> (CqlTimestamp, i32) {
+        let (minute, shard) = (layout::minute_of(occurred_at), layout::shard_of(id));
+        self.0.insert((listing.scope(), minute.0, shard));
+        (minute, shard)
+    }
+
+    /// The index rows.
+    fn writes(self) -> Vec<Bound> {
+        self.0
+            .into_iter()
+            .map(|(scope, minute, shard)| {
+                let minute = CqlTimestamp(minute);
+                let day = layout::day_of(layout::minute_micros(minute));
+                s::listing_bucket(&scope, day, minute, shard)
+            })
+            .collect()
+    }
+}
 
 impl ScyllaStore {
     /// The stored checkpoint of an events partition.
@@ -40,7 +69,8 @@ impl ScyllaStore {
         let through = batch.next_offset - 1;
         let rows = async {
             let mut writes = Vec::with_capacity(batch.events.len() * 3);
-            for (_, e, day) in &batch.events {
+            let mut buckets = Buckets::default();
+            for (_, e, _) in &batch.events {
                 let (user, device) = (e.user_id.as_deref(), e.device_id.as_deref());
                 writes.push(s::event_by_session(
                     &e.session_id,
@@ -55,9 +85,13 @@ impl ScyllaStore {
                     user,
                     device,
                 ));
-                writes.push(s::event_by_category_day(
+                let id = e.event_id.as_bytes();
+                let (minute, shard) =
+                    buckets.note(Listing::Category(&e.category), e.occurred_at, id);
+                writes.push(s::event_by_category_minute(
                     &e.category,
-                    cql_date(day)?,
+                    minute,
+                    shard,
                     e.occurred_at,
                     e.event_id,
                     &e.session_id,
@@ -69,8 +103,10 @@ impl ScyllaStore {
                     user,
                     device,
                 ));
-                writes.push(s::event_by_hour(
-                    hour_bucket(e.occurred_at),
+                buckets.note(Listing::Events, e.occurred_at, id);
+                writes.push(s::event_by_minute(
+                    minute,
+                    shard,
                     e.occurred_at,
                     e.event_id,
                     &e.session_id,
@@ -84,6 +120,8 @@ impl ScyllaStore {
                     device,
                 ));
             }
+            // Index rows first: a reader finds the partitions it reads there.
+            self.write_all(buckets.writes()).await?;
             self.write_all(writes).await?;
             let counts: Vec<((&str, &str, bool), i64)> = batch
                 .type_counts
@@ -95,10 +133,19 @@ impl ScyllaStore {
             self.add_all(
                 &counts,
                 through,
-                |(category, name, _)| s::read_type_count(ALL_TYPES, category, name, partition),
+                |(category, name, _)| {
+                    s::read_type_count(EVENT_TYPES_SCOPE, category, name, partition)
+                },
                 |(category, name, known), events| {
                     s::write_type_count(
-                        ALL_TYPES, category, name, partition, events, *known, through, through,
+                        EVENT_TYPES_SCOPE,
+                        category,
+                        name,
+                        partition,
+                        events,
+                        *known,
+                        through,
+                        through,
                     )
                 },
             )
@@ -140,13 +187,18 @@ impl ScyllaStore {
         batch: &ErrorsBatch,
     ) -> Result<FlushOutcome, StoreError> {
         let rows = async {
-            let writes = batch
+            let mut buckets = Buckets::default();
+            let writes: Vec<Bound> = batch
                 .rows
                 .iter()
                 .map(|row| {
-                    Ok(s::error(
+                    let listing = Listing::Errors(row.kind.as_str());
+                    let (minute, shard) =
+                        buckets.note(listing, row.occurred_at, row.event_id.as_bytes());
+                    s::error(
                         row.kind.as_str(),
-                        cql_date(&row.day)?,
+                        minute,
+                        shard,
                         row.occurred_at,
                         &row.event_id,
                         row.application_id.as_deref(),
@@ -156,9 +208,10 @@ impl ScyllaStore {
                         &row.reason,
                         &row.message,
                         &row.body,
-                    ))
+                    )
                 })
-                .collect::<Result<Vec<_>, StoreError>>()?;
+                .collect();
+            self.write_all(buckets.writes()).await?;
             self.write_all(writes).await
         };
         self.fenced(

@@ -367,12 +367,6 @@ fn cql_date(day: &str) -> Result<CqlDate, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("day {day:?} out of range")))
 }
 
-/// The UTC hour an event time (micros) falls in, as a CQL timestamp.
-fn hour_bucket(occurred_at: i64) -> CqlTimestamp {
-    const HOUR_MICROS: i64 = 3_600_000_000;
-    CqlTimestamp(occurred_at.div_euclid(HOUR_MICROS) * (HOUR_MICROS / 1000))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,19 +391,13 @@ mod tests {
     }
 
     #[test]
-    fn days_and_hours_map_to_cql_types() {
+    fn days_map_to_cql_dates() {
         assert_eq!(cql_date("1970-01-01").expect("date"), CqlDate(1 << 31));
         assert_eq!(
             cql_date("2024-02-01").expect("date"),
             CqlDate((1 << 31) + 19_754)
         );
         assert!(cql_date("2024-13-01").is_err());
-        // 2024-02-01T10:59:59.999999Z falls in the 10:00 bucket.
-        assert_eq!(
-            hour_bucket(1_706_785_199_999_999),
-            CqlTimestamp(1_706_781_600_000)
-        );
-        assert_eq!(hour_bucket(-1), CqlTimestamp(-3_600_000));
     }
 
     #[test]

@@ -84,14 +84,19 @@ cql_statements! {
     event_by_session(session_id: &str, occurred_at: i64, event_id: Uuid, received_at: i64, application_id: &str, category: &str, name: &str, data: &str, known_type: bool, user_id: Option<&str>, device_id: Option<&str>) =>
         "INSERT INTO events_by_session (session_id, occurred_at, event_id, received_at, application_id, category, \
          name, data, known_type, user_id, device_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    /// An event in its category's day partition.
-    event_by_category_day(category: &str, day: CqlDate, occurred_at: i64, event_id: Uuid, session_id: &str, received_at: i64, application_id: &str, name: &str, data: &str, known_type: bool, user_id: Option<&str>, device_id: Option<&str>) =>
-        "INSERT INTO events_by_category_day (category, day, occurred_at, event_id, session_id, received_at, \
-         application_id, name, data, known_type, user_id, device_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    /// An event in its hour's partition.
-    event_by_hour(hour: CqlTimestamp, occurred_at: i64, event_id: Uuid, session_id: &str, received_at: i64, application_id: &str, category: &str, name: &str, data: &str, known_type: bool, user_id: Option<&str>, device_id: Option<&str>) =>
-        "INSERT INTO events_by_hour (hour, occurred_at, event_id, session_id, received_at, application_id, \
-         category, name, data, known_type, user_id, device_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    /// An event in its category's minute and shard partition.
+    event_by_category_minute(category: &str, minute: CqlTimestamp, shard: i32, occurred_at: i64, event_id: Uuid, session_id: &str, received_at: i64, application_id: &str, name: &str, data: &str, known_type: bool, user_id: Option<&str>, device_id: Option<&str>) =>
+        "INSERT INTO events_by_category_minute (category, minute, shard, occurred_at, event_id, session_id, \
+         received_at, application_id, name, data, known_type, user_id, device_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    /// An event in its minute and shard partition.
+    event_by_minute(minute: CqlTimestamp, shard: i32, occurred_at: i64, event_id: Uuid, session_id: &str, received_at: i64, application_id: &str, category: &str, name: &str, data: &str, known_type: bool, user_id: Option<&str>, device_id: Option<&str>) =>
+        "INSERT INTO events_by_minute (minute, shard, occurred_at, event_id, session_id, received_at, \
+         application_id, category, name, data, known_type, user_id, device_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    /// A listing's (minute, shard) partition holds rows.
+    listing_bucket(scope: &str, day: CqlDate, minute: CqlTimestamp, shard: i32) =>
+        "INSERT INTO listing_buckets (scope, day, minute, shard) VALUES (?, ?, ?, ?)";
     /// One partition's count of one event type.
     read_type_count(scope: &str, category: &str, name: &str, partition: i32) =>
         "SELECT events, through_offset FROM event_type_counts \
@@ -100,10 +105,10 @@ cql_statements! {
     write_type_count(scope: &str, category: &str, name: &str, partition: i32, events: i64, known_type: bool, through_offset: i64, timestamp: i64) =>
         "INSERT INTO event_type_counts (scope, category, name, partition, events, known_type, through_offset) \
          VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?";
-    /// A reject or dead letter.
-    error(kind: &str, day: CqlDate, occurred_at: i64, event_id: &str, application_id: Option<&str>, source: &str, status: Option<i32>, field: Option<&str>, reason: &str, message: &str, body: &[u8]) =>
-        "INSERT INTO errors_by_day (kind, day, occurred_at, event_id, application_id, source, status, field, \
-         reason, message, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    /// A reject or dead letter in its kind's minute and shard partition.
+    error(kind: &str, minute: CqlTimestamp, shard: i32, occurred_at: i64, event_id: &str, application_id: Option<&str>, source: &str, status: Option<i32>, field: Option<&str>, reason: &str, message: &str, body: &[u8]) =>
+        "INSERT INTO errors_by_minute (kind, minute, shard, occurred_at, event_id, application_id, source, status, \
+         field, reason, message, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     /// A notification sent.
     notification(user_id: &str, occurred_at: i64, notification_id: &str, rule: &str, received_at: i64, device_id: Option<&str>, message: &str, data: &str, trigger_event_id: &str, late_by_micros: i64) =>
         "INSERT INTO notifications_by_user (user_id, occurred_at, notification_id, rule, received_at, device_id, \

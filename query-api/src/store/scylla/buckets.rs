@@ -14,15 +14,13 @@
 //!   rather than answered in part.
 
 use chrono::{NaiveDate, TimeDelta};
-use scylla::value::{CqlDate, CqlTimestamp};
+use scylla::value::CqlDate;
 
 use crate::params::TimeRange;
 use crate::store::StoreError;
 
-/// Microseconds in an hour.
-const HOUR_MICROS: i64 = 3_600_000_000;
-/// Microseconds in a day.
-const DAY_MICROS: i64 = 24 * HOUR_MICROS;
+use schemas::cql::layout::{self, DAY_MICROS, HOUR_MICROS};
+
 /// The most hourly partitions one listing by time reads: 31 days.
 pub(crate) const MAX_HOURS: usize = 31 * 24;
 /// The most daily partitions (per kind) one listing by category or of the
@@ -30,8 +28,6 @@ pub(crate) const MAX_HOURS: usize = 31 * 24;
 pub(crate) const MAX_DAYS: usize = 366;
 /// How far past now a walk goes: more than any sane clock skew.
 pub(crate) const FUTURE_MARGIN: i64 = DAY_MICROS;
-/// `CqlDate` counts days with 1970-01-01 at 2^31.
-const CQL_EPOCH_DAY: i64 = 1 << 31;
 
 /// A bucket size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +37,7 @@ pub(super) enum Unit {
 }
 
 impl Unit {
-    fn micros(self) -> i64 {
+    pub(super) fn micros(self) -> i64 {
         match self {
             Self::Hour => HOUR_MICROS,
             Self::Day => DAY_MICROS,
@@ -133,33 +129,20 @@ fn span(from: i64, to: i64, unit: Unit) -> i128 {
     (last - first) / i128::from(unit.micros()) + 1
 }
 
-/// The `date` of the day bucket starting at `micros`.
-///
-/// # Errors
-///
-/// [`StoreError::Unanswerable`] for a day CQL cannot hold (never for a time
-/// in microseconds, kept for safety).
-pub(super) fn day_of(micros: i64) -> Result<CqlDate, StoreError> {
-    days_since_epoch(micros.div_euclid(DAY_MICROS))
-}
-
 /// The `date` of a calendar day.
 ///
 /// # Errors
 ///
-/// As [`day_of`].
+/// [`StoreError::Unanswerable`] for a day CQL cannot hold.
 pub(super) fn cql_date(day: NaiveDate) -> Result<CqlDate, StoreError> {
     days_since_epoch(day.signed_duration_since(NaiveDate::default()).num_days())
 }
 
 fn days_since_epoch(days: i64) -> Result<CqlDate, StoreError> {
-    days.checked_add(CQL_EPOCH_DAY)
-        .and_then(|raw| u32::try_from(raw).ok())
-        .map(CqlDate)
-        .ok_or_else(|| StoreError::Unanswerable {
-            parameter: "from",
-            message: format!("is too far from 1970 ({days} days)"),
-        })
+    layout::date_from_days(days).ok_or_else(|| StoreError::Unanswerable {
+        parameter: "from",
+        message: format!("is too far from 1970 ({days} days)"),
+    })
 }
 
 /// A stored `date` as `YYYY-MM-DD`, as the SQLite store keeps days.
@@ -168,7 +151,7 @@ fn days_since_epoch(days: i64) -> Result<CqlDate, StoreError> {
 ///
 /// [`StoreError::Cql`] for a date chrono cannot represent (a malformed row).
 pub(super) fn day_text(date: CqlDate) -> Result<String, StoreError> {
-    let days = i64::from(date.0) - CQL_EPOCH_DAY;
+    let days = layout::days_of_date(date);
     TimeDelta::try_days(days)
         .and_then(|offset| NaiveDate::default().checked_add_signed(offset))
         .map(|day| day.format("%Y-%m-%d").to_string())
@@ -176,11 +159,6 @@ pub(super) fn day_text(date: CqlDate) -> Result<String, StoreError> {
             during: "decoding a day",
             reason: format!("date {days} days from 1970-01-01 is out of range"),
         })
-}
-
-/// The `timestamp` naming the hour bucket starting at `micros`.
-pub(super) fn hour_of(micros: i64) -> CqlTimestamp {
-    CqlTimestamp(Unit::Hour.floor(micros) / 1000)
 }
 
 #[cfg(test)]
@@ -226,7 +204,6 @@ mod tests {
                 micros("2021-02-28T13:00:00Z")
             )
         );
-        assert_eq!(hour_of(walk.buckets[0]), CqlTimestamp(1_614_506_400_000));
     }
 
     #[test]
@@ -236,7 +213,7 @@ mod tests {
         let texts: Vec<String> = all
             .buckets
             .iter()
-            .map(|b| day_text(day_of(*b).expect("day")).expect("text"))
+            .map(|b| day_text(layout::day_of(*b)).expect("text"))
             .collect();
         assert_eq!(texts, ["2021-02-27", "2021-02-28", "2021-03-01"]);
         let resumed =
@@ -306,12 +283,9 @@ mod tests {
         let day = NaiveDate::from_ymd_opt(2021, 2, 28).expect("day");
         let date = cql_date(day).expect("date");
         assert_eq!(date, CqlDate((1 << 31) + 18_686));
-        assert_eq!(date, day_of(micros("2021-02-28T16:22:52Z")).expect("date"));
+        assert_eq!(date, layout::day_of(micros("2021-02-28T16:22:52Z")));
         assert_eq!(day_text(date).expect("text"), "2021-02-28");
-        assert_eq!(
-            day_text(day_of(-1).expect("date")).expect("text"),
-            "1969-12-31"
-        );
+        assert_eq!(day_text(layout::day_of(-1)).expect("text"), "1969-12-31");
         assert!(day_text(CqlDate(u32::MAX)).is_err());
     }
 }

@@ -20,7 +20,12 @@ use scylla::value::CqlValue;
 use uuid::Uuid;
 
 use super::ScyllaStore;
-use super::buckets::{self, Unit, day_of, hour_of};
+use std::collections::{BTreeMap, HashMap};
+
+use schemas::cql::layout::{self, Listing};
+use scylla::value::CqlTimestamp;
+
+use super::buckets::{self, Unit};
 use super::rows::{ErrorRow, NotificationRow, error, event, notification};
 use super::scan::{Scan, Start, merge};
 use super::statements as s;
@@ -46,6 +51,9 @@ fn event_cursor(position: &Position) -> Result<(i64, CqlValue), StoreError> {
     })?;
     Ok((position.time, CqlValue::Uuid(id)))
 }
+
+/// The index partitions a request read: (scope, day) to (minute, shard).
+type Index = HashMap<(String, u32), Vec<(CqlTimestamp, i32)>>;
 
 /// Rows in a page: `limit`, plus one telling whether another page follows.
 fn page_rows(page: &Page) -> usize {
@@ -82,40 +90,61 @@ impl ScyllaStore {
             Some(_) => Unit::Day,
             None => Unit::Hour,
         };
+        let (listing, from, after) = match filter.category {
+            Some(category) => (
+                Listing::Category(category),
+                &s::category_minute_from::STATEMENT,
+                &s::category_minute_after::STATEMENT,
+            ),
+            None => (
+                Listing::Events,
+                &s::minute_from::STATEMENT,
+                &s::minute_after::STATEMENT,
+            ),
+        };
+        let key = |minute: i64, shard: i32| {
+            let mut key: Vec<CqlValue> = filter
+                .category
+                .map(|category| CqlValue::Text(category.to_owned()))
+                .into_iter()
+                .collect();
+            key.extend([
+                CqlValue::Timestamp(CqlTimestamp(minute)),
+                CqlValue::Int(shard),
+            ]);
+            key
+        };
         let resume_at = cursor.as_ref().map(|(time, _)| *time);
         let walk = buckets::walk(range, resume_at, schemas::time::now_micros(), unit)?;
         let keep = |event: &StoredEvent| filter.name.is_none_or(|n| event.name == n);
         let mut start = Start::resume(walk.from, cursor);
         let mut found = Vec::new();
+        let mut index = Index::default();
         for bucket in walk.buckets {
-            let want = rows - found.len();
-            let (from, after, key) = match filter.category {
-                Some(category) => (
-                    &s::category_day_from::STATEMENT,
-                    &s::category_day_after::STATEMENT,
-                    vec![
-                        CqlValue::Text(category.to_owned()),
-                        CqlValue::Date(day_of(bucket)?),
-                    ],
-                ),
-                None => (
-                    &s::hour_from::STATEMENT,
-                    &s::hour_after::STATEMENT,
-                    vec![CqlValue::Timestamp(hour_of(bucket))],
-                ),
-            };
-            let scan = Scan {
-                from,
-                after,
-                key,
-                to: walk.to,
-                chunk: if filter.name.is_some() { rows } else { want },
-            };
-            found.extend(self.read(&scan, start, want, event, keep).await?);
-            if found.len() >= rows {
-                break;
+            let minutes = self
+                .partitions(&mut index, &[listing], bucket, unit, &start, walk.to)
+                .await?;
+            for shards in minutes.into_values() {
+                let want = rows - found.len();
+                let mut of_minute = Vec::new();
+                for (_, minute, shard) in shards {
+                    let scan = Scan {
+                        from,
+                        after,
+                        key: key(minute, shard),
+                        to: walk.to,
+                        chunk: if filter.name.is_some() { rows } else { want },
+                    };
+                    let part = self.read(&scan, start.clone(), want, event, keep).await?;
+                    of_minute = merge(of_minute, part, |e: &StoredEvent| &e.position);
+                }
+                of_minute.truncate(want);
+                found.extend(of_minute);
+                if found.len() >= rows {
+                    return Ok(found);
+                }
+                start = Start::At(walk.from);
             }
-            start = Start::At(walk.from);
         }
         Ok(found)
     }
@@ -137,6 +166,7 @@ impl ScyllaStore {
             Some(kind) => vec![kind],
             None => ERROR_KINDS.to_vec(),
         };
+        let listings: Vec<Listing<'_>> = kinds.iter().map(|kind| Listing::Errors(kind)).collect();
         let resume_at = cursor.as_ref().map(|(time, _)| *time);
         let walk = buckets::walk(range, resume_at, schemas::time::now_micros(), Unit::Day)?;
         let keep = |error: &StoredError| {
@@ -146,34 +176,85 @@ impl ScyllaStore {
         };
         let mut start = Start::resume(walk.from, cursor);
         let mut found = Vec::new();
+        let mut index = Index::default();
         for bucket in walk.buckets {
-            let want = rows - found.len();
-            let day = day_of(bucket)?;
-            let mut of_day = Vec::new();
-            for kind in &kinds {
-                let scan = Scan {
-                    from: &s::errors_from::STATEMENT,
-                    after: &s::errors_after::STATEMENT,
-                    key: vec![CqlValue::Text((*kind).to_owned()), CqlValue::Date(day)],
-                    to: walk.to,
-                    chunk: if filter.application_id.is_some() {
-                        rows
-                    } else {
-                        want
-                    },
-                };
-                let decode = |row: ErrorRow| error(kind, row);
-                let of_kind = self.read(&scan, start.clone(), want, decode, keep).await?;
-                of_day = merge(of_day, of_kind, |e: &StoredError| &e.position);
+            let minutes = self
+                .partitions(&mut index, &listings, bucket, Unit::Day, &start, walk.to)
+                .await?;
+            for shards in minutes.into_values() {
+                let want = rows - found.len();
+                let mut of_minute = Vec::new();
+                for (which, minute, shard) in shards {
+                    let kind = kinds[which];
+                    let scan = Scan {
+                        from: &s::errors_from::STATEMENT,
+                        after: &s::errors_after::STATEMENT,
+                        key: vec![
+                            CqlValue::Text(kind.to_owned()),
+                            CqlValue::Timestamp(CqlTimestamp(minute)),
+                            CqlValue::Int(shard),
+                        ],
+                        to: walk.to,
+                        chunk: if filter.application_id.is_some() {
+                            rows
+                        } else {
+                            want
+                        },
+                    };
+                    let decode = |row: ErrorRow| error(kind, row);
+                    let part = self.read(&scan, start.clone(), want, decode, keep).await?;
+                    of_minute = merge(of_minute, part, |e: &StoredError| &e.position);
+                }
+                of_minute.truncate(want);
+                found.extend(of_minute);
+                if found.len() >= rows {
+                    return Ok(found);
+                }
+                start = Start::At(walk.from);
             }
-            of_day.truncate(want);
-            found.extend(of_day);
-            if found.len() >= rows {
-                break;
-            }
-            start = Start::At(walk.from);
         }
         Ok(found)
+    }
+
+    /// The (minute, shard) partitions of `listings` holding rows in the
+    /// bucket of `unit` starting at `bucket`, from `start`'s minute to `to`,
+    /// by minute: (which listing, minute key, shard). Each day's index
+    /// partition is read once per request.
+    async fn partitions(
+        &self,
+        index: &mut Index,
+        listings: &[Listing<'_>],
+        bucket: i64,
+        unit: Unit,
+        start: &Start,
+        to: i64,
+    ) -> Result<BTreeMap<i64, Vec<(usize, i64, i32)>>, StoreError> {
+        let day = layout::day_of(bucket);
+        let first = start.time().max(bucket);
+        let end = to.min(bucket.saturating_add(unit.micros()));
+        let mut minutes: BTreeMap<i64, Vec<(usize, i64, i32)>> = BTreeMap::new();
+        for (which, listing) in listings.iter().enumerate() {
+            let scope = listing.scope();
+            let entries = match index.get(&(scope.clone(), day.0)) {
+                Some(entries) => entries,
+                None => {
+                    let rows: Vec<(CqlTimestamp, i32)> =
+                        self.select(s::listing_buckets(&scope, day)).await?;
+                    index.entry((scope, day.0)).or_insert(rows)
+                }
+            };
+            for (minute, shard) in entries.iter() {
+                let begins = layout::minute_micros(*minute);
+                if begins.saturating_add(layout::MINUTE_MICROS) <= first || begins >= end {
+                    continue;
+                }
+                minutes
+                    .entry(minute.0)
+                    .or_default()
+                    .push((which, minute.0, *shard));
+            }
+        }
+        Ok(minutes)
     }
 
     /// A user's notifications in (time, id) order, one page plus one row.

@@ -28,7 +28,7 @@ impl Start {
         }
     }
 
-    fn time(&self) -> i64 {
+    pub(super) fn time(&self) -> i64 {
         match self {
             Self::At(time) | Self::After(time, _) => *time,
         }

@@ -64,30 +64,33 @@ cql_statements! {
     session_after(session_id: &str, occurred_at: i64, event_id: Uuid, limit: i32) => concat!(
         "SELECT ", event_columns!(), " FROM events_by_session \
          WHERE session_id = ? AND (occurred_at, event_id) > (?, ?) LIMIT ?");
-    /// A category's events of one day, from a time.
-    category_day_from(category: &str, day: CqlDate, occurred_at_from: i64, occurred_at_to: i64, limit: i32) => concat!(
-        "SELECT ", event_columns!(), " FROM events_by_category_day \
-         WHERE category = ? AND day = ? AND occurred_at >= ? AND occurred_at < ? LIMIT ?");
-    /// A category's events of one day, after a cursor.
-    category_day_after(category: &str, day: CqlDate, occurred_at: i64, event_id: Uuid, limit: i32) => concat!(
-        "SELECT ", event_columns!(), " FROM events_by_category_day \
-         WHERE category = ? AND day = ? AND (occurred_at, event_id) > (?, ?) LIMIT ?");
-    /// One hour's events, from a time.
-    hour_from(hour: CqlTimestamp, occurred_at_from: i64, occurred_at_to: i64, limit: i32) => concat!(
-        "SELECT ", event_columns!(), " FROM events_by_hour \
-         WHERE hour = ? AND occurred_at >= ? AND occurred_at < ? LIMIT ?");
-    /// One hour's events, after a cursor.
-    hour_after(hour: CqlTimestamp, occurred_at: i64, event_id: Uuid, limit: i32) => concat!(
-        "SELECT ", event_columns!(), " FROM events_by_hour \
-         WHERE hour = ? AND (occurred_at, event_id) > (?, ?) LIMIT ?");
-    /// One kind's errors of one day, from a time.
-    errors_from(kind: &str, day: CqlDate, occurred_at_from: i64, occurred_at_to: i64, limit: i32) => concat!(
-        "SELECT ", error_columns!(), " FROM errors_by_day \
-         WHERE kind = ? AND day = ? AND occurred_at >= ? AND occurred_at < ? LIMIT ?");
-    /// One kind's errors of one day, after a cursor.
-    errors_after(kind: &str, day: CqlDate, occurred_at: i64, event_id: &str, limit: i32) => concat!(
-        "SELECT ", error_columns!(), " FROM errors_by_day \
-         WHERE kind = ? AND day = ? AND (occurred_at, event_id) > (?, ?) LIMIT ?");
+    /// The (minute, shard) partitions of a listing holding rows on one day.
+    listing_buckets(scope: &str, day: CqlDate) =>
+        "SELECT minute, shard FROM listing_buckets WHERE scope = ? AND day = ?";
+    /// A category's events of one minute and shard, from a time.
+    category_minute_from(category: &str, minute: CqlTimestamp, shard: i32, occurred_at_from: i64, occurred_at_to: i64, limit: i32) => concat!(
+        "SELECT ", event_columns!(), " FROM events_by_category_minute \
+         WHERE category = ? AND minute = ? AND shard = ? AND occurred_at >= ? AND occurred_at < ? LIMIT ?");
+    /// A category's events of one minute and shard, after a cursor.
+    category_minute_after(category: &str, minute: CqlTimestamp, shard: i32, occurred_at: i64, event_id: Uuid, limit: i32) => concat!(
+        "SELECT ", event_columns!(), " FROM events_by_category_minute \
+         WHERE category = ? AND minute = ? AND shard = ? AND (occurred_at, event_id) > (?, ?) LIMIT ?");
+    /// One minute and shard of events, from a time.
+    minute_from(minute: CqlTimestamp, shard: i32, occurred_at_from: i64, occurred_at_to: i64, limit: i32) => concat!(
+        "SELECT ", event_columns!(), " FROM events_by_minute \
+         WHERE minute = ? AND shard = ? AND occurred_at >= ? AND occurred_at < ? LIMIT ?");
+    /// One minute and shard of events, after a cursor.
+    minute_after(minute: CqlTimestamp, shard: i32, occurred_at: i64, event_id: Uuid, limit: i32) => concat!(
+        "SELECT ", event_columns!(), " FROM events_by_minute \
+         WHERE minute = ? AND shard = ? AND (occurred_at, event_id) > (?, ?) LIMIT ?");
+    /// One kind's errors of one minute and shard, from a time.
+    errors_from(kind: &str, minute: CqlTimestamp, shard: i32, occurred_at_from: i64, occurred_at_to: i64, limit: i32) => concat!(
+        "SELECT ", error_columns!(), " FROM errors_by_minute \
+         WHERE kind = ? AND minute = ? AND shard = ? AND occurred_at >= ? AND occurred_at < ? LIMIT ?");
+    /// One kind's errors of one minute and shard, after a cursor.
+    errors_after(kind: &str, minute: CqlTimestamp, shard: i32, occurred_at: i64, event_id: &str, limit: i32) => concat!(
+        "SELECT ", error_columns!(), " FROM errors_by_minute \
+         WHERE kind = ? AND minute = ? AND shard = ? AND (occurred_at, event_id) > (?, ?) LIMIT ?");
 }
 
 #[cfg(test)]
