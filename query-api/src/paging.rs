@@ -6,43 +6,12 @@
 use std::collections::HashMap;
 
 use crate::error::ApiError;
+pub use crate::store::bounds::{Page, Position, rfc3339};
 
 /// Rows per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: u32 = 100;
 /// The most rows one page holds.
 pub const MAX_LIMIT: u32 = 1_000;
-
-/// Where a page starts: after the row with this time and id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    /// Microseconds since the epoch.
-    pub time: i64,
-    pub id: String,
-}
-
-impl Position {
-    /// The opaque cursor naming this position.
-    pub fn cursor(&self) -> String {
-        hex::encode(format!("{}:{}", self.time, self.id))
-    }
-
-    fn parse(cursor: &str) -> Option<Self> {
-        let bytes = hex::decode(cursor).ok()?;
-        let text = String::from_utf8(bytes).ok()?;
-        let (time, id) = text.split_once(':')?;
-        Some(Self {
-            time: time.parse().ok()?,
-            id: id.to_owned(),
-        })
-    }
-}
-
-/// One page request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    pub limit: u32,
-    pub after: Option<Position>,
-}
 
 impl Page {
     /// `limit` and `cursor` from the query string.
@@ -91,13 +60,6 @@ impl Page {
         let next = rows.last().map(|row| position(row).cursor());
         (rows, next)
     }
-}
-
-/// `micros` as an RFC 3339 UTC time.
-pub fn rfc3339(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -6,13 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 use crate::error::ApiError;
-
-/// A half-open time range `[from, to)` in microseconds since the epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeRange {
-    pub from: i64,
-    pub to: i64,
-}
+pub use crate::store::bounds::TimeRange;
 
 impl TimeRange {
     /// `from` and `to` (RFC 3339, or a `YYYY-MM-DD` UTC day: `from` at its
@@ -37,20 +31,6 @@ impl TimeRange {
             });
         }
         Ok(Self { from, to })
-    }
-}
-
-impl TimeRange {
-    /// The first and last UTC day (`YYYY-MM-DD`) the range touches, when
-    /// both ends are set.
-    pub fn days(&self) -> Option<(String, String)> {
-        if self.from == i64::MIN || self.to == i64::MAX {
-            return None;
-        }
-        let day = |micros: i64| {
-            DateTime::from_timestamp_micros(micros).map(|t| t.format("%Y-%m-%d").to_string())
-        };
-        Some((day(self.from)?, day(self.to - 1)?))
     }
 }
 

@@ -7,7 +7,10 @@
 //!   every read names a full partition key.
 //! - `listings`: the filters and rows of the paged listings ([`EventFilter`],
 //!   [`StoredEvent`], [`ErrorFilter`], [`StoredError`]).
+//! - [`bounds`]: what a read asks for (time range, page, position); the
+//!   store takes them and never parses HTTP parameters itself.
 
+pub mod bounds;
 mod listings;
 mod scylla;
 mod sqlite;
@@ -22,10 +25,9 @@ use uuid::Uuid;
 
 pub use listings::{ErrorFilter, EventFilter, StoredError, StoredEvent};
 
+use self::bounds::{Page, Position, TimeRange};
 use self::scylla::ScyllaStore;
 use self::sqlite::SqliteStore;
-use crate::paging::{Page, Position};
-use crate::params::TimeRange;
 use crate::stats::{DayClicks, GroupBy, ReportLine};
 
 /// Why the store could not answer.

@@ -1,10 +1,10 @@
 //! What the paged listings take and return, whichever backend answers:
 //! events by session, category or time, and the error log, each in
-//! (time, id) order with keyset cursors ([`crate::paging`]).
+//! (time, id) order with keyset cursors ([`crate::store::bounds`]).
 
 use serde::Serialize;
 
-use crate::paging::Position;
+use crate::store::bounds::Position;
 
 /// Which events to list.
 #[derive(Debug, Clone, Default)]

@@ -11,7 +11,7 @@ use schemas::sql::{SQLITE_DDL, SQLITE_PRAGMAS};
 use uuid::Uuid;
 
 use super::{EventTypeCount, StoreError, StoredNotification};
-use crate::paging::{Page, Position, rfc3339};
+use crate::store::bounds::{Page, Position, rfc3339};
 
 /// The embedded store, read side. Cheap to clone.
 #[derive(Clone)]

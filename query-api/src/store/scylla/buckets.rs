@@ -16,8 +16,8 @@
 use chrono::{NaiveDate, TimeDelta};
 use scylla::value::CqlDate;
 
-use crate::params::TimeRange;
 use crate::store::StoreError;
+use crate::store::bounds::TimeRange;
 
 use schemas::cql::layout::{self, DAY_MICROS, HOUR_MICROS};
 

@@ -1,5 +1,5 @@
 //! Paged listings on ScyllaDB, in (time, id) order with the same keyset
-//! cursors as SQLite ([`crate::paging`]).
+//! cursors as SQLite ([`crate::store::bounds`]).
 //!
 //! - By session: the one `events_by_session` partition; a category, name or
 //!   range is applied to its rows (the range in CQL where it can be).
@@ -29,8 +29,7 @@ use super::buckets::{self, Unit};
 use super::rows::{ErrorRow, NotificationRow, error, event, notification};
 use super::scan::{Scan, Start, merge};
 use super::statements as s;
-use crate::paging::{Page, Position};
-use crate::params::TimeRange;
+use crate::store::bounds::{Page, Position, TimeRange};
 use crate::store::{
     ErrorFilter, EventFilter, StoreError, StoredError, StoredEvent, StoredNotification,
 };

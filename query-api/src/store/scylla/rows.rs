@@ -6,7 +6,7 @@ use scylla::value::CqlValue;
 use uuid::Uuid;
 
 use super::scan::Keyed;
-use crate::paging::{Position, rfc3339};
+use crate::store::bounds::{Position, rfc3339};
 use crate::store::{StoredError, StoredEvent, StoredNotification};
 
 /// An event row: occurred_at, event_id, session_id, category, name,

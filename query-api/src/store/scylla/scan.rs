@@ -7,8 +7,8 @@ use schemas::cql::{Bound, FromCqlRow, Statement};
 use scylla::value::CqlValue;
 
 use super::ScyllaStore;
-use crate::paging::Position;
 use crate::store::StoreError;
+use crate::store::bounds::Position;
 
 /// Where a read within a partition starts.
 #[derive(Debug, Clone, PartialEq)]

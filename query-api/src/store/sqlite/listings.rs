@@ -4,8 +4,7 @@
 use libsql::Value as SqlValue;
 
 use super::SqliteStore;
-use crate::paging::{Page, Position, rfc3339};
-use crate::params::TimeRange;
+use crate::store::bounds::{Page, Position, TimeRange, rfc3339};
 use crate::store::{ErrorFilter, EventFilter, StoreError, StoredError, StoredEvent};
 
 /// A WHERE clause built from optional filters, with positional parameters.
