@@ -134,19 +134,17 @@ impl SqliteStore {
         batch: &FlushBatch,
     ) -> Result<FlushOutcome, StoreError> {
         let now = schemas::time::now_micros();
-        let tx = self.conn.transaction().await?;
-        if !fence(
-            &tx,
-            topic,
-            partition,
-            batch.expected_next_offset,
-            batch.next_offset,
-        )
-        .await?
-        {
-            tx.rollback().await?;
+        let Some(tx) = self
+            .begin_fenced(
+                topic,
+                partition,
+                batch.expected_next_offset,
+                batch.next_offset,
+            )
+            .await?
+        else {
             return Ok(FlushOutcome::Fenced);
-        }
+        };
         for (key, added) in &batch.rows {
             let key = key.hyphenated().to_string();
             let current = stored_value(
@@ -199,19 +197,17 @@ impl SqliteStore {
         partition: i32,
         batch: &ClicksBatch,
     ) -> Result<FlushOutcome, StoreError> {
-        let tx = self.conn.transaction().await?;
-        if !fence(
-            &tx,
-            topic,
-            partition,
-            batch.expected_next_offset,
-            batch.next_offset,
-        )
-        .await?
-        {
-            tx.rollback().await?;
+        let Some(tx) = self
+            .begin_fenced(
+                topic,
+                partition,
+                batch.expected_next_offset,
+                batch.next_offset,
+            )
+            .await?
+        else {
             return Ok(FlushOutcome::Fenced);
-        }
+        };
         let through = batch.through_offset;
         for (row, added) in &batch.by_day {
             let keys = params![
@@ -304,19 +300,17 @@ impl SqliteStore {
         partition: i32,
         batch: &EventsBatch,
     ) -> Result<FlushOutcome, StoreError> {
-        let tx = self.conn.transaction().await?;
-        if !fence(
-            &tx,
-            topic,
-            partition,
-            batch.expected_next_offset,
-            batch.next_offset,
-        )
-        .await?
-        {
-            tx.rollback().await?;
+        let Some(tx) = self
+            .begin_fenced(
+                topic,
+                partition,
+                batch.expected_next_offset,
+                batch.next_offset,
+            )
+            .await?
+        else {
             return Ok(FlushOutcome::Fenced);
-        }
+        };
         let insert = tx
             .prepare(
                 "INSERT OR IGNORE INTO events (event_id, session_id, category, name, day, occurred_at, received_at,
@@ -393,19 +387,17 @@ impl SqliteStore {
         partition: i32,
         batch: &ErrorsBatch,
     ) -> Result<FlushOutcome, StoreError> {
-        let tx = self.conn.transaction().await?;
-        if !fence(
-            &tx,
-            topic,
-            partition,
-            batch.expected_next_offset,
-            batch.next_offset,
-        )
-        .await?
-        {
-            tx.rollback().await?;
+        let Some(tx) = self
+            .begin_fenced(
+                topic,
+                partition,
+                batch.expected_next_offset,
+                batch.next_offset,
+            )
+            .await?
+        else {
             return Ok(FlushOutcome::Fenced);
-        }
+        };
         for row in &batch.rows {
             tx.execute(
                 "INSERT OR IGNORE INTO errors (kind, event_id, day, occurred_at, application_id, source, status, field, reason, message, body)
@@ -433,6 +425,27 @@ impl SqliteStore {
 
 /// Moves a partition's checkpoint from `expected` to `next`; false when the
 /// stored checkpoint is not `expected` (another processor moved it on).
+impl SqliteStore {
+    /// Opens a flush's transaction and moves the partition's checkpoint
+    /// from `expected` to `next` in it; `None` (rolled back) when the
+    /// checkpoint is no longer `expected`: another processor moved it on.
+    async fn begin_fenced(
+        &self,
+        topic: &str,
+        partition: i32,
+        expected: i64,
+        next: i64,
+    ) -> Result<Option<libsql::Transaction>, StoreError> {
+        let tx = self.conn.transaction().await?;
+        if fence(&tx, topic, partition, expected, next).await? {
+            Ok(Some(tx))
+        } else {
+            tx.rollback().await?;
+            Ok(None)
+        }
+    }
+}
+
 async fn fence(
     tx: &libsql::Transaction,
     topic: &str,

@@ -2,7 +2,7 @@
 
 use libsql::params;
 
-use super::{FlushOutcome, SqliteStore, StoreError, fence};
+use super::{FlushOutcome, SqliteStore, StoreError};
 use crate::notifications::{NotificationsBatch, PartitionNotifications};
 use crate::rules::Rules;
 use crate::rules::engine::{Kind, PartitionRules, Pending, RulesBatch, StateKey, StateRow};
@@ -35,19 +35,17 @@ impl SqliteStore {
         partition: i32,
         batch: &NotificationsBatch,
     ) -> Result<FlushOutcome, StoreError> {
-        let tx = self.conn.transaction().await?;
-        if !fence(
-            &tx,
-            topic,
-            partition,
-            batch.expected_next_offset,
-            batch.next_offset,
-        )
-        .await?
-        {
-            tx.rollback().await?;
+        let Some(tx) = self
+            .begin_fenced(
+                topic,
+                partition,
+                batch.expected_next_offset,
+                batch.next_offset,
+            )
+            .await?
+        else {
             return Ok(FlushOutcome::Fenced);
-        }
+        };
         let insert = tx
             .prepare(
                 "INSERT OR IGNORE INTO notifications (notification_id, user_id, rule, occurred_at,
@@ -151,19 +149,17 @@ impl SqliteStore {
         partition: i32,
         batch: &RulesBatch,
     ) -> Result<FlushOutcome, StoreError> {
-        let tx = self.conn.transaction().await?;
-        if !fence(
-            &tx,
-            topic,
-            partition,
-            batch.expected_next_offset,
-            batch.next_offset,
-        )
-        .await?
-        {
-            tx.rollback().await?;
+        let Some(tx) = self
+            .begin_fenced(
+                topic,
+                partition,
+                batch.expected_next_offset,
+                batch.next_offset,
+            )
+            .await?
+        else {
             return Ok(FlushOutcome::Fenced);
-        }
+        };
         if let Some(max_event_time) = batch.watermark {
             tx.execute(
                 "INSERT INTO rule_watermarks (topic, partition, max_event_time) VALUES (?1, ?2, ?3)
