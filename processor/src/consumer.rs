@@ -315,8 +315,12 @@ impl<A: Aggregate> TopicWorker<A> {
     }
 
     /// Of `caught_up` partitions, those of this topic with nothing left to
-    /// flush, by logical topic name: their stored rows are current.
+    /// flush, by logical topic name: their stored rows are current. A second
+    /// worker on a topic (its checkpoints suffixed) leaves this to the first.
     pub(crate) fn fresh(&self, caught_up: &[(String, i32)]) -> Vec<(&'static str, i32)> {
+        if self.store_name != self.topic {
+            return Vec::new();
+        }
         caught_up
             .iter()
             .filter(|(topic, partition)| {

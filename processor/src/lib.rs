@@ -23,6 +23,7 @@
 //! - [`dead_letters`]: undecodable records to the dead-letters topic.
 //! - `consumer`: the consumer loop, rebalances and flushes.
 //! - `health`: `/healthz`, `/readyz` and `/metrics` for probes.
+//! - `workers`: every topic worker, listed once.
 //! - [`metrics`]: metric names.
 
 mod aggregate;
@@ -40,11 +41,12 @@ pub mod settings;
 pub mod store;
 pub mod user_agent;
 pub mod webhooks;
+mod workers;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
-use schemas::{Codec, Topic};
+use schemas::Codec;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -52,13 +54,9 @@ use tracing::{info, warn};
 pub use settings::Settings;
 pub use store::{Store, StoreError};
 
-use clicks::PartitionClicks;
-use consumer::{GroupConsumer, Io, RebalanceContext, Received, TopicWorker};
-use counters::PartitionCounters;
-use event_store::{ErrorKind, PartitionErrors, PartitionEvents};
-use notifications::PartitionNotifications;
+use consumer::{GroupConsumer, Io, RebalanceContext, Received};
 use rules::PartitionRules;
-use user_agent::UserAgents;
+use workers::Workers;
 
 /// Everything the processor needs.
 #[derive(Debug, Clone)]
@@ -138,15 +136,6 @@ pub async fn run(
     info!(rules = ?rules.iter().map(|rule| rule.name.to_string()).collect::<Vec<_>>(), "session rules loaded");
     let store = Store::open(&config.store).await?;
     let names = config.codec.names().clone();
-    let mut counters: TopicWorker<PartitionCounters> =
-        TopicWorker::new(names.name(Topic::Increments), Topic::Increments, ());
-    let mut clicks: TopicWorker<PartitionClicks> = TopicWorker::new(
-        names.name(Topic::Redirects),
-        Topic::Redirects,
-        UserAgents::default(),
-    );
-    let mut events: TopicWorker<PartitionEvents> =
-        TopicWorker::new(names.name(Topic::Events), Topic::Events, ());
     let rules_context = rules::RulesContext {
         rules: std::sync::Arc::new(rules),
         timing: rules::Timing {
@@ -155,38 +144,19 @@ pub async fn run(
         },
         notifier: rules::Notifier::new(&config.kafka, config.codec.clone())?,
     };
-    let mut session_rules: TopicWorker<PartitionRules> =
-        TopicWorker::new(names.name(Topic::Events), Topic::Events, rules_context)
-            .with_checkpoint_suffix("rules");
-    let mut notifications: TopicWorker<PartitionNotifications> =
-        TopicWorker::new(names.name(Topic::Notifications), Topic::Notifications, ());
-    let mut rejects: TopicWorker<PartitionErrors> = TopicWorker::new(
-        names.name(Topic::IngestRejects),
-        Topic::IngestRejects,
-        ErrorKind::Reject,
-    );
-    let mut letters: TopicWorker<PartitionErrors> = TopicWorker::new(
-        names.name(Topic::DeadLetters),
-        Topic::DeadLetters,
-        ErrorKind::DeadLetter,
-    );
+    let mut workers = Workers::new(&names, rules_context);
     let (revoked_tx, mut revoked_rx) = mpsc::unbounded_channel::<consumer::Revoked>();
     let (assigned_tx, mut assigned_rx) = mpsc::unbounded_channel::<Vec<(String, i32)>>();
     let consumer: GroupConsumer = consumer_config(&config)
         .create_with_context(RebalanceContext::new(revoked_tx, assigned_tx))
         .map_err(ProcessorError::Consumer)?;
     let close_guard = consumer::CloseGuard(&consumer);
+    let topics = workers.topics();
+    let subscribed: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer
-        .subscribe(&[
-            counters.topic(),
-            clicks.topic(),
-            events.topic(),
-            rejects.topic(),
-            letters.topic(),
-            notifications.topic(),
-        ])
+        .subscribe(&subscribed)
         .map_err(ProcessorError::Consumer)?;
-    info!(topics = ?[counters.topic(), clicks.topic(), events.topic(), rejects.topic(), letters.topic(), notifications.topic()], group = %config.settings.group_id, "processor consuming");
+    info!(topics = ?topics, group = %config.settings.group_id, "processor consuming");
     readiness.set(true);
 
     let dead_letters = dead_letters::DeadLetters::new(&config.kafka, config.codec.clone())?;
@@ -203,16 +173,7 @@ pub async fn run(
             biased;
             () = shutdown.cancelled() => break,
             Some(revoked) = revoked_rx.recv() => {
-                let of = |topic: &str| -> Vec<i32> {
-                    revoked.partitions.iter().filter(|(t, _)| t == topic).map(|(_, p)| *p).collect()
-                };
-                counters.release(&io, &of(counters.topic())).await?;
-                clicks.release(&io, &of(clicks.topic())).await?;
-                events.release(&io, &of(events.topic())).await?;
-                session_rules.release(&io, &of(session_rules.topic())).await?;
-                notifications.release(&io, &of(notifications.topic())).await?;
-                rejects.release(&io, &of(rejects.topic())).await?;
-                letters.release(&io, &of(letters.topic())).await?;
+                workers.release(&io, &revoked).await?;
                 if revoked.unassign {
                     // Flushed: now the group may hand them to their next owner.
                     if let Err(err) = consumer.unassign() {
@@ -221,6 +182,7 @@ pub async fn run(
                 }
             }
             Some(assigned) = assigned_rx.recv() => {
+                let session_rules = workers.session_rules();
                 let partitions: Vec<i32> = assigned
                     .iter()
                     .filter(|(topic, _)| topic == session_rules.topic())
@@ -229,24 +191,13 @@ pub async fn run(
                 session_rules.load(&io, &partitions).await?;
             }
             _ = flush_tick.tick() => {
+                let session_rules = workers.session_rules();
                 session_rules.tick().await;
                 let pending: usize = session_rules.aggregates().map(PartitionRules::pending_len).sum();
                 #[expect(clippy::cast_precision_loss, reason = "a gauge")]
                 ::metrics::gauge!(crate::metrics::RULE_STATE_PENDING).set(pending as f64);
-                counters.flush_all(&io, CommitMode::Async).await?;
-                clicks.flush_all(&io, CommitMode::Async).await?;
-                events.flush_all(&io, CommitMode::Async).await?;
-                session_rules.flush_all(&io, CommitMode::Async).await?;
-                notifications.flush_all(&io, CommitMode::Async).await?;
-                rejects.flush_all(&io, CommitMode::Async).await?;
-                letters.flush_all(&io, CommitMode::Async).await?;
-                let caught_up = consumer::caught_up(&consumer);
-                let mut fresh = counters.fresh(&caught_up);
-                fresh.extend(clicks.fresh(&caught_up));
-                fresh.extend(events.fresh(&caught_up));
-                fresh.extend(rejects.fresh(&caught_up));
-                fresh.extend(letters.fresh(&caught_up));
-                fresh.extend(notifications.fresh(&caught_up));
+                workers.flush_all(&io, CommitMode::Async).await?;
+                let fresh = workers.fresh(&consumer::caught_up(&consumer));
                 store.record_progress(&fresh, schemas::time::now_micros()).await?;
             }
             received = consumer.recv() => match received {
@@ -260,20 +211,7 @@ pub async fn run(
                         timestamp_ms: message.timestamp().to_millis(),
                     };
                     drop(message);
-                    if topic == counters.topic() {
-                        counters.handle(&io, &record).await?;
-                    } else if topic == clicks.topic() {
-                        clicks.handle(&io, &record).await?;
-                    } else if topic == events.topic() {
-                        events.handle(&io, &record).await?;
-                        session_rules.handle(&io, &record).await?;
-                    } else if topic == rejects.topic() {
-                        rejects.handle(&io, &record).await?;
-                    } else if topic == letters.topic() {
-                        letters.handle(&io, &record).await?;
-                    } else if topic == notifications.topic() {
-                        notifications.handle(&io, &record).await?;
-                    }
+                    workers.handle(&io, &topic, &record).await?;
                 }
                 Err(err) => warn!(error = %err, "consumer error"),
             },
@@ -282,13 +220,7 @@ pub async fn run(
     readiness.set(false);
     info!("processor stopping; flushing store and committing offsets");
     consumer.context().close();
-    counters.flush_all(&io, CommitMode::Sync).await?;
-    clicks.flush_all(&io, CommitMode::Sync).await?;
-    events.flush_all(&io, CommitMode::Sync).await?;
-    session_rules.flush_all(&io, CommitMode::Sync).await?;
-    notifications.flush_all(&io, CommitMode::Sync).await?;
-    rejects.flush_all(&io, CommitMode::Sync).await?;
-    letters.flush_all(&io, CommitMode::Sync).await?;
+    workers.flush_all(&io, CommitMode::Sync).await?;
     consumer.unsubscribe();
     drop(close_guard);
     Ok(())
