@@ -10,29 +10,34 @@ use crate::event_store::{
     ErrorKind, ErrorRow, ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents,
 };
 use crate::notifications::{NotificationsBatch, PartitionNotifications};
+use crate::rules::Rules;
 use crate::rules::engine::RulesBatch;
 use crate::rules::{NotifyError, PartitionRules, RulesContext};
-use crate::store::{FlushOutcome, Store, StoreError};
+use crate::store::{Fenced, FlushOutcome, Kept, Store, StoreError};
 use crate::user_agent::UserAgents;
 
 /// A per-partition aggregate the consumer loop drives.
-pub(crate) trait Aggregate: Sized + Send {
+pub(crate) trait Aggregate: Kept + Send {
     /// Shared by every partition of the topic (caches and the like).
     type Context: Send;
-    /// What one flush writes.
-    type Batch: Send + Sync;
 
     /// Whether undecodable records go to dead letters; false for a worker
     /// that shares its topic with one that already does.
     const DEAD_LETTERS: bool = true;
 
+    /// What loading the partition needs from the context.
+    fn setup(context: &Self::Context) -> &Self::Setup;
     /// The partition's stored state.
     async fn load(
         store: &Store,
         context: &Self::Context,
         topic: &str,
         partition: i32,
-    ) -> Result<Self, StoreError>;
+    ) -> Result<Self, StoreError> {
+        store
+            .load::<Self>(topic, partition, Self::setup(context))
+            .await
+    }
     /// Decodes and applies one record; `Ok(false)` if already included.
     async fn apply(
         &mut self,
@@ -50,14 +55,18 @@ pub(crate) trait Aggregate: Sized + Send {
     /// What a flush must write now.
     fn batch(&self) -> Self::Batch;
     /// The checkpoint a batch moves to.
-    fn batch_next_offset(batch: &Self::Batch) -> i64;
+    fn batch_next_offset(batch: &Self::Batch) -> i64 {
+        batch.next_offset()
+    }
     /// Writes a batch, fenced on the checkpoint it expects.
     async fn flush(
         store: &Store,
         topic: &str,
         partition: i32,
         batch: &Self::Batch,
-    ) -> Result<FlushOutcome, StoreError>;
+    ) -> Result<FlushOutcome, StoreError> {
+        store.flush::<Self>(topic, partition, batch).await
+    }
     /// Records that a batch is stored.
     fn flushed(&mut self, batch: &Self::Batch);
 
@@ -73,15 +82,9 @@ pub(crate) trait Aggregate: Sized + Send {
 
 impl Aggregate for PartitionCounters {
     type Context = ();
-    type Batch = FlushBatch;
 
-    async fn load(
-        store: &Store,
-        _: &Self::Context,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Self, StoreError> {
-        store.load_counters(topic, partition).await
+    fn setup(_: &Self::Context) -> &() {
+        &()
     }
 
     async fn apply(
@@ -114,19 +117,6 @@ impl Aggregate for PartitionCounters {
         self.flush_batch()
     }
 
-    fn batch_next_offset(batch: &FlushBatch) -> i64 {
-        batch.next_offset
-    }
-
-    async fn flush(
-        store: &Store,
-        topic: &str,
-        partition: i32,
-        batch: &FlushBatch,
-    ) -> Result<FlushOutcome, StoreError> {
-        store.flush_counters(topic, partition, batch).await
-    }
-
     fn flushed(&mut self, batch: &FlushBatch) {
         PartitionCounters::flushed(self, batch);
     }
@@ -134,15 +124,9 @@ impl Aggregate for PartitionCounters {
 
 impl Aggregate for PartitionClicks {
     type Context = UserAgents;
-    type Batch = ClicksBatch;
 
-    async fn load(
-        store: &Store,
-        _: &Self::Context,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Self, StoreError> {
-        store.load_clicks(topic, partition).await
+    fn setup(_: &Self::Context) -> &() {
+        &()
     }
 
     async fn apply(
@@ -179,19 +163,6 @@ impl Aggregate for PartitionClicks {
         PartitionClicks::batch(self)
     }
 
-    fn batch_next_offset(batch: &ClicksBatch) -> i64 {
-        batch.next_offset
-    }
-
-    async fn flush(
-        store: &Store,
-        topic: &str,
-        partition: i32,
-        batch: &ClicksBatch,
-    ) -> Result<FlushOutcome, StoreError> {
-        store.flush_clicks(topic, partition, batch).await
-    }
-
     fn flushed(&mut self, batch: &ClicksBatch) {
         PartitionClicks::flushed(self, batch);
     }
@@ -199,15 +170,9 @@ impl Aggregate for PartitionClicks {
 
 impl Aggregate for PartitionEvents {
     type Context = ();
-    type Batch = EventsBatch;
 
-    async fn load(
-        store: &Store,
-        _: &Self::Context,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Self, StoreError> {
-        store.load_events(topic, partition).await
+    fn setup(_: &Self::Context) -> &() {
+        &()
     }
 
     async fn apply(
@@ -237,19 +202,6 @@ impl Aggregate for PartitionEvents {
         PartitionEvents::batch(self)
     }
 
-    fn batch_next_offset(batch: &EventsBatch) -> i64 {
-        batch.next_offset
-    }
-
-    async fn flush(
-        store: &Store,
-        topic: &str,
-        partition: i32,
-        batch: &EventsBatch,
-    ) -> Result<FlushOutcome, StoreError> {
-        store.flush_events(topic, partition, batch).await
-    }
-
     fn flushed(&mut self, batch: &EventsBatch) {
         PartitionEvents::flushed(self, batch);
     }
@@ -257,15 +209,9 @@ impl Aggregate for PartitionEvents {
 
 impl Aggregate for PartitionErrors {
     type Context = ErrorKind;
-    type Batch = ErrorsBatch;
 
-    async fn load(
-        store: &Store,
-        _: &Self::Context,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Self, StoreError> {
-        store.load_errors(topic, partition).await
+    fn setup(_: &Self::Context) -> &() {
+        &()
     }
 
     async fn apply(
@@ -308,19 +254,6 @@ impl Aggregate for PartitionErrors {
         PartitionErrors::batch(self)
     }
 
-    fn batch_next_offset(batch: &ErrorsBatch) -> i64 {
-        batch.next_offset
-    }
-
-    async fn flush(
-        store: &Store,
-        topic: &str,
-        partition: i32,
-        batch: &ErrorsBatch,
-    ) -> Result<FlushOutcome, StoreError> {
-        store.flush_errors(topic, partition, batch).await
-    }
-
     fn flushed(&mut self, batch: &ErrorsBatch) {
         PartitionErrors::flushed(self, batch);
     }
@@ -328,10 +261,9 @@ impl Aggregate for PartitionErrors {
 
 impl Aggregate for PartitionNotifications {
     type Context = ();
-    type Batch = NotificationsBatch;
 
-    async fn load(store: &Store, _: &(), topic: &str, partition: i32) -> Result<Self, StoreError> {
-        store.load_notifications(topic, partition).await
+    fn setup(_: &Self::Context) -> &() {
+        &()
     }
 
     async fn apply(
@@ -362,19 +294,6 @@ impl Aggregate for PartitionNotifications {
         PartitionNotifications::batch(self)
     }
 
-    fn batch_next_offset(batch: &NotificationsBatch) -> i64 {
-        batch.next_offset
-    }
-
-    async fn flush(
-        store: &Store,
-        topic: &str,
-        partition: i32,
-        batch: &NotificationsBatch,
-    ) -> Result<FlushOutcome, StoreError> {
-        store.flush_notifications(topic, partition, batch).await
-    }
-
     fn flushed(&mut self, batch: &NotificationsBatch) {
         PartitionNotifications::flushed(self, batch);
     }
@@ -384,18 +303,12 @@ impl Aggregate for PartitionNotifications {
 /// be decoded, so this one only moves past it.
 impl Aggregate for PartitionRules {
     type Context = RulesContext;
-    type Batch = RulesBatch;
+
+    fn setup(context: &RulesContext) -> &Rules {
+        &context.rules
+    }
 
     const DEAD_LETTERS: bool = false;
-
-    async fn load(
-        store: &Store,
-        context: &RulesContext,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Self, StoreError> {
-        store.load_rules(topic, partition, &context.rules).await
-    }
 
     async fn apply(
         &mut self,
@@ -431,19 +344,6 @@ impl Aggregate for PartitionRules {
 
     fn batch(&self) -> RulesBatch {
         PartitionRules::batch(self)
-    }
-
-    fn batch_next_offset(batch: &RulesBatch) -> i64 {
-        batch.next_offset
-    }
-
-    async fn flush(
-        store: &Store,
-        topic: &str,
-        partition: i32,
-        batch: &RulesBatch,
-    ) -> Result<FlushOutcome, StoreError> {
-        store.flush_rules(topic, partition, batch).await
     }
 
     fn flushed(&mut self, batch: &RulesBatch) {

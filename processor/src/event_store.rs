@@ -110,8 +110,8 @@ impl ErrorKind {
     /// As stored in the `kind` column.
     pub fn as_str(self) -> &'static str {
         match self {
-            ErrorKind::Reject => "reject",
-            ErrorKind::DeadLetter => "dead_letter",
+            ErrorKind::Reject => schemas::store::error_kind::REJECT,
+            ErrorKind::DeadLetter => schemas::store::error_kind::DEAD_LETTER,
         }
     }
 }

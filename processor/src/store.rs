@@ -4,6 +4,12 @@
 //! changed rows as absolute values with the offset they include, fenced on
 //! the checkpoint it expects, so totals stay exact across crashes, restarts
 //! and rebalances.
+//!
+//! Each aggregate is [`Stored`] (its load setup and batch, listed once in
+//! `stored!`), and each backend [`Keeps`] it (one load and one flush per
+//! aggregate, in `sqlite` and `scylla`); [`Store::load`] and
+//! [`Store::flush`] dispatch to the configured backend for any aggregate
+//! both keep. Adding an aggregate touches one module per backend.
 
 mod scylla;
 mod sqlite;
@@ -129,167 +135,167 @@ impl Store {
         on_backend!(self, checkpoint(topic, partition))
     }
 
-    /// The stored checkpoint of an increments partition, as counter state.
+    /// A partition's stored state of aggregate `A`.
     ///
     /// # Errors
     ///
-    /// [`StoreError`] if reading fails.
-    pub async fn load_counters(
+    /// [`StoreError`] if reading fails or a stored row is corrupt.
+    pub async fn load<A: Kept>(
         &self,
         topic: &str,
         partition: i32,
-    ) -> Result<PartitionCounters, StoreError> {
-        on_backend!(self, load_counters(topic, partition))
+        setup: &A::Setup,
+    ) -> Result<A, StoreError> {
+        A::load_from(self, topic, partition, setup).await
     }
 
-    /// Adds a counters batch to the stored totals, fenced.
+    /// Writes a batch of aggregate `A`, fenced on the checkpoint it expects.
     ///
     /// # Errors
     ///
-    /// [`StoreError`] if a statement fails.
-    pub async fn flush_counters(
+    /// [`StoreError`] if a statement fails; the partition is then replayed.
+    pub async fn flush<A: Kept>(
         &self,
         topic: &str,
         partition: i32,
-        batch: &FlushBatch,
+        batch: &A::Batch,
     ) -> Result<FlushOutcome, StoreError> {
-        on_backend!(self, flush_counters(topic, partition, batch))
+        A::flush_to(self, topic, partition, batch).await
     }
+}
 
-    /// The stored checkpoint of a redirects partition, as click state.
+/// An aggregate the store keeps per topic partition: what loading it needs
+/// besides its checkpoint, and what one flush of it writes.
+pub trait Stored: Sized {
+    /// What loading needs besides the checkpoint (the rules, for rule state).
+    type Setup: ?Sized + Sync;
+    /// What one flush writes.
+    type Batch: Fenced + Send + Sync;
+}
+
+/// What a flush is fenced on: the checkpoint it expects and the one it
+/// moves to.
+pub trait Fenced {
+    /// The checkpoint the store holds now; the write is fenced on it.
+    fn expected_next_offset(&self) -> i64;
+    /// The checkpoint after this flush.
+    fn next_offset(&self) -> i64;
+}
+
+/// One backend's half of keeping aggregate `A`: adding an aggregate adds
+/// one implementation per backend, nothing else in the store.
+#[allow(
+    async_fn_in_trait,
+    reason = "callers name concrete aggregates: their futures are Send"
+)]
+pub trait Keeps<A: Stored> {
+    /// A partition's stored state (claiming it, on ScyllaDB).
     ///
     /// # Errors
     ///
-    /// [`StoreError`] if reading fails.
-    pub async fn load_clicks(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<PartitionClicks, StoreError> {
-        on_backend!(self, load_clicks(topic, partition))
-    }
+    /// [`StoreError`] if reading fails or a stored row is corrupt.
+    async fn load(&self, topic: &str, partition: i32, setup: &A::Setup) -> Result<A, StoreError>;
 
-    /// Adds a clicks batch to the click tables, fenced.
+    /// Writes a batch, fenced on the checkpoint it expects.
     ///
     /// # Errors
     ///
-    /// [`StoreError`] if a statement fails.
-    pub async fn flush_clicks(
+    /// [`StoreError`] if a statement fails; the partition is then replayed.
+    async fn flush(
         &self,
         topic: &str,
         partition: i32,
-        batch: &ClicksBatch,
+        batch: &A::Batch,
+    ) -> Result<FlushOutcome, StoreError>;
+}
+
+/// An aggregate both backends keep.
+#[allow(
+    async_fn_in_trait,
+    reason = "callers name concrete aggregates: their futures are Send"
+)]
+pub trait Kept: Stored {
+    /// [`Keeps::load`] on whichever backend `store` is.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keeps::load`].
+    async fn load_from(
+        store: &Store,
+        topic: &str,
+        partition: i32,
+        setup: &Self::Setup,
+    ) -> Result<Self, StoreError>;
+
+    /// [`Keeps::flush`] on whichever backend `store` is.
+    ///
+    /// # Errors
+    ///
+    /// As [`Keeps::flush`].
+    async fn flush_to(
+        store: &Store,
+        topic: &str,
+        partition: i32,
+        batch: &Self::Batch,
+    ) -> Result<FlushOutcome, StoreError>;
+}
+
+impl<A: Stored> Kept for A
+where
+    SqliteStore: Keeps<A>,
+    ScyllaStore: Keeps<A>,
+{
+    async fn load_from(
+        store: &Store,
+        topic: &str,
+        partition: i32,
+        setup: &A::Setup,
+    ) -> Result<A, StoreError> {
+        match store {
+            Store::Sqlite(store) => Keeps::<A>::load(store, topic, partition, setup).await,
+            Store::Scylla(store) => Keeps::<A>::load(store, topic, partition, setup).await,
+        }
+    }
+
+    async fn flush_to(
+        store: &Store,
+        topic: &str,
+        partition: i32,
+        batch: &A::Batch,
     ) -> Result<FlushOutcome, StoreError> {
-        on_backend!(self, flush_clicks(topic, partition, batch))
+        match store {
+            Store::Sqlite(store) => Keeps::<A>::flush(store, topic, partition, batch).await,
+            Store::Scylla(store) => Keeps::<A>::flush(store, topic, partition, batch).await,
+        }
     }
+}
 
-    /// The stored checkpoint of an events partition.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if reading fails.
-    pub async fn load_events(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<PartitionEvents, StoreError> {
-        on_backend!(self, load_events(topic, partition))
-    }
+/// Every aggregate the store keeps, with its setup and batch: the one list.
+macro_rules! stored {
+    ($($aggregate:ty => $setup:ty, $batch:ty;)*) => {
+        $(
+            impl Stored for $aggregate {
+                type Setup = $setup;
+                type Batch = $batch;
+            }
 
-    /// Stores a batch of events and per-type counts, fenced.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if a statement fails.
-    pub async fn flush_events(
-        &self,
-        topic: &str,
-        partition: i32,
-        batch: &EventsBatch,
-    ) -> Result<FlushOutcome, StoreError> {
-        on_backend!(self, flush_events(topic, partition, batch))
-    }
+            impl Fenced for $batch {
+                fn expected_next_offset(&self) -> i64 {
+                    self.expected_next_offset
+                }
+                fn next_offset(&self) -> i64 {
+                    self.next_offset
+                }
+            }
+        )*
+    };
+}
 
-    /// The stored checkpoint of a rejects or dead-letters partition.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if reading fails.
-    pub async fn load_errors(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<PartitionErrors, StoreError> {
-        on_backend!(self, load_errors(topic, partition))
-    }
-
-    /// Stores a batch of rejects or dead letters, fenced.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if a statement fails.
-    pub async fn flush_errors(
-        &self,
-        topic: &str,
-        partition: i32,
-        batch: &ErrorsBatch,
-    ) -> Result<FlushOutcome, StoreError> {
-        on_backend!(self, flush_errors(topic, partition, batch))
-    }
-
-    /// A notifications partition's stored checkpoint.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if reading fails.
-    pub async fn load_notifications(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<PartitionNotifications, StoreError> {
-        on_backend!(self, load_notifications(topic, partition))
-    }
-
-    /// Stores a batch of notifications once by id, fenced.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if a statement fails.
-    pub async fn flush_notifications(
-        &self,
-        topic: &str,
-        partition: i32,
-        batch: &NotificationsBatch,
-    ) -> Result<FlushOutcome, StoreError> {
-        on_backend!(self, flush_notifications(topic, partition, batch))
-    }
-
-    /// An events partition's rule state: checkpoint, highest event time and
-    /// every pending timer and open duration of a configured rule.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if reading fails or a row is corrupt.
-    pub async fn load_rules(
-        &self,
-        topic: &str,
-        partition: i32,
-        rules: &Rules,
-    ) -> Result<PartitionRules, StoreError> {
-        on_backend!(self, load_rules(topic, partition, rules))
-    }
-
-    /// Writes a partition's changed rule state and watermark, fenced.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if a statement fails.
-    pub async fn flush_rules(
-        &self,
-        topic: &str,
-        partition: i32,
-        batch: &RulesBatch,
-    ) -> Result<FlushOutcome, StoreError> {
-        on_backend!(self, flush_rules(topic, partition, batch))
-    }
+stored! {
+    PartitionCounters => (), FlushBatch;
+    PartitionClicks => (), ClicksBatch;
+    PartitionEvents => (), EventsBatch;
+    PartitionErrors => (), ErrorsBatch;
+    PartitionNotifications => (), NotificationsBatch;
+    PartitionRules => Rules, RulesBatch;
 }

@@ -20,7 +20,7 @@ use cql_sim::cluster::ClientId;
 use cql_sim::{Cluster, Faults};
 use processor::clicks::{Click, PartitionClicks};
 use processor::counters::PartitionCounters;
-use processor::store::{FlushOutcome, ScyllaStore};
+use processor::store::{FlushOutcome, Keeps, ScyllaStore};
 use processor::user_agent::Agent;
 use scylla::value::CqlValue;
 use uuid::Uuid;
@@ -127,7 +127,7 @@ impl Partition for PartitionCounters {
     type Batch = processor::counters::FlushBatch;
 
     async fn load(store: &ScyllaStore, topic: &str) -> Result<Self, processor::StoreError> {
-        store.load_counters(topic, PARTITION).await
+        Keeps::<PartitionCounters>::load(store, topic, PARTITION, &()).await
     }
     fn next_offset(&self) -> i64 {
         PartitionCounters::next_offset(self)
@@ -143,7 +143,7 @@ impl Partition for PartitionCounters {
         topic: &str,
         batch: &Self::Batch,
     ) -> Result<FlushOutcome, processor::StoreError> {
-        store.flush_counters(topic, PARTITION, batch).await
+        Keeps::<PartitionCounters>::flush(store, topic, PARTITION, batch).await
     }
     fn flushed(&mut self, batch: &Self::Batch) {
         PartitionCounters::flushed(self, batch);
@@ -155,7 +155,7 @@ impl Partition for PartitionClicks {
     type Batch = processor::clicks::ClicksBatch;
 
     async fn load(store: &ScyllaStore, topic: &str) -> Result<Self, processor::StoreError> {
-        store.load_clicks(topic, PARTITION).await
+        Keeps::<PartitionClicks>::load(store, topic, PARTITION, &()).await
     }
     fn next_offset(&self) -> i64 {
         PartitionClicks::next_offset(self)
@@ -177,7 +177,7 @@ impl Partition for PartitionClicks {
         topic: &str,
         batch: &Self::Batch,
     ) -> Result<FlushOutcome, processor::StoreError> {
-        store.flush_clicks(topic, PARTITION, batch).await
+        Keeps::<PartitionClicks>::flush(store, topic, PARTITION, batch).await
     }
     fn flushed(&mut self, batch: &Self::Batch) {
         PartitionClicks::flushed(self, batch);

@@ -213,7 +213,7 @@ pub(crate) async fn errors(
     only(&query, &["kind", "app", "from", "to", "limit", "cursor"])?;
     let kind = text(&query, "kind")?;
     if let Some(kind) = kind
-        && !["reject", "dead_letter"].contains(&kind)
+        && !schemas::store::error_kind::ALL.contains(&kind)
     {
         return Err(ApiError::InvalidParameter {
             parameter: "kind",

@@ -6,6 +6,17 @@ use std::path::PathBuf;
 
 use crate::cql::Consistencies;
 
+/// The `kind` column of the error log (both backends): which topic a row
+/// came from.
+pub mod error_kind {
+    /// A request ingest refused (`ingest-rejects`).
+    pub const REJECT: &str = "reject";
+    /// A record the processor or delivery could not use (`dead-letters`).
+    pub const DEAD_LETTER: &str = "dead_letter";
+    /// Every kind.
+    pub const ALL: [&str; 2] = [DEAD_LETTER, REJECT];
+}
+
 /// The store backend and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {

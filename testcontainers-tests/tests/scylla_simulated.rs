@@ -46,7 +46,8 @@ mod spread_listings {
 
     use cql_sim::Cluster;
     use processor::event_store::{ErrorKind, ErrorRow, EventsBatch};
-    use processor::store::{FlushOutcome, Store};
+    use processor::event_store::{PartitionErrors, PartitionEvents};
+    use processor::store::{FlushOutcome, Keeps, Store};
     use query_api::paging::{Page, Position};
     use query_api::params::TimeRange;
     use query_api::store::{ErrorFilter, EventFilter, ReadStore};
@@ -115,7 +116,7 @@ mod spread_listings {
             anyhow::bail!("the simulated cluster opens the ScyllaDB store");
         };
         let events: Vec<Event> = (0..EVENTS).map(event).collect();
-        writer.load_events("events", 0).await?;
+        Keeps::<PartitionEvents>::load(&writer, "events", 0, &()).await?;
         let batch = EventsBatch {
             expected_next_offset: 0,
             next_offset: EVENTS as i64,
@@ -126,7 +127,10 @@ mod spread_listings {
                 .collect(),
             type_counts: Vec::new(),
         };
-        anyhow::ensure!(writer.flush_events("events", 0, &batch).await? == FlushOutcome::Written);
+        anyhow::ensure!(
+            Keeps::<PartitionEvents>::flush(&writer, "events", 0, &batch).await?
+                == FlushOutcome::Written
+        );
         let errors: Vec<ErrorRow> = (0..EVENTS / 3)
             .map(|n| ErrorRow {
                 kind: if n.is_multiple_of(2) {
@@ -146,16 +150,14 @@ mod spread_listings {
                 body: b"{}".to_vec(),
             })
             .collect();
-        writer.load_errors("ingest-rejects", 0).await?;
+        Keeps::<PartitionErrors>::load(&writer, "ingest-rejects", 0, &()).await?;
         let errors_batch = processor::event_store::ErrorsBatch {
             expected_next_offset: 0,
             next_offset: errors.len() as i64,
             rows: errors.clone(),
         };
         anyhow::ensure!(
-            writer
-                .flush_errors("ingest-rejects", 0, &errors_batch)
-                .await?
+            Keeps::<PartitionErrors>::flush(&writer, "ingest-rejects", 0, &errors_batch).await?
                 == FlushOutcome::Written
         );
 

@@ -17,7 +17,7 @@ use crate::clicks::{ClicksBatch, PartitionClicks};
 use crate::counters::{FlushBatch, PartitionCounters};
 use crate::event_store::{ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents};
 
-use super::{FlushOutcome, StoreError};
+use super::{FlushOutcome, Keeps, StoreError};
 
 /// The embedded store, write side.
 pub struct SqliteStore {
@@ -85,21 +85,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The stored checkpoint of an increments partition, as counter state.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if reading fails.
-    pub async fn load_counters(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<PartitionCounters, StoreError> {
-        Ok(PartitionCounters::restore(
-            self.checkpoint(topic, partition).await?.unwrap_or(0),
-        ))
-    }
-
     /// The stored next offset of a partition, if any.
     ///
     /// # Errors
@@ -118,6 +103,87 @@ impl SqliteStore {
             None => Ok(None),
         }
     }
+}
+
+/// Moves a partition's checkpoint from `expected` to `next`; false when the
+/// stored checkpoint is not `expected` (another processor moved it on).
+impl SqliteStore {
+    /// Opens a flush's transaction and moves the partition's checkpoint
+    /// from `expected` to `next` in it; `None` (rolled back) when the
+    /// checkpoint is no longer `expected`: another processor moved it on.
+    async fn begin_fenced(
+        &self,
+        topic: &str,
+        partition: i32,
+        expected: i64,
+        next: i64,
+    ) -> Result<Option<libsql::Transaction>, StoreError> {
+        let tx = self.conn.transaction().await?;
+        if fence(&tx, topic, partition, expected, next).await? {
+            Ok(Some(tx))
+        } else {
+            tx.rollback().await?;
+            Ok(None)
+        }
+    }
+}
+
+async fn fence(
+    tx: &libsql::Transaction,
+    topic: &str,
+    partition: i32,
+    expected: i64,
+    next: i64,
+) -> Result<bool, StoreError> {
+    let now = schemas::time::now_micros();
+    let moved = if expected == 0 {
+        tx.execute(
+            "INSERT INTO partition_checkpoints (topic, partition, next_offset, updated_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at
+             WHERE partition_checkpoints.next_offset = 0",
+            params![topic, partition, next, now],
+        )
+        .await?
+    } else {
+        tx.execute(
+            "UPDATE partition_checkpoints SET next_offset = ?3, updated_at = ?4
+             WHERE topic = ?1 AND partition = ?2 AND next_offset = ?5",
+            params![topic, partition, next, now, expected],
+        )
+        .await?
+    };
+    Ok(moved > 0)
+}
+
+async fn stored_value(
+    tx: &libsql::Transaction,
+    sql: &str,
+    keys: impl libsql::params::IntoParams,
+) -> Result<i64, StoreError> {
+    let mut rows = tx.query(sql, keys).await?;
+    match rows.next().await? {
+        Some(row) => Ok(row.get(0)?),
+        None => Ok(0),
+    }
+}
+
+impl Keeps<PartitionCounters> for SqliteStore {
+    /// The stored checkpoint of an increments partition, as counter state.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if reading fails.
+    async fn load(
+        &self,
+        topic: &str,
+        partition: i32,
+        _setup: &(),
+    ) -> Result<PartitionCounters, StoreError> {
+        Ok(PartitionCounters::restore(
+            self.checkpoint(topic, partition).await?.unwrap_or(0),
+        ))
+    }
 
     /// Adds `batch` to the stored totals and moves the partition's
     /// checkpoint, in one transaction fenced on the expected checkpoint.
@@ -127,7 +193,7 @@ impl SqliteStore {
     /// # Errors
     ///
     /// [`StoreError`] if a statement fails; the transaction is rolled back.
-    pub async fn flush_counters(
+    async fn flush(
         &self,
         topic: &str,
         partition: i32,
@@ -167,16 +233,17 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
+impl Keeps<PartitionClicks> for SqliteStore {
     /// The stored checkpoint of a redirects partition, as click state.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if reading fails.
-    pub async fn load_clicks(
+    async fn load(
         &self,
         topic: &str,
         partition: i32,
+        _setup: &(),
     ) -> Result<PartitionClicks, StoreError> {
         Ok(PartitionClicks::restore(
             self.checkpoint(topic, partition).await?.unwrap_or(0),
@@ -191,7 +258,7 @@ impl SqliteStore {
     /// # Errors
     ///
     /// [`StoreError`] if a statement fails; the transaction is rolled back.
-    pub async fn flush_clicks(
+    async fn flush(
         &self,
         topic: &str,
         partition: i32,
@@ -271,16 +338,17 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
+impl Keeps<PartitionEvents> for SqliteStore {
     /// The stored checkpoint of an events partition.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if reading fails.
-    pub async fn load_events(
+    async fn load(
         &self,
         topic: &str,
         partition: i32,
+        _setup: &(),
     ) -> Result<PartitionEvents, StoreError> {
         Ok(PartitionEvents::restore(
             self.checkpoint(topic, partition).await?.unwrap_or(0),
@@ -294,7 +362,7 @@ impl SqliteStore {
     /// # Errors
     ///
     /// [`StoreError`] if a statement fails; the transaction is rolled back.
-    pub async fn flush_events(
+    async fn flush(
         &self,
         topic: &str,
         partition: i32,
@@ -359,16 +427,19 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(FlushOutcome::Written)
     }
+}
 
+impl Keeps<PartitionErrors> for SqliteStore {
     /// The stored checkpoint of a rejects or dead-letters partition.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if reading fails.
-    pub async fn load_errors(
+    async fn load(
         &self,
         topic: &str,
         partition: i32,
+        _setup: &(),
     ) -> Result<PartitionErrors, StoreError> {
         Ok(PartitionErrors::restore(
             self.checkpoint(topic, partition).await?.unwrap_or(0),
@@ -381,7 +452,7 @@ impl SqliteStore {
     /// # Errors
     ///
     /// [`StoreError`] if a statement fails; the transaction is rolled back.
-    pub async fn flush_errors(
+    async fn flush(
         &self,
         topic: &str,
         partition: i32,
@@ -423,69 +494,6 @@ impl SqliteStore {
     }
 }
 
-/// Moves a partition's checkpoint from `expected` to `next`; false when the
-/// stored checkpoint is not `expected` (another processor moved it on).
-impl SqliteStore {
-    /// Opens a flush's transaction and moves the partition's checkpoint
-    /// from `expected` to `next` in it; `None` (rolled back) when the
-    /// checkpoint is no longer `expected`: another processor moved it on.
-    async fn begin_fenced(
-        &self,
-        topic: &str,
-        partition: i32,
-        expected: i64,
-        next: i64,
-    ) -> Result<Option<libsql::Transaction>, StoreError> {
-        let tx = self.conn.transaction().await?;
-        if fence(&tx, topic, partition, expected, next).await? {
-            Ok(Some(tx))
-        } else {
-            tx.rollback().await?;
-            Ok(None)
-        }
-    }
-}
-
-async fn fence(
-    tx: &libsql::Transaction,
-    topic: &str,
-    partition: i32,
-    expected: i64,
-    next: i64,
-) -> Result<bool, StoreError> {
-    let now = schemas::time::now_micros();
-    let moved = if expected == 0 {
-        tx.execute(
-            "INSERT INTO partition_checkpoints (topic, partition, next_offset, updated_at)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at
-             WHERE partition_checkpoints.next_offset = 0",
-            params![topic, partition, next, now],
-        )
-        .await?
-    } else {
-        tx.execute(
-            "UPDATE partition_checkpoints SET next_offset = ?3, updated_at = ?4
-             WHERE topic = ?1 AND partition = ?2 AND next_offset = ?5",
-            params![topic, partition, next, now, expected],
-        )
-        .await?
-    };
-    Ok(moved > 0)
-}
-
-async fn stored_value(
-    tx: &libsql::Transaction,
-    sql: &str,
-    keys: impl libsql::params::IntoParams,
-) -> Result<i64, StoreError> {
-    let mut rows = tx.query(sql, keys).await?;
-    match rows.next().await? {
-        Some(row) => Ok(row.get(0)?),
-        None => Ok(0),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,34 +526,38 @@ mod tests {
     async fn flushes_add_up_and_the_checkpoint_comes_back_on_load() {
         let (_dir, store) = temp_store().await;
         let key = Uuid::new_v4();
-        let mut counters = store.load_counters("inc", 3).await.expect("loads");
+        let mut counters = Keeps::<PartitionCounters>::load(&store, "inc", 3, &())
+            .await
+            .expect("loads");
         counters.apply(0, key, 3);
         counters.apply(1, key, 4);
         let batch = counters.flush_batch();
         assert_eq!(
-            store.flush_counters("inc", 3, &batch).await.expect("flush"),
+            Keeps::<PartitionCounters>::flush(&store, "inc", 3, &batch)
+                .await
+                .expect("flush"),
             FlushOutcome::Written
         );
         counters.flushed(&batch);
         counters.apply(2, key, 5);
         let batch = counters.flush_batch();
         assert_eq!(
-            store.flush_counters("inc", 3, &batch).await.expect("flush"),
+            Keeps::<PartitionCounters>::flush(&store, "inc", 3, &batch)
+                .await
+                .expect("flush"),
             FlushOutcome::Written
         );
 
         assert_eq!(total(&store, key).await, 12);
         assert_eq!(
-            store
-                .load_counters("inc", 3)
+            Keeps::<PartitionCounters>::load(&store, "inc", 3, &())
                 .await
                 .expect("loads")
                 .next_offset(),
             3
         );
         assert_eq!(
-            store
-                .load_counters("inc", 4)
+            Keeps::<PartitionCounters>::load(&store, "inc", 4, &())
                 .await
                 .expect("loads")
                 .next_offset(),
@@ -557,20 +569,22 @@ mod tests {
     async fn a_stale_owner_is_fenced_off() {
         let (_dir, store) = temp_store().await;
         let key = Uuid::new_v4();
-        let mut owner = store.load_counters("inc", 0).await.expect("loads");
-        let mut zombie = store.load_counters("inc", 0).await.expect("loads");
+        let mut owner = Keeps::<PartitionCounters>::load(&store, "inc", 0, &())
+            .await
+            .expect("loads");
+        let mut zombie = Keeps::<PartitionCounters>::load(&store, "inc", 0, &())
+            .await
+            .expect("loads");
         owner.apply(0, key, 1);
         zombie.apply(0, key, 1);
         assert_eq!(
-            store
-                .flush_counters("inc", 0, &owner.flush_batch())
+            Keeps::<PartitionCounters>::flush(&store, "inc", 0, &owner.flush_batch())
                 .await
                 .expect("flush"),
             FlushOutcome::Written
         );
         assert_eq!(
-            store
-                .flush_counters("inc", 0, &zombie.flush_batch())
+            Keeps::<PartitionCounters>::flush(&store, "inc", 0, &zombie.flush_batch())
                 .await
                 .expect("flush"),
             FlushOutcome::Fenced
@@ -603,27 +617,34 @@ mod click_tests {
             occurred_at: 1_706_742_000_000_000,
             agent: &agent,
         };
-        let mut owner = store.load_clicks("red", 1).await.expect("loads");
-        let mut zombie = store.load_clicks("red", 1).await.expect("loads");
+        let mut owner = Keeps::<PartitionClicks>::load(&store, "red", 1, &())
+            .await
+            .expect("loads");
+        let mut zombie = Keeps::<PartitionClicks>::load(&store, "red", 1, &())
+            .await
+            .expect("loads");
         for offset in 0..3 {
             owner.apply(offset, &click);
             zombie.apply(offset, &click);
         }
         let batch = owner.batch();
         assert_eq!(
-            store.flush_clicks("red", 1, &batch).await.expect("flush"),
+            Keeps::<PartitionClicks>::flush(&store, "red", 1, &batch)
+                .await
+                .expect("flush"),
             FlushOutcome::Written
         );
         owner.flushed(&batch);
         owner.apply(3, &click);
         let batch = owner.batch();
         assert_eq!(
-            store.flush_clicks("red", 1, &batch).await.expect("flush"),
+            Keeps::<PartitionClicks>::flush(&store, "red", 1, &batch)
+                .await
+                .expect("flush"),
             FlushOutcome::Written
         );
         assert_eq!(
-            store
-                .flush_clicks("red", 1, &zombie.batch())
+            Keeps::<PartitionClicks>::flush(&store, "red", 1, &zombie.batch())
                 .await
                 .expect("flush"),
             FlushOutcome::Fenced
@@ -639,8 +660,7 @@ mod click_tests {
             (4, 3)
         );
         assert_eq!(
-            store
-                .load_clicks("red", 1)
+            Keeps::<PartitionClicks>::load(&store, "red", 1, &())
                 .await
                 .expect("loads")
                 .next_offset(),

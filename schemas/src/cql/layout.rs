@@ -32,6 +32,29 @@ pub fn days_of_date(date: CqlDate) -> i64 {
     i64::from(date.0) - CQL_EPOCH_DAY
 }
 
+/// A calendar day as a CQL `date`, if CQL can hold it.
+pub fn date_of(day: chrono::NaiveDate) -> Option<CqlDate> {
+    date_from_days(
+        day.signed_duration_since(chrono::NaiveDate::default())
+            .num_days(),
+    )
+}
+
+/// A `YYYY-MM-DD` day (as the processor and SQLite keep days) as a CQL
+/// `date`, if it is one.
+pub fn date_of_text(day: &str) -> Option<CqlDate> {
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .ok()
+        .and_then(date_of)
+}
+
+/// A CQL `date` as `YYYY-MM-DD`, if chrono can represent it.
+pub fn date_text(date: CqlDate) -> Option<String> {
+    chrono::TimeDelta::try_days(days_of_date(date))
+        .and_then(|offset| chrono::NaiveDate::default().checked_add_signed(offset))
+        .map(|day| day.format("%Y-%m-%d").to_string())
+}
+
 /// The UTC day (as a CQL `date`) an event time in microseconds falls in.
 pub fn day_of(micros: i64) -> CqlDate {
     // Every i64 of microseconds is within CQL's date range.
@@ -106,6 +129,10 @@ mod tests {
         );
         assert_eq!(shard_of(b"abc"), shard_of(b"abc"));
         assert_eq!(Listing::Category("page").scope(), "category:page");
+        assert_eq!(date_of_text("2024-02-01"), Some(day_of(at)));
+        assert_eq!(date_of_text("1970-01-01"), Some(CqlDate(1 << 31)));
+        assert_eq!(date_of_text("2024-13-01"), None);
+        assert_eq!(date_text(day_of(at)).as_deref(), Some("2024-02-01"));
         assert_eq!(Listing::Errors("reject").scope(), "errors:reject");
     }
 }

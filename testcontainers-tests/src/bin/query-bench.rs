@@ -105,7 +105,9 @@ async fn fill(store: &processor::Store, args: &Args) -> anyhow::Result<()> {
             events.apply(i as i64, event);
             if i % BATCH == BATCH - 1 || i + 1 == share {
                 let batch = events.batch();
-                store.flush_events("events", partition, &batch).await?;
+                store
+                    .flush::<processor::event_store::PartitionEvents>("events", partition, &batch)
+                    .await?;
                 events.flushed(&batch);
             }
         }
@@ -134,7 +136,9 @@ async fn fill(store: &processor::Store, args: &Args) -> anyhow::Result<()> {
             clicks.apply(i as i64, &click);
             if i % BATCH == BATCH - 1 || i + 1 == share {
                 let batch = clicks.batch();
-                store.flush_clicks("redirects", partition, &batch).await?;
+                store
+                    .flush::<processor::clicks::PartitionClicks>("redirects", partition, &batch)
+                    .await?;
                 clicks.flushed(&batch);
             }
         }

@@ -7,18 +7,19 @@ use scylla::value::CqlTimestamp;
 use super::{ScyllaStore, cql_date, statements as s};
 use crate::clicks::{ClicksBatch, PartitionClicks};
 use crate::counters::{FlushBatch, PartitionCounters};
-use crate::store::{FlushOutcome, StoreError};
+use crate::store::{FlushOutcome, Keeps, StoreError};
 
-impl ScyllaStore {
+impl Keeps<PartitionCounters> for ScyllaStore {
     /// The stored checkpoint of an increments partition, as counter state.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if reading fails.
-    pub async fn load_counters(
+    async fn load(
         &self,
         topic: &str,
         partition: i32,
+        _setup: &(),
     ) -> Result<PartitionCounters, StoreError> {
         let next = self.claim(topic, partition).await?;
         Ok(PartitionCounters::restore(next))
@@ -29,7 +30,7 @@ impl ScyllaStore {
     /// # Errors
     ///
     /// [`StoreError`] if a statement fails; the partition is then replayed.
-    pub async fn flush_counters(
+    async fn flush(
         &self,
         topic: &str,
         partition: i32,
@@ -52,16 +53,19 @@ impl ScyllaStore {
         )
         .await
     }
+}
 
+impl Keeps<PartitionClicks> for ScyllaStore {
     /// The stored checkpoint of a redirects partition, as click state.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if reading fails.
-    pub async fn load_clicks(
+    async fn load(
         &self,
         topic: &str,
         partition: i32,
+        _setup: &(),
     ) -> Result<PartitionClicks, StoreError> {
         let next = self.claim(topic, partition).await?;
         Ok(PartitionClicks::restore(next))
@@ -72,7 +76,7 @@ impl ScyllaStore {
     /// # Errors
     ///
     /// [`StoreError`] if a statement fails or a day is malformed.
-    pub async fn flush_clicks(
+    async fn flush(
         &self,
         topic: &str,
         partition: i32,

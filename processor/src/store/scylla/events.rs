@@ -11,7 +11,7 @@ use scylla::value::CqlTimestamp;
 use super::{ScyllaStore, statements as s};
 use crate::event_store::{ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents};
 use crate::notifications::{NotificationsBatch, PartitionNotifications};
-use crate::store::{FlushOutcome, StoreError};
+use crate::store::{FlushOutcome, Keeps, StoreError};
 
 /// The `listing_buckets` rows of a batch: each (scope, minute, shard) once.
 #[derive(Debug, Default)]
@@ -39,16 +39,17 @@ impl Buckets {
     }
 }
 
-impl ScyllaStore {
+impl Keeps<PartitionEvents> for ScyllaStore {
     /// The stored checkpoint of an events partition.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if reading fails.
-    pub async fn load_events(
+    async fn load(
         &self,
         topic: &str,
         partition: i32,
+        _setup: &(),
     ) -> Result<PartitionEvents, StoreError> {
         let next = self.claim(topic, partition).await?;
         Ok(PartitionEvents::restore(next))
@@ -60,7 +61,7 @@ impl ScyllaStore {
     /// # Errors
     ///
     /// [`StoreError`] if a statement fails or a day is malformed.
-    pub async fn flush_events(
+    async fn flush(
         &self,
         topic: &str,
         partition: i32,
@@ -160,16 +161,19 @@ impl ScyllaStore {
         )
         .await
     }
+}
 
+impl Keeps<PartitionErrors> for ScyllaStore {
     /// The stored checkpoint of a rejects or dead-letters partition.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if reading fails.
-    pub async fn load_errors(
+    async fn load(
         &self,
         topic: &str,
         partition: i32,
+        _setup: &(),
     ) -> Result<PartitionErrors, StoreError> {
         let next = self.claim(topic, partition).await?;
         Ok(PartitionErrors::restore(next))
@@ -180,7 +184,7 @@ impl ScyllaStore {
     /// # Errors
     ///
     /// [`StoreError`] if a statement fails or a day is malformed.
-    pub async fn flush_errors(
+    async fn flush(
         &self,
         topic: &str,
         partition: i32,
@@ -223,16 +227,19 @@ impl ScyllaStore {
         )
         .await
     }
+}
 
+impl Keeps<PartitionNotifications> for ScyllaStore {
     /// A notifications partition's stored checkpoint.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if reading fails.
-    pub async fn load_notifications(
+    async fn load(
         &self,
         topic: &str,
         partition: i32,
+        _setup: &(),
     ) -> Result<PartitionNotifications, StoreError> {
         let next = self.claim(topic, partition).await?;
         Ok(PartitionNotifications::restore(next))
@@ -243,7 +250,7 @@ impl ScyllaStore {
     /// # Errors
     ///
     /// [`StoreError`] if a statement fails.
-    pub async fn flush_notifications(
+    async fn flush(
         &self,
         topic: &str,
         partition: i32,

@@ -355,16 +355,10 @@ impl ScyllaStore {
     }
 }
 
-/// A `YYYY-MM-DD` day as a CQL `date` (days since the epoch, offset by 2^31).
+/// A `YYYY-MM-DD` day as a CQL `date` (`schemas::cql::layout`).
 fn cql_date(day: &str) -> Result<CqlDate, StoreError> {
-    let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
-        .map_err(|err| StoreError::Corrupt(format!("day {day:?}: {err}")))?;
-    let days = date
-        .signed_duration_since(chrono::NaiveDate::default())
-        .num_days();
-    u32::try_from(days + (1_i64 << 31))
-        .map(CqlDate)
-        .map_err(|_| StoreError::Corrupt(format!("day {day:?} out of range")))
+    schemas::cql::layout::date_of_text(day)
+        .ok_or_else(|| StoreError::Corrupt(format!("day {day:?} is not a CQL date")))
 }
 
 #[cfg(test)]

@@ -4,18 +4,18 @@
 use super::{ScyllaStore, statements as s};
 use crate::rules::Rules;
 use crate::rules::engine::{Kind, PartitionRules, Pending, RulesBatch, StateKey, StateRow};
-use crate::store::{FlushOutcome, StoreError};
+use crate::store::{FlushOutcome, Keeps, StoreError};
 
 /// The columns of a `rule_state` row as read.
 type StateColumns = (String, String, String, String, i64, String, Option<String>);
 
-impl ScyllaStore {
+impl Keeps<PartitionRules> for ScyllaStore {
     /// An events partition's rule state.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if reading fails or a row is corrupt.
-    pub async fn load_rules(
+    async fn load(
         &self,
         topic: &str,
         partition: i32,
@@ -53,7 +53,7 @@ impl ScyllaStore {
     /// # Errors
     ///
     /// [`StoreError`] if a statement fails.
-    pub async fn flush_rules(
+    async fn flush(
         &self,
         topic: &str,
         partition: i32,

@@ -2,21 +2,22 @@
 
 use libsql::params;
 
-use super::{FlushOutcome, SqliteStore, StoreError};
+use super::{FlushOutcome, Keeps, SqliteStore, StoreError};
 use crate::notifications::{NotificationsBatch, PartitionNotifications};
 use crate::rules::Rules;
 use crate::rules::engine::{Kind, PartitionRules, Pending, RulesBatch, StateKey, StateRow};
 
-impl SqliteStore {
+impl Keeps<PartitionNotifications> for SqliteStore {
     /// A notifications partition's stored checkpoint.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if reading fails.
-    pub async fn load_notifications(
+    async fn load(
         &self,
         topic: &str,
         partition: i32,
+        _setup: &(),
     ) -> Result<PartitionNotifications, StoreError> {
         Ok(PartitionNotifications::restore(
             self.checkpoint(topic, partition).await?.unwrap_or(0),
@@ -29,7 +30,7 @@ impl SqliteStore {
     /// # Errors
     ///
     /// [`StoreError`] if writing fails.
-    pub async fn flush_notifications(
+    async fn flush(
         &self,
         topic: &str,
         partition: i32,
@@ -75,7 +76,9 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(FlushOutcome::Written)
     }
+}
 
+impl Keeps<PartitionRules> for SqliteStore {
     /// An events partition's rule state: checkpoint (under `topic`, the
     /// rules worker's own checkpoint name), highest event time, and every
     /// pending timer and open duration of a configured rule.
@@ -83,7 +86,7 @@ impl SqliteStore {
     /// # Errors
     ///
     /// [`StoreError`] if reading fails or a row is corrupt.
-    pub async fn load_rules(
+    async fn load(
         &self,
         topic: &str,
         partition: i32,
@@ -143,7 +146,7 @@ impl SqliteStore {
     /// # Errors
     ///
     /// [`StoreError`] if writing fails.
-    pub async fn flush_rules(
+    async fn flush(
         &self,
         topic: &str,
         partition: i32,

@@ -13,7 +13,7 @@
 //! - an explicit range wider than that is refused with a 400 naming `from`,
 //!   rather than answered in part.
 
-use chrono::{NaiveDate, TimeDelta};
+use chrono::NaiveDate;
 use scylla::value::CqlDate;
 
 use crate::store::StoreError;
@@ -129,19 +129,15 @@ fn span(from: i64, to: i64, unit: Unit) -> i128 {
     (last - first) / i128::from(unit.micros()) + 1
 }
 
-/// The `date` of a calendar day.
+/// The `date` of a calendar day (`schemas::cql::layout`).
 ///
 /// # Errors
 ///
-/// [`StoreError::Unanswerable`] for a day CQL cannot hold.
+/// [`StoreError::Unanswerable`] naming `from` for a day CQL cannot hold.
 pub(super) fn cql_date(day: NaiveDate) -> Result<CqlDate, StoreError> {
-    days_since_epoch(day.signed_duration_since(NaiveDate::default()).num_days())
-}
-
-fn days_since_epoch(days: i64) -> Result<CqlDate, StoreError> {
-    layout::date_from_days(days).ok_or_else(|| StoreError::Unanswerable {
+    layout::date_of(day).ok_or_else(|| StoreError::Unanswerable {
         parameter: "from",
-        message: format!("is too far from 1970 ({days} days)"),
+        message: format!("is too far from 1970 ({day})"),
     })
 }
 
@@ -151,14 +147,13 @@ fn days_since_epoch(days: i64) -> Result<CqlDate, StoreError> {
 ///
 /// [`StoreError::Cql`] for a date chrono cannot represent (a malformed row).
 pub(super) fn day_text(date: CqlDate) -> Result<String, StoreError> {
-    let days = layout::days_of_date(date);
-    TimeDelta::try_days(days)
-        .and_then(|offset| NaiveDate::default().checked_add_signed(offset))
-        .map(|day| day.format("%Y-%m-%d").to_string())
-        .ok_or_else(|| StoreError::Cql {
-            during: "decoding a day",
-            reason: format!("date {days} days from 1970-01-01 is out of range"),
-        })
+    layout::date_text(date).ok_or_else(|| StoreError::Cql {
+        during: "decoding a day",
+        reason: format!(
+            "date {} days from 1970-01-01 is out of range",
+            layout::days_of_date(date)
+        ),
+    })
 }
 
 #[cfg(test)]

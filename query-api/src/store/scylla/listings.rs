@@ -34,9 +34,6 @@ use crate::store::{
     ErrorFilter, EventFilter, StoreError, StoredError, StoredEvent, StoredNotification,
 };
 
-/// The error log's kinds: one `errors_by_day` partition each per day.
-const ERROR_KINDS: [&str; 2] = ["dead_letter", "reject"];
-
 /// An events cursor's position as bind values.
 ///
 /// # Errors
@@ -163,7 +160,7 @@ impl ScyllaStore {
             .map(|p| (p.time, CqlValue::Text(p.id.clone())));
         let kinds: Vec<&str> = match filter.kind {
             Some(kind) => vec![kind],
-            None => ERROR_KINDS.to_vec(),
+            None => schemas::store::error_kind::ALL.to_vec(),
         };
         let listings: Vec<Listing<'_>> = kinds.iter().map(|kind| Listing::Errors(kind)).collect();
         let resume_at = cursor.as_ref().map(|(time, _)| *time);

@@ -90,7 +90,7 @@ pub(super) fn error(kind: &str, row: ErrorRow) -> Keyed<StoredError> {
     let (occurred_at, event_id, application_id, source, status) =
         (row.0, row.1, row.2, row.3, row.4);
     let (field, reason, message, body) = (row.5, row.6, row.7, row.8);
-    let body = if kind == "reject" {
+    let body = if kind == schemas::store::error_kind::REJECT {
         String::from_utf8_lossy(&body).into_owned()
     } else {
         hex::encode(&body)

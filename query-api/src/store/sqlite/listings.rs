@@ -172,7 +172,7 @@ impl SqliteStore {
             let kind: String = row.get(1)?;
             let occurred_at: i64 = row.get(2)?;
             let body: Vec<u8> = row.get(9)?;
-            let body = if kind == "reject" {
+            let body = if kind == schemas::store::error_kind::REJECT {
                 String::from_utf8_lossy(&body).into_owned()
             } else {
                 hex::encode(&body)
