@@ -4,6 +4,7 @@
 
 use schemas::{Codec, DeadLetter, Event, Increment, Notification, Redirect, Reject};
 
+use crate::checkpoint::Partitioned;
 use crate::clicks::{Click, ClicksBatch, PartitionClicks};
 use crate::counters::{Applied, FlushBatch, PartitionCounters};
 use crate::event_store::{
@@ -17,7 +18,7 @@ use crate::store::{Fenced, FlushOutcome, Kept, Store, StoreError};
 use crate::user_agent::UserAgents;
 
 /// A per-partition aggregate the consumer loop drives.
-pub(crate) trait Aggregate: Kept + Send {
+pub(crate) trait Aggregate: Kept + Partitioned + Send {
     /// Shared by every partition of the topic (caches and the like).
     type Context: Send;
 
@@ -46,12 +47,6 @@ pub(crate) trait Aggregate: Kept + Send {
         offset: i64,
         payload: &[u8],
     ) -> Result<bool, String>;
-    /// The next offset to apply.
-    fn next_offset(&self) -> i64;
-    /// Moves past an undecodable record.
-    fn skip(&mut self, offset: i64);
-    /// Whether a flush has anything to write.
-    fn has_changes(&self) -> bool;
     /// What a flush must write now.
     fn batch(&self) -> Self::Batch;
     /// The checkpoint a batch moves to.
@@ -101,18 +96,6 @@ impl Aggregate for PartitionCounters {
         )
     }
 
-    fn next_offset(&self) -> i64 {
-        PartitionCounters::next_offset(self)
-    }
-
-    fn skip(&mut self, offset: i64) {
-        PartitionCounters::skip(self, offset);
-    }
-
-    fn has_changes(&self) -> bool {
-        PartitionCounters::has_changes(self)
-    }
-
     fn batch(&self) -> FlushBatch {
         self.flush_batch()
     }
@@ -147,18 +130,6 @@ impl Aggregate for PartitionClicks {
         Ok(PartitionClicks::apply(self, offset, &click))
     }
 
-    fn next_offset(&self) -> i64 {
-        PartitionClicks::next_offset(self)
-    }
-
-    fn skip(&mut self, offset: i64) {
-        PartitionClicks::skip(self, offset);
-    }
-
-    fn has_changes(&self) -> bool {
-        PartitionClicks::has_changes(self)
-    }
-
     fn batch(&self) -> ClicksBatch {
         PartitionClicks::batch(self)
     }
@@ -184,18 +155,6 @@ impl Aggregate for PartitionEvents {
     ) -> Result<bool, String> {
         let event: Event = codec.decode(payload).await.map_err(|err| err.to_string())?;
         Ok(PartitionEvents::apply(self, offset, event))
-    }
-
-    fn next_offset(&self) -> i64 {
-        PartitionEvents::next_offset(self)
-    }
-
-    fn skip(&mut self, offset: i64) {
-        PartitionEvents::skip(self, offset);
-    }
-
-    fn has_changes(&self) -> bool {
-        PartitionEvents::has_changes(self)
     }
 
     fn batch(&self) -> EventsBatch {
@@ -238,18 +197,6 @@ impl Aggregate for PartitionErrors {
         Ok(PartitionErrors::apply(self, offset, row))
     }
 
-    fn next_offset(&self) -> i64 {
-        PartitionErrors::next_offset(self)
-    }
-
-    fn skip(&mut self, offset: i64) {
-        PartitionErrors::skip(self, offset);
-    }
-
-    fn has_changes(&self) -> bool {
-        PartitionErrors::has_changes(self)
-    }
-
     fn batch(&self) -> ErrorsBatch {
         PartitionErrors::batch(self)
     }
@@ -276,18 +223,6 @@ impl Aggregate for PartitionNotifications {
         let notification: Notification =
             codec.decode(payload).await.map_err(|err| err.to_string())?;
         Ok(PartitionNotifications::apply(self, offset, notification))
-    }
-
-    fn next_offset(&self) -> i64 {
-        PartitionNotifications::next_offset(self)
-    }
-
-    fn skip(&mut self, offset: i64) {
-        PartitionNotifications::skip(self, offset);
-    }
-
-    fn has_changes(&self) -> bool {
-        PartitionNotifications::has_changes(self)
     }
 
     fn batch(&self) -> NotificationsBatch {
@@ -328,18 +263,6 @@ impl Aggregate for PartitionRules {
             context.notifier.send(notification).await;
         }
         Ok(true)
-    }
-
-    fn next_offset(&self) -> i64 {
-        PartitionRules::next_offset(self)
-    }
-
-    fn skip(&mut self, offset: i64) {
-        PartitionRules::skip(self, offset);
-    }
-
-    fn has_changes(&self) -> bool {
-        PartitionRules::has_changes(self)
     }
 
     fn batch(&self) -> RulesBatch {

@@ -54,6 +54,48 @@ impl Checkpoint {
     }
 }
 
+/// A partition's state with its checkpoint: what every aggregate shares.
+/// An aggregate names its checkpoint ([`partitioned!`](crate::partitioned));
+/// the offsets it applied and skipped, and whether it has anything to flush,
+/// come from there.
+pub trait Partitioned {
+    /// The partition's checkpoint.
+    fn checkpoint(&self) -> &Checkpoint;
+    /// The partition's checkpoint, to move.
+    fn checkpoint_mut(&mut self) -> &mut Checkpoint;
+
+    /// The next offset to apply.
+    fn next_offset(&self) -> i64 {
+        self.checkpoint().next_offset()
+    }
+
+    /// Moves past a record that holds nothing to apply (undecodable).
+    fn skip(&mut self, offset: i64) {
+        self.checkpoint_mut().skip(offset);
+    }
+
+    /// Whether anything changed since the last flush.
+    fn has_changes(&self) -> bool {
+        self.checkpoint().has_changes()
+    }
+}
+
+/// Implements [`Partitioned`] for types whose `checkpoint` field is their
+/// checkpoint.
+#[macro_export]
+macro_rules! partitioned {
+    ($($partition:ty),* $(,)?) => {
+        $(impl $crate::checkpoint::Partitioned for $partition {
+            fn checkpoint(&self) -> &$crate::checkpoint::Checkpoint {
+                &self.checkpoint
+            }
+            fn checkpoint_mut(&mut self) -> &mut $crate::checkpoint::Checkpoint {
+                &mut self.checkpoint
+            }
+        })*
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

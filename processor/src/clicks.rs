@@ -112,11 +112,6 @@ impl PartitionClicks {
         }
     }
 
-    /// The next offset to apply.
-    pub fn next_offset(&self) -> i64 {
-        self.checkpoint.next_offset()
-    }
-
     /// Counts `click` at `offset`; false if the store already includes it.
     pub fn apply(&mut self, offset: i64, click: &Click<'_>) -> bool {
         if !self.checkpoint.admit(offset) {
@@ -160,16 +155,6 @@ impl PartitionClicks {
         true
     }
 
-    /// Moves past a record that holds no click (undecodable).
-    pub fn skip(&mut self, offset: i64) {
-        self.checkpoint.skip(offset);
-    }
-
-    /// Whether anything changed since the last flush.
-    pub fn has_changes(&self) -> bool {
-        self.checkpoint.has_changes()
-    }
-
     /// What a flush must write now.
     pub fn batch(&self) -> ClicksBatch {
         fn sorted<K: Clone + Ord>(map: &HashMap<K, i64>) -> Vec<(K, i64)> {
@@ -207,9 +192,12 @@ pub fn day_and_month(micros: i64) -> (String, String) {
     )
 }
 
+crate::partitioned!(PartitionClicks);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::Partitioned;
 
     fn agent(bot: bool) -> Agent {
         Agent {

@@ -49,11 +49,6 @@ impl PartitionCounters {
         }
     }
 
-    /// The next offset to apply.
-    pub fn next_offset(&self) -> i64 {
-        self.checkpoint.next_offset()
-    }
-
     /// Adds `value` to `key` for the record at `offset`, unless included.
     pub fn apply(&mut self, offset: i64, key: Uuid, value: i64) -> Applied {
         if !self.checkpoint.admit(offset) {
@@ -62,16 +57,6 @@ impl PartitionCounters {
         let added = self.added.entry(key).or_default();
         *added = added.saturating_add(value);
         Applied::Counted
-    }
-
-    /// Moves past a record that holds no increment (undecodable).
-    pub fn skip(&mut self, offset: i64) {
-        self.checkpoint.skip(offset);
-    }
-
-    /// Whether anything changed since the last flush.
-    pub fn has_changes(&self) -> bool {
-        self.checkpoint.has_changes()
     }
 
     /// What a flush must write now.
@@ -98,9 +83,12 @@ impl PartitionCounters {
     }
 }
 
+crate::partitioned!(PartitionCounters);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::Partitioned;
 
     #[test]
     fn sums_per_key_and_checkpoints_the_next_offset() {

@@ -54,21 +54,6 @@ impl PartitionEvents {
         true
     }
 
-    /// The next offset to apply.
-    pub fn next_offset(&self) -> i64 {
-        self.checkpoint.next_offset()
-    }
-
-    /// Moves past an undecodable record.
-    pub fn skip(&mut self, offset: i64) {
-        self.checkpoint.skip(offset);
-    }
-
-    /// Whether a flush has anything to write.
-    pub fn has_changes(&self) -> bool {
-        self.checkpoint.has_changes()
-    }
-
     /// What a flush must write now.
     pub fn batch(&self) -> EventsBatch {
         let mut type_counts: Vec<_> = self
@@ -207,21 +192,6 @@ impl PartitionErrors {
         true
     }
 
-    /// The next offset to apply.
-    pub fn next_offset(&self) -> i64 {
-        self.checkpoint.next_offset()
-    }
-
-    /// Moves past an undecodable record.
-    pub fn skip(&mut self, offset: i64) {
-        self.checkpoint.skip(offset);
-    }
-
-    /// Whether a flush has anything to write.
-    pub fn has_changes(&self) -> bool {
-        self.checkpoint.has_changes()
-    }
-
     /// What a flush must write now.
     pub fn batch(&self) -> ErrorsBatch {
         ErrorsBatch {
@@ -238,9 +208,12 @@ impl PartitionErrors {
     }
 }
 
+crate::partitioned!(PartitionEvents, PartitionErrors);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::Partitioned;
     use uuid::Uuid;
 
     fn event(name: &str, known: bool) -> Event {

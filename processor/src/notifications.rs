@@ -40,21 +40,6 @@ impl PartitionNotifications {
         true
     }
 
-    /// The next offset to apply.
-    pub fn next_offset(&self) -> i64 {
-        self.checkpoint.next_offset()
-    }
-
-    /// Moves past an undecodable record.
-    pub fn skip(&mut self, offset: i64) {
-        self.checkpoint.skip(offset);
-    }
-
-    /// Whether a flush has anything to write.
-    pub fn has_changes(&self) -> bool {
-        self.checkpoint.has_changes()
-    }
-
     /// What a flush must write now.
     pub fn batch(&self) -> NotificationsBatch {
         NotificationsBatch {
@@ -70,3 +55,5 @@ impl PartitionNotifications {
         self.notifications.clear();
     }
 }
+
+crate::partitioned!(PartitionNotifications);

@@ -18,6 +18,7 @@ use std::task::{Context, Waker};
 
 use cql_sim::cluster::ClientId;
 use cql_sim::{Cluster, Faults};
+use processor::checkpoint::Partitioned;
 use processor::clicks::{Click, PartitionClicks};
 use processor::counters::PartitionCounters;
 use processor::store::{FlushOutcome, Keeps, ScyllaStore};
@@ -107,11 +108,10 @@ enum Ended {
 }
 
 /// One partition's aggregate as the consumer loop drives it.
-trait Partition: Sized {
+trait Partition: Partitioned + Sized {
     type Record;
     type Batch;
     async fn load(store: &ScyllaStore, topic: &str) -> Result<Self, processor::StoreError>;
-    fn next_offset(&self) -> i64;
     fn apply(&mut self, offset: i64, record: &Self::Record);
     fn batch(&self) -> Self::Batch;
     async fn flush(
@@ -128,9 +128,6 @@ impl Partition for PartitionCounters {
 
     async fn load(store: &ScyllaStore, topic: &str) -> Result<Self, processor::StoreError> {
         Keeps::<PartitionCounters>::load(store, topic, PARTITION, &()).await
-    }
-    fn next_offset(&self) -> i64 {
-        PartitionCounters::next_offset(self)
     }
     fn apply(&mut self, offset: i64, (key, value): &(Uuid, i64)) {
         PartitionCounters::apply(self, offset, *key, *value);
@@ -156,9 +153,6 @@ impl Partition for PartitionClicks {
 
     async fn load(store: &ScyllaStore, topic: &str) -> Result<Self, processor::StoreError> {
         Keeps::<PartitionClicks>::load(store, topic, PARTITION, &()).await
-    }
-    fn next_offset(&self) -> i64 {
-        PartitionClicks::next_offset(self)
     }
     fn apply(&mut self, offset: i64, redirect: &Redirect) {
         let click = Click {

@@ -145,16 +145,6 @@ impl PartitionRules {
         state
     }
 
-    /// The next offset to apply.
-    pub fn next_offset(&self) -> i64 {
-        self.checkpoint.next_offset()
-    }
-
-    /// Moves past a record that holds no event.
-    pub fn skip(&mut self, offset: i64) {
-        self.checkpoint.skip(offset);
-    }
-
     /// How many timers and open durations are pending.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
@@ -307,13 +297,6 @@ impl PartitionRules {
         Some(pending)
     }
 
-    /// Whether a flush has anything to write.
-    pub fn has_changes(&self) -> bool {
-        self.checkpoint.has_changes()
-            || !self.changed.is_empty()
-            || self.max_event_time != self.stored_max_event_time
-    }
-
     /// What a flush must write now.
     pub fn batch(&self) -> RulesBatch {
         let mut upserts = Vec::new();
@@ -450,9 +433,29 @@ fn duration(
     }
 }
 
+impl crate::checkpoint::Partitioned for PartitionRules {
+    fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    fn checkpoint_mut(&mut self) -> &mut Checkpoint {
+        &mut self.checkpoint
+    }
+
+    /// Whether anything changed since the last flush: records, timers or
+    /// the highest event time.
+    /// Whether a flush has anything to write.
+    fn has_changes(&self) -> bool {
+        self.checkpoint.has_changes()
+            || !self.changed.is_empty()
+            || self.max_event_time != self.stored_max_event_time
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::Partitioned;
     use uuid::Uuid;
 
     const MINUTE: i64 = 60_000_000;

@@ -497,6 +497,7 @@ impl Keeps<PartitionErrors> for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::Partitioned;
     use uuid::Uuid;
 
     async fn temp_store() -> (tempfile::TempDir, SqliteStore) {
@@ -596,6 +597,7 @@ mod tests {
 #[cfg(test)]
 mod click_tests {
     use super::*;
+    use crate::checkpoint::Partitioned;
     use crate::clicks::Click;
     use crate::user_agent::Agent;
 
