@@ -5,14 +5,11 @@
 use schemas::{Codec, DeadLetter, Event, Increment, Notification, Redirect, Reject};
 
 use crate::checkpoint::Partitioned;
-use crate::clicks::{Click, ClicksBatch, PartitionClicks};
-use crate::counters::{Applied, FlushBatch, PartitionCounters};
-use crate::event_store::{
-    ErrorKind, ErrorRow, ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents,
-};
-use crate::notifications::{NotificationsBatch, PartitionNotifications};
+use crate::clicks::{Click, PartitionClicks};
+use crate::counters::{Applied, PartitionCounters};
+use crate::event_store::{ErrorKind, ErrorRow, PartitionErrors, PartitionEvents};
+use crate::notifications::PartitionNotifications;
 use crate::rules::Rules;
-use crate::rules::engine::RulesBatch;
 use crate::rules::{NotifyError, PartitionRules, RulesContext};
 use crate::store::{Fenced, FlushOutcome, Kept, Store, StoreError};
 use crate::user_agent::UserAgents;
@@ -47,8 +44,6 @@ pub(crate) trait Aggregate: Kept + Partitioned + Send {
         offset: i64,
         payload: &[u8],
     ) -> Result<bool, String>;
-    /// What a flush must write now.
-    fn batch(&self) -> Self::Batch;
     /// The checkpoint a batch moves to.
     fn batch_next_offset(batch: &Self::Batch) -> i64 {
         batch.next_offset()
@@ -62,8 +57,6 @@ pub(crate) trait Aggregate: Kept + Partitioned + Send {
     ) -> Result<FlushOutcome, StoreError> {
         store.flush::<Self>(topic, partition, batch).await
     }
-    /// Records that a batch is stored.
-    fn flushed(&mut self, batch: &Self::Batch);
 
     /// Acts on processing time (every flush interval), before the flush.
     async fn tick(&mut self, _context: &mut Self::Context) {}
@@ -95,14 +88,6 @@ impl Aggregate for PartitionCounters {
                 == Applied::Counted,
         )
     }
-
-    fn batch(&self) -> FlushBatch {
-        self.flush_batch()
-    }
-
-    fn flushed(&mut self, batch: &FlushBatch) {
-        PartitionCounters::flushed(self, batch);
-    }
 }
 
 impl Aggregate for PartitionClicks {
@@ -129,14 +114,6 @@ impl Aggregate for PartitionClicks {
         };
         Ok(PartitionClicks::apply(self, offset, &click))
     }
-
-    fn batch(&self) -> ClicksBatch {
-        PartitionClicks::batch(self)
-    }
-
-    fn flushed(&mut self, batch: &ClicksBatch) {
-        PartitionClicks::flushed(self, batch);
-    }
 }
 
 impl Aggregate for PartitionEvents {
@@ -155,14 +132,6 @@ impl Aggregate for PartitionEvents {
     ) -> Result<bool, String> {
         let event: Event = codec.decode(payload).await.map_err(|err| err.to_string())?;
         Ok(PartitionEvents::apply(self, offset, event))
-    }
-
-    fn batch(&self) -> EventsBatch {
-        PartitionEvents::batch(self)
-    }
-
-    fn flushed(&mut self, batch: &EventsBatch) {
-        PartitionEvents::flushed(self, batch);
     }
 }
 
@@ -196,14 +165,6 @@ impl Aggregate for PartitionErrors {
         };
         Ok(PartitionErrors::apply(self, offset, row))
     }
-
-    fn batch(&self) -> ErrorsBatch {
-        PartitionErrors::batch(self)
-    }
-
-    fn flushed(&mut self, batch: &ErrorsBatch) {
-        PartitionErrors::flushed(self, batch);
-    }
 }
 
 impl Aggregate for PartitionNotifications {
@@ -223,14 +184,6 @@ impl Aggregate for PartitionNotifications {
         let notification: Notification =
             codec.decode(payload).await.map_err(|err| err.to_string())?;
         Ok(PartitionNotifications::apply(self, offset, notification))
-    }
-
-    fn batch(&self) -> NotificationsBatch {
-        PartitionNotifications::batch(self)
-    }
-
-    fn flushed(&mut self, batch: &NotificationsBatch) {
-        PartitionNotifications::flushed(self, batch);
     }
 }
 
@@ -263,14 +216,6 @@ impl Aggregate for PartitionRules {
             context.notifier.send(notification).await;
         }
         Ok(true)
-    }
-
-    fn batch(&self) -> RulesBatch {
-        PartitionRules::batch(self)
-    }
-
-    fn flushed(&mut self, batch: &RulesBatch) {
-        PartitionRules::flushed(self, batch);
     }
 
     async fn tick(&mut self, context: &mut RulesContext) {

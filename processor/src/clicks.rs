@@ -154,9 +154,25 @@ impl PartitionClicks {
         }
         true
     }
+}
+
+/// The UTC day (`YYYY-MM-DD`) and month (`YYYY-MM`) of a timestamp.
+pub fn day_and_month(micros: i64) -> (String, String) {
+    let at = DateTime::from_timestamp_micros(micros).unwrap_or_default();
+    (
+        at.format("%Y-%m-%d").to_string(),
+        at.format("%Y-%m").to_string(),
+    )
+}
+
+crate::partitioned!(PartitionClicks);
+
+impl crate::store::Stored for PartitionClicks {
+    type Setup = ();
+    type Batch = ClicksBatch;
 
     /// What a flush must write now.
-    pub fn batch(&self) -> ClicksBatch {
+    fn batch(&self) -> ClicksBatch {
         fn sorted<K: Clone + Ord>(map: &HashMap<K, i64>) -> Vec<(K, i64)> {
             let mut rows: Vec<(K, i64)> = map.iter().map(|(k, v)| (k.clone(), *v)).collect();
             rows.sort();
@@ -174,7 +190,7 @@ impl PartitionClicks {
     }
 
     /// Records that `batch` is stored: its clicks are the store's now.
-    pub fn flushed(&mut self, batch: &ClicksBatch) {
+    fn flushed(&mut self, batch: &ClicksBatch) {
         self.checkpoint.flushed(batch.next_offset);
         self.by_day.clear();
         self.by_client_month.clear();
@@ -183,21 +199,11 @@ impl PartitionClicks {
     }
 }
 
-/// The UTC day (`YYYY-MM-DD`) and month (`YYYY-MM`) of a timestamp.
-pub fn day_and_month(micros: i64) -> (String, String) {
-    let at = DateTime::from_timestamp_micros(micros).unwrap_or_default();
-    (
-        at.format("%Y-%m-%d").to_string(),
-        at.format("%Y-%m").to_string(),
-    )
-}
-
-crate::partitioned!(PartitionClicks);
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::checkpoint::Partitioned;
+    use crate::store::Stored;
 
     fn agent(bot: bool) -> Agent {
         Agent {

@@ -59,8 +59,20 @@ impl PartitionCounters {
         Applied::Counted
     }
 
+    /// What was added to `key` since the last flush.
+    pub fn added(&self, key: &Uuid) -> i64 {
+        self.added.get(key).copied().unwrap_or(0)
+    }
+}
+
+crate::partitioned!(PartitionCounters);
+
+impl crate::store::Stored for PartitionCounters {
+    type Setup = ();
+    type Batch = FlushBatch;
+
     /// What a flush must write now.
-    pub fn flush_batch(&self) -> FlushBatch {
+    fn batch(&self) -> FlushBatch {
         let mut rows: Vec<(Uuid, i64)> = self.added.iter().map(|(k, v)| (*k, *v)).collect();
         rows.sort();
         FlushBatch {
@@ -72,23 +84,17 @@ impl PartitionCounters {
     }
 
     /// Records that `batch` is stored: its increments are the store's now.
-    pub fn flushed(&mut self, batch: &FlushBatch) {
+    fn flushed(&mut self, batch: &FlushBatch) {
         self.checkpoint.flushed(batch.next_offset);
         self.added.clear();
     }
-
-    /// What was added to `key` since the last flush.
-    pub fn added(&self, key: &Uuid) -> i64 {
-        self.added.get(key).copied().unwrap_or(0)
-    }
 }
-
-crate::partitioned!(PartitionCounters);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::checkpoint::Partitioned;
+    use crate::store::Stored;
 
     #[test]
     fn sums_per_key_and_checkpoints_the_next_offset() {
@@ -98,7 +104,7 @@ mod tests {
         assert_eq!(counters.apply(1, b, 4), Applied::Counted);
         assert_eq!(counters.apply(2, a, 5), Applied::Counted);
         assert_eq!(counters.added(&a), 8);
-        let batch = counters.flush_batch();
+        let batch = counters.batch();
         assert_eq!(
             (
                 batch.expected_next_offset,
@@ -111,7 +117,7 @@ mod tests {
         counters.flushed(&batch);
         assert!(!counters.has_changes());
         assert!(
-            counters.flush_batch().rows.is_empty(),
+            counters.batch().rows.is_empty(),
             "flushed increments are the store's"
         );
     }
@@ -125,7 +131,7 @@ mod tests {
         }
         assert!(!restored.has_changes());
         assert_eq!(restored.apply(10, a, 2), Applied::Counted);
-        assert_eq!(restored.flush_batch().rows, vec![(a, 2)]);
+        assert_eq!(restored.batch().rows, vec![(a, 2)]);
     }
 
     #[test]
@@ -133,7 +139,7 @@ mod tests {
         let mut counters = PartitionCounters::default();
         counters.skip(0);
         assert!(counters.has_changes());
-        assert_eq!(counters.flush_batch().next_offset, 1);
+        assert_eq!(counters.batch().next_offset, 1);
     }
 
     #[test]

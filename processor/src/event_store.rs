@@ -53,33 +53,6 @@ impl PartitionEvents {
         self.events.push((offset, event));
         true
     }
-
-    /// What a flush must write now.
-    pub fn batch(&self) -> EventsBatch {
-        let mut type_counts: Vec<_> = self
-            .type_counts
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        type_counts.sort();
-        EventsBatch {
-            expected_next_offset: self.checkpoint.stored(),
-            next_offset: self.checkpoint.next_offset(),
-            events: self
-                .events
-                .iter()
-                .map(|(offset, event)| (*offset, event.clone(), day_and_month(event.occurred_at).0))
-                .collect(),
-            type_counts,
-        }
-    }
-
-    /// Records that a batch is stored.
-    pub fn flushed(&mut self, batch: &EventsBatch) {
-        self.checkpoint.flushed(batch.next_offset);
-        self.events.clear();
-        self.type_counts.clear();
-    }
 }
 
 /// Which error topic a partition belongs to.
@@ -191,9 +164,48 @@ impl PartitionErrors {
         self.rows.push(row);
         true
     }
+}
+
+crate::partitioned!(PartitionEvents, PartitionErrors);
+
+impl crate::store::Stored for PartitionEvents {
+    type Setup = ();
+    type Batch = EventsBatch;
 
     /// What a flush must write now.
-    pub fn batch(&self) -> ErrorsBatch {
+    fn batch(&self) -> EventsBatch {
+        let mut type_counts: Vec<_> = self
+            .type_counts
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        type_counts.sort();
+        EventsBatch {
+            expected_next_offset: self.checkpoint.stored(),
+            next_offset: self.checkpoint.next_offset(),
+            events: self
+                .events
+                .iter()
+                .map(|(offset, event)| (*offset, event.clone(), day_and_month(event.occurred_at).0))
+                .collect(),
+            type_counts,
+        }
+    }
+
+    /// Records that a batch is stored.
+    fn flushed(&mut self, batch: &EventsBatch) {
+        self.checkpoint.flushed(batch.next_offset);
+        self.events.clear();
+        self.type_counts.clear();
+    }
+}
+
+impl crate::store::Stored for PartitionErrors {
+    type Setup = ();
+    type Batch = ErrorsBatch;
+
+    /// What a flush must write now.
+    fn batch(&self) -> ErrorsBatch {
         ErrorsBatch {
             expected_next_offset: self.checkpoint.stored(),
             next_offset: self.checkpoint.next_offset(),
@@ -202,18 +214,17 @@ impl PartitionErrors {
     }
 
     /// Records that a batch is stored.
-    pub fn flushed(&mut self, batch: &ErrorsBatch) {
+    fn flushed(&mut self, batch: &ErrorsBatch) {
         self.checkpoint.flushed(batch.next_offset);
         self.rows.clear();
     }
 }
 
-crate::partitioned!(PartitionEvents, PartitionErrors);
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::checkpoint::Partitioned;
+    use crate::store::Stored;
     use uuid::Uuid;
 
     fn event(name: &str, known: bool) -> Event {

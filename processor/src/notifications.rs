@@ -39,9 +39,16 @@ impl PartitionNotifications {
         self.notifications.push((offset, notification));
         true
     }
+}
+
+crate::partitioned!(PartitionNotifications);
+
+impl crate::store::Stored for PartitionNotifications {
+    type Setup = ();
+    type Batch = NotificationsBatch;
 
     /// What a flush must write now.
-    pub fn batch(&self) -> NotificationsBatch {
+    fn batch(&self) -> NotificationsBatch {
         NotificationsBatch {
             expected_next_offset: self.checkpoint.stored(),
             next_offset: self.checkpoint.next_offset(),
@@ -50,10 +57,8 @@ impl PartitionNotifications {
     }
 
     /// Records that a batch is stored.
-    pub fn flushed(&mut self, batch: &NotificationsBatch) {
+    fn flushed(&mut self, batch: &NotificationsBatch) {
         self.checkpoint.flushed(batch.next_offset);
         self.notifications.clear();
     }
 }
-
-crate::partitioned!(PartitionNotifications);

@@ -5,8 +5,9 @@
 //! the checkpoint it expects, so totals stay exact across crashes, restarts
 //! and rebalances.
 //!
-//! Each aggregate is [`Stored`] (its load setup and batch, listed once in
-//! `stored!`), and each backend [`Keeps`] it (one load and one flush per
+//! Each aggregate is [`Stored`] (its load setup, its batch, and how a batch
+//! is taken and marked stored, beside its logic), and each backend
+//! [`Keeps`] it (one load and one flush per
 //! aggregate, in `sqlite` and `scylla`); [`Store::load`] and
 //! [`Store::flush`] dispatch to the configured backend for any aggregate
 //! both keep. Adding an aggregate touches one module per backend.
@@ -21,12 +22,11 @@ use thiserror::Error;
 
 pub use self::scylla::ScyllaStore;
 pub use self::sqlite::SqliteStore;
-use crate::clicks::{ClicksBatch, PartitionClicks};
-use crate::counters::{FlushBatch, PartitionCounters};
-use crate::event_store::{ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents};
-use crate::notifications::{NotificationsBatch, PartitionNotifications};
-use crate::rules::Rules;
-use crate::rules::engine::{PartitionRules, RulesBatch};
+use crate::clicks::ClicksBatch;
+use crate::counters::FlushBatch;
+use crate::event_store::{ErrorsBatch, EventsBatch};
+use crate::notifications::NotificationsBatch;
+use crate::rules::engine::RulesBatch;
 
 /// Why the store could not be used.
 #[derive(Debug, Error)]
@@ -171,6 +171,12 @@ pub trait Stored: Sized {
     type Setup: ?Sized + Sync;
     /// What one flush writes.
     type Batch: Fenced + Send + Sync;
+
+    /// What a flush must write now.
+    fn batch(&self) -> Self::Batch;
+
+    /// Records that `batch` is stored: its changes are the store's now.
+    fn flushed(&mut self, batch: &Self::Batch);
 }
 
 /// What a flush is fenced on: the checkpoint it expects and the one it
@@ -270,32 +276,25 @@ where
     }
 }
 
-/// Every aggregate the store keeps, with its setup and batch: the one list.
-macro_rules! stored {
-    ($($aggregate:ty => $setup:ty, $batch:ty;)*) => {
-        $(
-            impl Stored for $aggregate {
-                type Setup = $setup;
-                type Batch = $batch;
+/// Every batch's fencing checkpoint: the fields each batch carries.
+macro_rules! fenced {
+    ($($batch:ty),* $(,)?) => {
+        $(impl Fenced for $batch {
+            fn expected_next_offset(&self) -> i64 {
+                self.expected_next_offset
             }
-
-            impl Fenced for $batch {
-                fn expected_next_offset(&self) -> i64 {
-                    self.expected_next_offset
-                }
-                fn next_offset(&self) -> i64 {
-                    self.next_offset
-                }
+            fn next_offset(&self) -> i64 {
+                self.next_offset
             }
-        )*
+        })*
     };
 }
 
-stored! {
-    PartitionCounters => (), FlushBatch;
-    PartitionClicks => (), ClicksBatch;
-    PartitionEvents => (), EventsBatch;
-    PartitionErrors => (), ErrorsBatch;
-    PartitionNotifications => (), NotificationsBatch;
-    PartitionRules => Rules, RulesBatch;
-}
+fenced!(
+    FlushBatch,
+    ClicksBatch,
+    EventsBatch,
+    ErrorsBatch,
+    NotificationsBatch,
+    RulesBatch,
+);

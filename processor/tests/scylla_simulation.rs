@@ -21,7 +21,7 @@ use cql_sim::{Cluster, Faults};
 use processor::checkpoint::Partitioned;
 use processor::clicks::{Click, PartitionClicks};
 use processor::counters::PartitionCounters;
-use processor::store::{FlushOutcome, Keeps, ScyllaStore};
+use processor::store::{FlushOutcome, Keeps, ScyllaStore, Stored};
 use processor::user_agent::Agent;
 use scylla::value::CqlValue;
 use uuid::Uuid;
@@ -107,53 +107,24 @@ enum Ended {
     Fenced,
 }
 
-/// One partition's aggregate as the consumer loop drives it.
-trait Partition: Partitioned + Sized {
+/// One partition's aggregate: its records, applied as the consumer loop
+/// applies them (loading and flushing go through the store's `Keeps`).
+trait Partition: Partitioned + Stored<Setup = ()> {
     type Record;
-    type Batch;
-    async fn load(store: &ScyllaStore, topic: &str) -> Result<Self, processor::StoreError>;
     fn apply(&mut self, offset: i64, record: &Self::Record);
-    fn batch(&self) -> Self::Batch;
-    async fn flush(
-        store: &ScyllaStore,
-        topic: &str,
-        batch: &Self::Batch,
-    ) -> Result<FlushOutcome, processor::StoreError>;
-    fn flushed(&mut self, batch: &Self::Batch);
 }
 
 impl Partition for PartitionCounters {
     type Record = (Uuid, i64);
-    type Batch = processor::counters::FlushBatch;
 
-    async fn load(store: &ScyllaStore, topic: &str) -> Result<Self, processor::StoreError> {
-        Keeps::<PartitionCounters>::load(store, topic, PARTITION, &()).await
-    }
     fn apply(&mut self, offset: i64, (key, value): &(Uuid, i64)) {
         PartitionCounters::apply(self, offset, *key, *value);
-    }
-    fn batch(&self) -> Self::Batch {
-        self.flush_batch()
-    }
-    async fn flush(
-        store: &ScyllaStore,
-        topic: &str,
-        batch: &Self::Batch,
-    ) -> Result<FlushOutcome, processor::StoreError> {
-        Keeps::<PartitionCounters>::flush(store, topic, PARTITION, batch).await
-    }
-    fn flushed(&mut self, batch: &Self::Batch) {
-        PartitionCounters::flushed(self, batch);
     }
 }
 
 impl Partition for PartitionClicks {
     type Record = Redirect;
-    type Batch = processor::clicks::ClicksBatch;
 
-    async fn load(store: &ScyllaStore, topic: &str) -> Result<Self, processor::StoreError> {
-        Keeps::<PartitionClicks>::load(store, topic, PARTITION, &()).await
-    }
     fn apply(&mut self, offset: i64, redirect: &Redirect) {
         let click = Click {
             short_code: &redirect.short_code,
@@ -162,19 +133,6 @@ impl Partition for PartitionClicks {
             agent: &redirect.agent,
         };
         PartitionClicks::apply(self, offset, &click);
-    }
-    fn batch(&self) -> Self::Batch {
-        PartitionClicks::batch(self)
-    }
-    async fn flush(
-        store: &ScyllaStore,
-        topic: &str,
-        batch: &Self::Batch,
-    ) -> Result<FlushOutcome, processor::StoreError> {
-        Keeps::<PartitionClicks>::flush(store, topic, PARTITION, batch).await
-    }
-    fn flushed(&mut self, batch: &Self::Batch) {
-        PartitionClicks::flushed(self, batch);
     }
 }
 
@@ -186,10 +144,13 @@ async fn run_partition<P: Partition>(
     cluster: Cluster,
     topic: &'static str,
     log: Arc<Vec<P::Record>>,
-) -> Ended {
+) -> Ended
+where
+    ScyllaStore: Keeps<P>,
+{
     let end = log.len() as i64;
     'load: loop {
-        let Ok(mut state) = P::load(&store, topic).await else {
+        let Ok(mut state) = Keeps::<P>::load(&store, topic, PARTITION, &()).await else {
             continue 'load;
         };
         let Ok(mut boundary) = store.recovery_boundary(topic, PARTITION).await else {
@@ -207,7 +168,7 @@ async fn run_partition<P: Partition>(
                 state.apply(offset, &log[offset as usize]);
             }
             let batch = state.batch();
-            match P::flush(&store, topic, &batch).await {
+            match Keeps::<P>::flush(&store, topic, PARTITION, &batch).await {
                 Ok(FlushOutcome::Written) => state.flushed(&batch),
                 Ok(FlushOutcome::Fenced) => return Ended::Fenced,
                 Err(_) => continue 'load,

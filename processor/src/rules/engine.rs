@@ -296,45 +296,6 @@ impl PartitionRules {
         self.changed.insert(key.clone());
         Some(pending)
     }
-
-    /// What a flush must write now.
-    pub fn batch(&self) -> RulesBatch {
-        let mut upserts = Vec::new();
-        let mut deletes = Vec::new();
-        for key in &self.changed {
-            match self.pending.get(key) {
-                Some(pending) => upserts.push(StateRow {
-                    key: key.clone(),
-                    pending: pending.clone(),
-                }),
-                None => deletes.push(key.clone()),
-            }
-        }
-        RulesBatch {
-            expected_next_offset: self.checkpoint.stored(),
-            next_offset: self.checkpoint.next_offset(),
-            watermark: self.max_event_time,
-            upserts,
-            deletes,
-        }
-    }
-
-    /// Records that a batch is stored.
-    pub fn flushed(&mut self, batch: &RulesBatch) {
-        self.checkpoint.flushed(batch.next_offset);
-        self.stored_max_event_time = batch.watermark;
-        for row in &batch.upserts {
-            // Unchanged since the batch was taken: stored.
-            if self.pending.get(&row.key) == Some(&row.pending) {
-                self.changed.remove(&row.key);
-            }
-        }
-        for key in &batch.deletes {
-            if !self.pending.contains_key(key) {
-                self.changed.remove(key);
-            }
-        }
-    }
 }
 
 /// A correlation field's value as text (strings as they are, numbers printed).
@@ -452,10 +413,55 @@ impl crate::checkpoint::Partitioned for PartitionRules {
     }
 }
 
+impl crate::store::Stored for PartitionRules {
+    type Setup = Rules;
+    type Batch = RulesBatch;
+
+    /// What a flush must write now.
+    fn batch(&self) -> RulesBatch {
+        let mut upserts = Vec::new();
+        let mut deletes = Vec::new();
+        for key in &self.changed {
+            match self.pending.get(key) {
+                Some(pending) => upserts.push(StateRow {
+                    key: key.clone(),
+                    pending: pending.clone(),
+                }),
+                None => deletes.push(key.clone()),
+            }
+        }
+        RulesBatch {
+            expected_next_offset: self.checkpoint.stored(),
+            next_offset: self.checkpoint.next_offset(),
+            watermark: self.max_event_time,
+            upserts,
+            deletes,
+        }
+    }
+
+    /// Records that a batch is stored.
+    fn flushed(&mut self, batch: &RulesBatch) {
+        self.checkpoint.flushed(batch.next_offset);
+        self.stored_max_event_time = batch.watermark;
+        for row in &batch.upserts {
+            // Unchanged since the batch was taken: stored.
+            if self.pending.get(&row.key) == Some(&row.pending) {
+                self.changed.remove(&row.key);
+            }
+        }
+        for key in &batch.deletes {
+            if !self.pending.contains_key(key) {
+                self.changed.remove(key);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::checkpoint::Partitioned;
+    use crate::store::Stored;
     use uuid::Uuid;
 
     const MINUTE: i64 = 60_000_000;

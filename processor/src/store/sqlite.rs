@@ -498,6 +498,7 @@ impl Keeps<PartitionErrors> for SqliteStore {
 mod tests {
     use super::*;
     use crate::checkpoint::Partitioned;
+    use crate::store::Stored;
     use uuid::Uuid;
 
     async fn temp_store() -> (tempfile::TempDir, SqliteStore) {
@@ -532,7 +533,7 @@ mod tests {
             .expect("loads");
         counters.apply(0, key, 3);
         counters.apply(1, key, 4);
-        let batch = counters.flush_batch();
+        let batch = counters.batch();
         assert_eq!(
             Keeps::<PartitionCounters>::flush(&store, "inc", 3, &batch)
                 .await
@@ -541,7 +542,7 @@ mod tests {
         );
         counters.flushed(&batch);
         counters.apply(2, key, 5);
-        let batch = counters.flush_batch();
+        let batch = counters.batch();
         assert_eq!(
             Keeps::<PartitionCounters>::flush(&store, "inc", 3, &batch)
                 .await
@@ -579,13 +580,13 @@ mod tests {
         owner.apply(0, key, 1);
         zombie.apply(0, key, 1);
         assert_eq!(
-            Keeps::<PartitionCounters>::flush(&store, "inc", 0, &owner.flush_batch())
+            Keeps::<PartitionCounters>::flush(&store, "inc", 0, &owner.batch())
                 .await
                 .expect("flush"),
             FlushOutcome::Written
         );
         assert_eq!(
-            Keeps::<PartitionCounters>::flush(&store, "inc", 0, &zombie.flush_batch())
+            Keeps::<PartitionCounters>::flush(&store, "inc", 0, &zombie.batch())
                 .await
                 .expect("flush"),
             FlushOutcome::Fenced
@@ -599,6 +600,7 @@ mod click_tests {
     use super::*;
     use crate::checkpoint::Partitioned;
     use crate::clicks::Click;
+    use crate::store::Stored;
     use crate::user_agent::Agent;
 
     #[tokio::test]

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use processor::clicks::{Click, PartitionClicks};
 use processor::event_store::PartitionEvents;
+use processor::store::Stored;
 use processor::user_agent::UserAgents;
 use schemas::Event;
 use schemas::keys::{ApiKeys, Auth, DEV_ANALYST_KEY};
