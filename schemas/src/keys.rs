@@ -182,12 +182,17 @@ impl Auth {
                 scopes: vec![Scope::Produce, Scope::Query],
                 rate_limit: None,
             }),
-            Auth::Keys(keys) => {
-                let presented = authorization?.strip_prefix("Bearer ")?.trim();
-                keys.authenticate(presented).cloned()
-            }
+            Auth::Keys(keys) => keys.authenticate(bearer_token(authorization?)?).cloned(),
         }
     }
+}
+
+/// The token of a `Bearer` credential; the scheme is case-insensitive
+/// (RFC 9110, 11.1) and one or more spaces follow it.
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The lowercase hex SHA-256 of a key, as the keys file stores it.
@@ -198,6 +203,16 @@ pub fn hash_key(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        for header in ["Bearer k1", "bearer k1", "BEARER  k1 ", "  bEaReR k1"] {
+            assert_eq!(bearer_token(header), Some("k1"), "{header:?}");
+        }
+        for header in ["Basic k1", "Bearer", "Bearer   ", "Bearerk1", "k1"] {
+            assert_eq!(bearer_token(header), None, "{header:?}");
+        }
+    }
 
     #[test]
     fn a_key_is_found_by_its_hash_and_carries_its_scopes() {

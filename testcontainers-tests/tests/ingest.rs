@@ -293,6 +293,25 @@ async fn a_batch_writes_its_valid_items_and_lists_the_rest() -> anyhow::Result<(
         (status, answer["error"]["rule"].as_str()),
         (400, Some("max_items"))
     );
+
+    // No valid item: the batch is a 400 carrying every item's error.
+    let (status, _, answer) = post(
+        &pipeline.http,
+        format!("{}/v1/batch", pipeline.ingest_url),
+        &json!([
+            {"type": "increment", "key": key, "value": 0},
+            {"type": "event", "session_id": "x", "category": "page\u{0000}", "name": "pageview", "data": {}},
+        ]),
+    )
+    .await?;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["rule"], "no_valid_item", "{answer}");
+    assert_eq!(answer["accepted"], 0, "{answer}");
+    let failed: Vec<u64> = answer["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["index"].as_u64()).collect())
+        .unwrap_or_default();
+    assert_eq!(failed, vec![0, 1], "{answer}");
     Ok(())
 }
 

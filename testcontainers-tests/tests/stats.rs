@@ -17,6 +17,14 @@ async fn bad_stats_parameters_name_the_parameter() -> anyhow::Result<()> {
             "/v1/links/stat-x/stats?from=1900-01-01&to=2021-01-01",
             "from",
         ),
+        (
+            "/v1/links/stat-x/stats?from=0001-01-01&to=9999-12-31",
+            "from",
+        ),
+        (
+            "/v1/links/stat-x/stats?from=0001-01&to=9999-12&granularity=month",
+            "from",
+        ),
         ("/v1/links/way-too-long-short-code/stats", "short_code"),
         ("/v1/clients/-1/reports/2021-02", "client_id"),
         ("/v1/clients/42/reports/2021-2", "month"),

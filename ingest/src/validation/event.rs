@@ -132,6 +132,19 @@ mod tests {
                 Rule::FutureTimestamp,
             ),
             ("category", json!(""), "category", Rule::NonEmpty),
+            (
+                "category",
+                json!("page interaction\u{0000}"),
+                "category",
+                Rule::ControlCharacter,
+            ),
+            (
+                "name",
+                json!("pageview\u{0000}x"),
+                "name",
+                Rule::ControlCharacter,
+            ),
+            ("name", json!("page\nview"), "name", Rule::ControlCharacter),
         ];
         for (field, value, named, rule) in cases {
             let mut body = pageview();

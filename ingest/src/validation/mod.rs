@@ -53,10 +53,15 @@ pub enum Rule {
     FutureTimestamp,
     /// An object or string that must not be empty.
     NonEmpty,
+    /// Text that holds a control character (NUL included): identifiers and
+    /// names are text, not bytes.
+    ControlCharacter,
     /// Event data that breaks its type's JSON Schema.
     Schema,
     /// A batch with more items than allowed.
     MaxItems,
+    /// A batch none of whose items is valid.
+    NoValidItem,
 }
 
 /// One broken rule.
@@ -212,7 +217,17 @@ impl<'a> Fields<'a> {
                 self.push(name, Rule::NonEmpty, format!("`{name}` must not be empty"));
                 None
             }
-            Value::String(text) => Some(text),
+            Value::String(text) => match text.char_indices().find(|(_, c)| c.is_control()) {
+                Some((at, c)) => {
+                    let message = format!(
+                        "`{name}` must not contain control characters (U+{:04X} at byte {at})",
+                        u32::from(c)
+                    );
+                    self.push(name, Rule::ControlCharacter, message);
+                    None
+                }
+                None => Some(text),
+            },
             other => {
                 let message = format!("`{name}` must be a string, got {}", json_type(other));
                 self.push(name, Rule::Type, message);
