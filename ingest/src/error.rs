@@ -36,6 +36,9 @@ pub enum ApiError {
     /// The body is not declared as JSON: 415.
     #[error("content type must be application/json")]
     UnsupportedMediaType,
+    /// The body is compressed with an encoding ingest does not read: 415.
+    #[error("content encoding {0:?} is not supported; send the body uncompressed")]
+    UnsupportedEncoding(String),
     /// The key's rate limit is spent: 429.
     #[error("rate limit exceeded; retry after {retry_after_secs}s")]
     RateLimited { retry_after_secs: u64 },
@@ -54,7 +57,9 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } | ApiError::RecordTooLarge => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -69,6 +74,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::RecordTooLarge => "record_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedEncoding(_) => "unsupported_encoding",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "unavailable",
         }

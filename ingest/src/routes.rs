@@ -390,6 +390,16 @@ fn read_json_body(
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
+    // A compressed body read as JSON would be refused as malformed, or worse
+    // accepted: say what is wrong instead.
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
+        let encoding = String::from_utf8_lossy(encoding.as_bytes())
+            .trim()
+            .to_ascii_lowercase();
+        if encoding != "identity" {
+            return Err(ApiError::UnsupportedEncoding(encoding));
+        }
+    }
     let body = body.map_err(|_| ApiError::BodyTooLarge {
         limit: state.settings.max_body,
     })?;

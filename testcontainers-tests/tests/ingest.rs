@@ -192,6 +192,44 @@ async fn refusals_have_precise_statuses_and_are_recorded() -> anyhow::Result<()>
         "{answer}"
     );
 
+    let duplicate = producer
+        .post(url.clone())
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"key": "{}", "value": 1, "value": 1000}}"#,
+            Uuid::new_v4()
+        ))
+        .send()
+        .await?;
+    assert_eq!(duplicate.status(), 400);
+    let answer: Value = duplicate.json().await?;
+    assert_eq!(
+        (
+            answer["error"]["rule"].as_str(),
+            answer["error"]["field"].as_str()
+        ),
+        (Some("duplicate_key"), Some("value")),
+        "{answer}"
+    );
+    let compressed = producer
+        .post(url.clone())
+        .header("content-type", "application/json")
+        .header("content-encoding", "br")
+        .body(increment.to_string())
+        .send()
+        .await?;
+    assert_eq!(compressed.status(), 415);
+    let answer: Value = compressed.json().await?;
+    assert_eq!(answer["error"]["code"], "unsupported_encoding", "{answer}");
+    // The auth scheme is case-insensitive (RFC 9110).
+    let lower = reqwest::Client::new()
+        .post(url.clone())
+        .header("authorization", "bearer producer-key")
+        .json(&increment)
+        .send()
+        .await?;
+    assert_eq!(lower.status(), 202);
+
     let events = format!("{}/v1/events", pipeline.ingest_url);
     let future = json!({"session_id": Uuid::new_v4(), "category": "c", "name": "n", "data": {"a": 1}, "timestamp": "2999-01-01T00:00:00Z"});
     let (status, _, answer) = post(&producer, events.clone(), &future).await?;
@@ -231,7 +269,7 @@ async fn refusals_have_precise_statuses_and_are_recorded() -> anyhow::Result<()>
     assert!(retry_after.is_some_and(|secs| secs.parse::<u64>().is_ok_and(|s| s >= 1)));
 
     let rejects = pipeline
-        .read_topic::<Reject>(Topic::IngestRejects, DEADLINE, |read| read.len() >= 5)
+        .read_topic::<Reject>(Topic::IngestRejects, DEADLINE, |read| read.len() >= 7)
         .await?;
     let rules: Vec<(&str, &str)> = rejects
         .iter()
@@ -241,6 +279,8 @@ async fn refusals_have_precise_statuses_and_are_recorded() -> anyhow::Result<()>
         "unsupported_media_type",
         "body_too_large",
         "malformed_json",
+        "duplicate_key",
+        "unsupported_encoding",
         "future_timestamp",
         "schema",
     ] {

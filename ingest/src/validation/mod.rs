@@ -9,6 +9,7 @@ mod batch;
 mod event;
 mod increment;
 mod redirect;
+mod strict_json;
 mod track;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -31,6 +32,8 @@ pub use track::parse_track;
 pub enum Rule {
     /// The body is not JSON.
     MalformedJson,
+    /// An object names one key twice.
+    DuplicateKey,
     /// The body or a field has the wrong JSON type.
     Type,
     /// A required field is missing.
@@ -127,16 +130,29 @@ pub struct Context<'a> {
 ///
 /// [`Rule::MalformedJson`].
 pub fn parse_json(body: &[u8]) -> Result<Value, ValidationError> {
-    serde_json::from_slice(body).map_err(|err| {
-        ValidationError::one(Violation::new(
-            None,
-            Rule::MalformedJson,
-            format!(
-                "body is not valid JSON at line {} column {}: {err}",
-                err.line(),
-                err.column()
+    let duplicate = std::cell::RefCell::new(None);
+    strict_json::parse(body, &duplicate).map_err(|err| {
+        let violation = match duplicate.into_inner() {
+            Some(key) => Violation::new(
+                Some(&key),
+                Rule::DuplicateKey,
+                format!(
+                    "`{key}` appears twice in one object (line {} column {})",
+                    err.line(),
+                    err.column()
+                ),
             ),
-        ))
+            None => Violation::new(
+                None,
+                Rule::MalformedJson,
+                format!(
+                    "body is not valid JSON at line {} column {}: {err}",
+                    err.line(),
+                    err.column()
+                ),
+            ),
+        };
+        ValidationError::one(violation)
     })
 }
 
