@@ -42,6 +42,12 @@ pub enum ApiError {
     /// The key's rate limit is spent: 429.
     #[error("rate limit exceeded; retry after {retry_after_secs}s")]
     RateLimited { retry_after_secs: u64 },
+    /// No endpoint at this path: 404.
+    #[error("no endpoint at {path}")]
+    NotFound { path: String },
+    /// The endpoint does not take this method: 405.
+    #[error("{path} does not take {method}")]
+    MethodNotAllowed { method: String, path: String },
     /// The broker or schema registry cannot take the write now: 503.
     #[error("temporarily unavailable ({why}); retry later")]
     Unavailable { why: &'static str },
@@ -60,6 +66,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -75,6 +83,8 @@ impl ApiError {
             ApiError::RecordTooLarge => "record_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::UnsupportedEncoding(_) => "unsupported_encoding",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "unavailable",
         }

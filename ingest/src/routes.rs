@@ -63,9 +63,26 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .route("/openapi.json", get(openapi))
+        .fallback(no_endpoint)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(observe))
         .with_state(state)
+}
+
+/// A path with no endpoint: a JSON 404 like every other error.
+async fn no_endpoint(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound {
+        path: uri.path().to_owned(),
+    }
+}
+
+/// A method the endpoint does not take: a JSON 405.
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
 }
 
 /// Gives every request an id (in its span and its response) and counts it

@@ -29,6 +29,12 @@ pub enum ApiError {
     /// A bug on our side: 500.
     #[error("internal error")]
     Internal(String),
+    /// No endpoint at this path: 404.
+    #[error("no endpoint at {path}")]
+    NotFound { path: String },
+    /// The endpoint does not take this method: 405.
+    #[error("{path} does not take {method}")]
+    MethodNotAllowed { method: String, path: String },
     /// The store failed: 503.
     #[error("store unavailable")]
     Store(StoreError),
@@ -79,6 +85,18 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden => (
                 StatusCode::FORBIDDEN,
                 Json(json!({ "error": { "code": "forbidden", "message": self.to_string() } })),
+            )
+                .into_response(),
+            ApiError::NotFound { .. } => (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "error": { "code": "not_found", "message": self.to_string() } })),
+            )
+                .into_response(),
+            ApiError::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                Json(
+                    json!({ "error": { "code": "method_not_allowed", "message": self.to_string() } }),
+                ),
             )
                 .into_response(),
             ApiError::Internal(reason) => {

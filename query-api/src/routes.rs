@@ -54,7 +54,24 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(render_metrics))
         .route("/openapi.json", get(openapi))
         .route("/docs", get(docs))
+        .fallback(no_endpoint)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(state)
+}
+
+/// A path with no endpoint: a JSON 404 like every other error.
+async fn no_endpoint(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound {
+        path: uri.path().to_owned(),
+    }
+}
+
+/// A method the endpoint does not take: a JSON 405.
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
 }
 
 /// 401 without a known key, 403 without the `query` scope.

@@ -510,3 +510,41 @@ async fn acknowledgements_slower_than_the_produce_timeout_get_503_and_still_land
         .map_err(|err| err.context(format!("answers: {statuses:?}")))?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_and_methods_answer_in_the_error_format() -> anyhow::Result<()> {
+    let pipeline = Pipeline::start(Options::default()).await?;
+    for (method, url, status, code) in [
+        (
+            reqwest::Method::GET,
+            format!("{}/v1/nope", pipeline.ingest_url),
+            404,
+            "not_found",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{}/v1/increment", pipeline.ingest_url),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{}/v1/nope", pipeline.query_url),
+            404,
+            "not_found",
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("{}/v1/events", pipeline.query_url),
+            405,
+            "method_not_allowed",
+        ),
+    ] {
+        let response = pipeline.http.request(method.clone(), &url).send().await?;
+        assert_eq!(response.status().as_u16(), status, "{method} {url}");
+        let body: Value = response.json().await?;
+        assert_eq!(body["error"]["code"], code, "{method} {url}: {body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    Ok(())
+}
