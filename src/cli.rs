@@ -251,6 +251,31 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_and_urls_that_cannot_work_are_refused_at_parse_time() {
+        for args in [
+            ["--produce-timeout", "0s"],
+            ["--produce-timeout", "5ms"],
+            ["--notify-url", "not-a-url"],
+            ["--notify-url", "ftp://notify.example/"],
+            ["--notify-url", "/relative/path"],
+        ] {
+            let mut argv = vec!["eventide"];
+            argv.extend(args);
+            let err = Cli::try_parse_from(&argv).expect_err("refused");
+            assert!(err.to_string().contains(args[0]), "{argv:?}: {err}");
+        }
+        let cli = Cli::try_parse_from([
+            "eventide",
+            "--produce-timeout",
+            "10ms",
+            "--notify-url",
+            "https://notify.example/base",
+        ])
+        .expect("valid");
+        assert_eq!(cli.ingest.produce_timeout, Duration::from_millis(10));
+    }
+
+    #[test]
     fn defaults_and_flags_parse() {
         let cli = Cli::try_parse_from(["eventide"]).expect("defaults parse");
         assert_eq!(cli.command, None);

@@ -21,7 +21,7 @@ pub struct Settings {
 
     /// How long a write may wait for the broker's acknowledgement before the
     /// request is answered 503.
-    #[arg(long, env = "EVENTIDE_PRODUCE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    #[arg(long, env = "EVENTIDE_PRODUCE_TIMEOUT", default_value = "5s", value_parser = produce_timeout, global = true)]
     pub produce_timeout: Duration,
 
     /// How long the producer keeps retrying a record before giving up
@@ -71,4 +71,15 @@ impl Default for Settings {
             rate_limit: 10_000,
         }
     }
+}
+
+/// A produce timeout: at least 10 ms (a shorter one answers every write 503
+/// while the record still lands).
+fn produce_timeout(text: &str) -> Result<Duration, String> {
+    const MIN: Duration = Duration::from_millis(10);
+    let timeout = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    if timeout < MIN {
+        return Err(format!("must be at least 10ms, got {text}"));
+    }
+    Ok(timeout)
 }

@@ -54,7 +54,7 @@ pub mod metrics {
 pub struct Settings {
     /// Base URL of the notification service: every notification is
     /// `POST`ed to `{url}/v1/notify`. No notify destination when unset.
-    #[arg(long, env = "EVENTIDE_NOTIFY_URL", global = true)]
+    #[arg(long, env = "EVENTIDE_NOTIFY_URL", global = true, value_parser = http_url)]
     pub notify_url: Option<String>,
 
     /// Secret the notify requests are signed with (HMAC-SHA256).
@@ -162,6 +162,20 @@ impl Settings {
             all.extend(destinations::load(path)?);
         }
         Ok(all)
+    }
+}
+
+/// An absolute `http` or `https` URL with a host, as given.
+fn http_url(text: &str) -> Result<String, String> {
+    match reqwest::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+            Ok(text.to_owned())
+        }
+        Ok(url) => Err(format!(
+            "must be an absolute http(s) URL, not a {}: URL",
+            url.scheme()
+        )),
+        Err(err) => Err(format!("must be an absolute http(s) URL ({err})")),
     }
 }
 
