@@ -60,6 +60,15 @@ pub enum LocalBrokerError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process listens on the broker's address.
+    #[error(
+        "cannot listen on {addr} for the in-process broker: {source} (another process holds it; set --local-broker-listen)"
+    )]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     /// The storage or listener URL could not be formed.
     #[error("broker url: {0}")]
     Url(#[from] url::ParseError),
@@ -121,6 +130,12 @@ impl LocalBroker {
         addr: SocketAddr,
         maintenance: Duration,
     ) -> Result<Self, LocalBrokerError> {
+        // tansu binds inside its own runtime and a foreign listener would
+        // answer our readiness probe: find out now, naming the address.
+        drop(
+            std::net::TcpListener::bind(addr)
+                .map_err(|source| LocalBrokerError::Listen { addr, source })?,
+        );
         let data_dir = absolute_dir(data_dir)?;
         // Four slashes: tansu strips one leading '/' and resolves the rest
         // against the working directory, so an absolute path needs an extra one.

@@ -71,6 +71,22 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut stages = Vec::new();
     let mut local_broker = None;
 
+    let wants = |command: Command| cli.command.is_none() || cli.command.as_ref() == Some(&command);
+    // Every listener before anything slow (the broker, topics): a taken
+    // port fails the start at once, naming its address.
+    let ingest_listener = match wants(Command::Ingest) {
+        true => Some(bind(cli.ingest.listen).await?),
+        false => None,
+    };
+    let processor_listener = match wants(Command::Processor) {
+        true => Some(bind(cli.processor.listen).await?),
+        false => None,
+    };
+    let query_listener = match wants(Command::QueryApi) {
+        true => Some(bind(cli.query.listen).await?),
+        false => None,
+    };
+
     let brokers = match (&cli.command, &cli.common.kafka_brokers) {
         (_, Some(brokers)) => brokers.clone(),
         (None, None) => {
@@ -118,9 +134,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     };
     let metrics = crate::telemetry::prometheus();
 
-    let wants = |command: Command| cli.command.is_none() || cli.command.as_ref() == Some(&command);
-    if wants(Command::Ingest) {
-        let listener = bind(cli.ingest.listen).await?;
+    if let Some(listener) = ingest_listener {
         let config = ingest::Config {
             settings: cli.ingest.clone(),
             kafka: kafka.clone(),
@@ -134,8 +148,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             ingest::run(config, listener, token).await
         }));
     }
-    if wants(Command::Processor) {
-        let listener = bind(cli.processor.listen).await?;
+    if let Some(listener) = processor_listener {
         let config = processor_config(&cli, &kafka, &codec, metrics.clone())?;
         let stage = Stage::next(&mut stages);
         let token = stage.stop.clone();
@@ -165,8 +178,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             async move { processor::webhooks::run(config, token).await },
         ));
     }
-    if wants(Command::QueryApi) {
-        let listener = bind(cli.query.listen).await?;
+    if let Some(listener) = query_listener {
         let config = query_api::Config {
             settings: cli.query.clone(),
             store: cli.common.store()?,

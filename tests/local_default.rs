@@ -28,8 +28,11 @@ struct Eventide {
 
 impl Eventide {
     fn start(data_dir: &Path) -> Self {
-        let [broker, ingest, query, processor] =
-            [free_port(), free_port(), free_port(), free_port()];
+        Self::start_with_broker(data_dir, free_port())
+    }
+
+    fn start_with_broker(data_dir: &Path, broker: u16) -> Self {
+        let [ingest, query, processor] = [free_port(), free_port(), free_port()];
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventide"))
             .env("EVENTIDE_DATA_DIR", data_dir)
             .env(
@@ -312,4 +315,79 @@ fn init_producer_id_tansu_cannot_handle(addr: &str) -> std::io::Result<std::net:
     stream.write_all(&request)?;
     stream.flush()?;
     Ok(stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_broker_port_stops_the_start_at_once_naming_the_address() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let port = taken.local_addr().expect("its address").port();
+    let mut eventide = Eventide::start_with_broker(data_dir.path(), port);
+    let status = tokio::time::timeout(DEADLINE, eventide.child.wait())
+        .await
+        .expect("eventide exits instead of waiting on a foreign listener")
+        .expect("wait works");
+    assert!(!status.success(), "{status}");
+    let said = |text: &str| {
+        eventide
+            .output
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(text)
+    };
+    let address = format!("127.0.0.1:{port}");
+    let named = eventually(DEADLINE, || async {
+        Ok(if said(&address) && said("--local-broker-listen") {
+            Ok(())
+        } else {
+            Err("the error naming the address is not in the output yet".to_owned())
+        })
+    })
+    .await;
+    assert!(named.is_ok(), "{named:?}");
+    assert!(!said("local broker ready"));
+    drop(taken);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_ingest_port_stops_the_start_before_the_broker_naming_the_address() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let address = taken.local_addr().expect("its address").to_string();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventide"))
+        .env("EVENTIDE_DATA_DIR", data_dir.path())
+        .env(
+            "EVENTIDE_LOCAL_BROKER_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("EVENTIDE_INGEST_LISTEN", &address)
+        .env(
+            "EVENTIDE_QUERY_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env(
+            "EVENTIDE_PROCESSOR_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("eventide starts");
+    // The log (errors included) goes to stdout.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let status = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("eventide exits")
+        .expect("wait works");
+    let mut said = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut said)
+        .await
+        .expect("stdout reads");
+    assert!(!status.success(), "{status}");
+    assert!(said.contains(&address), "{said}");
+    assert!(
+        !data_dir.path().join("broker.db").exists(),
+        "no broker was started before the taken port was found"
+    );
+    drop(taken);
 }
