@@ -29,6 +29,9 @@ pub enum ApiError {
     /// A bug on our side: 500.
     #[error("internal error")]
     Internal(String),
+    /// The request did not answer within `--query-deadline`: 503.
+    #[error("the query did not finish within {deadline:?}; retry later or narrow it")]
+    DeadlineExceeded { deadline: std::time::Duration },
     /// No endpoint at this path: 404.
     #[error("no endpoint at {path}")]
     NotFound { path: String },
@@ -85,6 +88,14 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden => (
                 StatusCode::FORBIDDEN,
                 Json(json!({ "error": { "code": "forbidden", "message": self.to_string() } })),
+            )
+                .into_response(),
+            ApiError::DeadlineExceeded { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "1")],
+                Json(
+                    json!({ "error": { "code": "deadline_exceeded", "message": self.to_string() } }),
+                ),
             )
                 .into_response(),
             ApiError::NotFound { .. } => (

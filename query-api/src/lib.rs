@@ -12,6 +12,7 @@
 
 pub mod docs;
 pub mod error;
+pub mod limits;
 pub mod openapi;
 pub mod paging;
 pub mod params;
@@ -64,10 +65,15 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), QueryApiError> {
     let store = ReadStore::open(&config.store).await?;
+    let limits = limits::QueryLimits::new(
+        usize::from(config.settings.concurrency),
+        config.settings.deadline,
+    );
     let app = routes::router(routes::AppState {
         store,
         auth: config.auth,
         metrics: config.metrics,
+        limits,
     });
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "query api listening");

@@ -28,6 +28,8 @@ pub struct AppState {
     pub store: ReadStore,
     pub auth: Auth,
     pub metrics: PrometheusHandle,
+    /// Concurrency and deadline of analyst reads.
+    pub limits: crate::limits::QueryLimits,
 }
 
 /// The query router.
@@ -43,6 +45,12 @@ pub fn router(state: AppState) -> Router {
             get(clicks::client_report),
         )
         .route("/v1/errors", get(errors))
+        // Outermost last: authenticate, then wait for a permit and run
+        // within the deadline.
+        .route_layer(middleware::from_fn_with_state(
+            state.limits.clone(),
+            crate::limits::bounded,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_query_scope,

@@ -2,6 +2,7 @@
 //! fallback.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Options of the query API.
 #[derive(Debug, Clone, clap::Args)]
@@ -17,12 +18,45 @@ pub struct Settings {
         global = true
     )]
     pub listen: SocketAddr,
+
+    /// How many analyst reads run at once; the rest wait their turn (within
+    /// `--query-deadline`).
+    #[arg(
+        long = "query-concurrency",
+        env = "EVENTIDE_QUERY_CONCURRENCY",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u16).range(1..),
+        global = true
+    )]
+    pub concurrency: u16,
+
+    /// The longest an analyst request may take, waiting included; past it
+    /// the answer is `503` with `Retry-After`.
+    #[arg(
+        long = "query-deadline",
+        env = "EVENTIDE_QUERY_DEADLINE",
+        default_value = "10s",
+        value_parser = deadline,
+        global = true
+    )]
+    pub deadline: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            concurrency: 8,
+            deadline: Duration::from_secs(10),
         }
+    }
+}
+
+/// A query deadline: at least a millisecond.
+fn deadline(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(deadline) if deadline >= Duration::from_millis(1) => Ok(deadline),
+        Ok(_) => Err(format!("must be at least 1ms, got {text}")),
+        Err(err) => Err(err.to_string()),
     }
 }
