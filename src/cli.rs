@@ -189,6 +189,10 @@ pub struct CommonArgs {
     #[command(flatten)]
     pub scylla: ScyllaArgs,
 
+    /// Header timeout and connection cap of every HTTP listener.
+    #[command(flatten)]
+    pub http: http_serve::Limits,
+
     /// Log line format.
     #[arg(
         long,
@@ -258,6 +262,8 @@ mod tests {
             ["--notify-url", "not-a-url"],
             ["--notify-url", "ftp://notify.example/"],
             ["--notify-url", "/relative/path"],
+            ["--http-header-timeout", "0s"],
+            ["--http-max-connections", "0"],
         ] {
             let mut argv = vec!["eventide"];
             argv.extend(args);
@@ -273,6 +279,8 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(cli.ingest.produce_timeout, Duration::from_millis(10));
+        assert_eq!(cli.common.http, http_serve::Limits::default());
+        assert_eq!(cli.common.http.header_timeout, Duration::from_secs(10));
     }
 
     #[test]

@@ -141,6 +141,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             codec: codec.clone(),
             auth: auth.clone(),
             metrics: metrics.clone(),
+            http: cli.common.http,
         };
         let stage = Stage::next(&mut stages);
         let token = stage.stop.clone();
@@ -184,6 +185,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             store: cli.common.store()?,
             auth: auth.clone(),
             metrics: metrics.clone(),
+            http: cli.common.http,
         };
         let stage = Stage::next(&mut stages);
         let token = stage.stop.clone();
@@ -280,6 +282,7 @@ pub fn processor_config(
         codec: codec.clone(),
         store: cli.common.store()?,
         metrics,
+        http: cli.common.http,
     })
 }
 

@@ -63,6 +63,8 @@ pub struct Config {
     pub auth: Auth,
     /// Where `/metrics` renders from.
     pub metrics: PrometheusHandle,
+    /// Header timeout and connection cap of the listener.
+    pub http: http_serve::Limits,
 }
 
 /// Why the service stopped abnormally.
@@ -112,8 +114,7 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "ingest listening");
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    http_serve::serve(listener, app, config.http, shutdown.cancelled_owned())
         .await
         .map_err(IngestError::Serve)?;
     info!("ingest stopped accepting; flushing producer");

@@ -39,6 +39,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     readiness: Readiness,
     metrics: PrometheusHandle,
+    http: http_serve::Limits,
     shutdown: CancellationToken,
 ) {
     let app = Router::new()
@@ -46,10 +47,7 @@ pub(crate) async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .with_state(HealthState { readiness, metrics });
-    if let Err(err) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-    {
+    if let Err(err) = http_serve::serve(listener, app, http, shutdown.cancelled_owned()).await {
         warn!(error = %err, "processor health server failed");
     }
 }

@@ -71,6 +71,8 @@ pub struct Config {
     pub store: schemas::store::StoreLocation,
     /// Where `/metrics` renders from.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Header timeout and connection cap of the health listener.
+    pub http: http_serve::Limits,
 }
 
 /// Why the processor stopped abnormally.
@@ -126,6 +128,7 @@ pub async fn run(
             listener,
             readiness.clone(),
             config.metrics.clone(),
+            config.http,
             health_shutdown,
         ));
     }

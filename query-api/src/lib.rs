@@ -40,6 +40,8 @@ pub struct Config {
     pub auth: schemas::keys::Auth,
     /// Where `/metrics` renders from.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Header timeout and connection cap of the listener.
+    pub http: http_serve::Limits,
 }
 
 /// Why the service stopped abnormally.
@@ -78,8 +80,7 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "query api listening");
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    http_serve::serve(listener, app, config.http, shutdown.cancelled_owned())
         .await
         .map_err(QueryApiError::Serve)
 }

@@ -201,6 +201,7 @@ impl Pipeline {
             codec: codec.clone(),
             auth: options.auth.clone(),
             metrics: eventide::telemetry::prometheus(),
+            http: http_serve::Limits::default(),
         };
         let token = shutdown.clone();
         services.push(tokio::spawn(async move {
@@ -216,6 +217,7 @@ impl Pipeline {
             store: store.clone(),
             auth: options.auth.clone(),
             metrics: eventide::telemetry::prometheus(),
+            http: http_serve::Limits::default(),
         };
         let token = shutdown.clone();
         services.push(tokio::spawn(async move {
@@ -256,6 +258,7 @@ impl Pipeline {
             codec: codec.clone(),
             store,
             metrics: eventide::telemetry::prometheus(),
+            http: http_serve::Limits::default(),
         };
         let mut pipeline = Self {
             ingest_url,

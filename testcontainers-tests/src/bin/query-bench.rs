@@ -215,6 +215,7 @@ async fn main() -> anyhow::Result<()> {
         store: schemas::store::StoreLocation::Sqlite(store_path),
         auth: Auth::Keys(ApiKeys::development()),
         metrics: eventide::telemetry::prometheus(),
+        http: http_serve::Limits::default(),
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(query_api::run(config, listener, shutdown.clone()));
