@@ -22,6 +22,8 @@ struct Server {
     cancel: CancellationToken,
     /// Notified when `/slow` starts handling a request.
     started: Arc<Notify>,
+    /// `/slow` answers once this is notified.
+    release: Arc<Notify>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -29,18 +31,21 @@ async fn start(limits: Limits) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let addr = listener.local_addr().expect("address").to_string();
     let started = Arc::new(Notify::new());
-    let notify = Arc::clone(&started);
-    let app = Router::new().route(
-        "/slow",
-        get(move || {
-            let notify = Arc::clone(&notify);
-            async move {
-                notify.notify_one();
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                "done"
-            }
-        }),
-    );
+    let release = Arc::new(Notify::new());
+    let (notify, wait) = (Arc::clone(&started), Arc::clone(&release));
+    let app = Router::new()
+        .route("/fast", get(|| async { "done" }))
+        .route(
+            "/slow",
+            get(move || {
+                let (notify, wait) = (Arc::clone(&notify), Arc::clone(&wait));
+                async move {
+                    notify.notify_one();
+                    wait.notified().await;
+                    "done"
+                }
+            }),
+        );
     let cancel = CancellationToken::new();
     let task = tokio::spawn(serve(
         listener,
@@ -52,6 +57,7 @@ async fn start(limits: Limits) -> Server {
         addr,
         cancel,
         started,
+        release,
         task,
     }
 }
@@ -77,13 +83,13 @@ async fn idle_and_half_sent_connections_are_closed_after_the_header_timeout() {
     let addr = server.addr.clone();
     let mut idle = TcpStream::connect(&addr).await.expect("connects");
     let mut half = TcpStream::connect(&addr).await.expect("connects");
-    half.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n")
+    half.write_all(b"GET /fast HTTP/1.1\r\nHost: x\r\n")
         .await
         .expect("writes");
     until_closed(&mut idle).await;
     until_closed(&mut half).await;
     // A whole request is still answered.
-    let body = reqwest::get(format!("http://{addr}/slow"))
+    let body = reqwest::get(format!("http://{addr}/fast"))
         .await
         .expect("answers")
         .text()
@@ -98,6 +104,8 @@ async fn shutdown_lets_the_request_in_flight_finish() {
     let request = tokio::spawn(reqwest::get(format!("http://{}/slow", server.addr)));
     server.started.notified().await;
     server.cancel.cancel();
+    // Shutdown has begun with the request still in its handler.
+    server.release.notify_one();
     let answer = request.await.expect("joins").expect("answered");
     assert_eq!(answer.text().await.expect("body"), "done");
     let served = tokio::time::timeout(CLOSED_WITHIN, server.task).await;
