@@ -7,10 +7,17 @@
 //!   request's headers are awaited);
 //! - a **cap on connections** per listener (`--http-max-connections`):
 //!   beyond it, new connections wait in the kernel's backlog until one
-//!   closes; the ones in flight are never hurt.
+//!   closes; the ones in flight are never hurt;
+//! - **limits on the request head** (`--http-max-uri-bytes`,
+//!   `--http-max-header-bytes`, 100 fields) and a **body deadline**
+//!   (`--http-body-timeout`), answered `414`, `431` and `408` in the
+//!   documented JSON error format by [`guard`](Refusal).
 //!
 //! Shutdown is graceful as before: stop accepting, let requests in flight
 //! finish, return.
+
+mod guard;
+mod limits;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,49 +32,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::debug;
 
-/// The limits of one HTTP listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
-#[group(id = "http_limits")]
-#[command(next_help_heading = "HTTP listeners")]
-pub struct Limits {
-    /// How long a connection may take to send a request's headers (also how
-    /// long an idle keep-alive connection stays open); then it is closed.
-    #[arg(
-        long = "http-header-timeout",
-        env = "EVENTIDE_HTTP_HEADER_TIMEOUT",
-        default_value = "10s",
-        value_parser = positive,
-        global = true
-    )]
-    pub header_timeout: Duration,
-
-    /// Most connections one listener keeps open; more wait until one closes.
-    #[arg(
-        long = "http-max-connections",
-        env = "EVENTIDE_HTTP_MAX_CONNECTIONS",
-        default_value_t = 10_000,
-        value_parser = clap::value_parser!(u32).range(1..),
-        global = true
-    )]
-    pub max_connections: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            header_timeout: Duration::from_secs(10),
-            max_connections: 10_000,
-        }
-    }
-}
-
-fn positive(text: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(text) {
-        Ok(duration) if duration >= Duration::from_millis(1) => Ok(duration),
-        Ok(_) => Err(format!("must be at least 1ms, got {text}")),
-        Err(err) => Err(err.to_string()),
-    }
-}
+pub use guard::{BodyTimedOut, REFUSED_METRIC, Refusal, is_body_timeout};
+pub use limits::{Limits, MAX_HEADER_FIELDS};
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves,
 /// then waits for the requests in flight.
@@ -90,7 +56,10 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.read_buffer())
+        .max_headers(MAX_HEADER_FIELDS * 4)
         .keep_alive(true);
+    let app = app.layer(axum::middleware::from_fn_with_state(limits, guard::guard));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {

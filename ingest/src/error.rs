@@ -30,6 +30,12 @@ pub enum ApiError {
     /// The body is larger than `--max-body`: 413.
     #[error("request body larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// The body did not arrive within `--http-body-timeout`: 408.
+    #[error("the request body did not arrive within the body timeout")]
+    BodyTimeout,
+    /// The connection failed while the body was read: 400.
+    #[error("the request body could not be read whole")]
+    BodyUnreadable,
     /// The record is larger than the broker accepts: 413.
     #[error("record too large for the broker")]
     RecordTooLarge,
@@ -58,6 +64,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::BodyTooLarge { .. } | ApiError::RecordTooLarge => {
@@ -77,6 +85,8 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Invalid(_) => "invalid_request",
+            ApiError::BodyTimeout => "body_timeout",
+            ApiError::BodyUnreadable => "body_unreadable",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::BodyTooLarge { .. } => "body_too_large",

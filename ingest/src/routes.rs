@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -417,8 +417,19 @@ fn read_json_body(
             return Err(ApiError::UnsupportedEncoding(encoding));
         }
     }
-    let body = body.map_err(|_| ApiError::BodyTooLarge {
-        limit: state.settings.max_body,
+    let body = body.map_err(|rejection| {
+        if http_serve::is_body_timeout(&rejection) {
+            ApiError::BodyTimeout
+        } else if matches!(
+            rejection,
+            BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))
+        ) {
+            ApiError::BodyTooLarge {
+                limit: state.settings.max_body,
+            }
+        } else {
+            ApiError::BodyUnreadable
+        }
     })?;
     Ok((body, schemas::time::now_micros()))
 }
