@@ -7,8 +7,9 @@
 //! so tests run in parallel. Dropping the pipeline stops everything.
 //!
 //! Container suites (Kafka or Redpanda, a schema registry, ScyllaDB) run the
-//! same scenarios where Docker exists; [`docker_unavailable`] says why they
-//! are skipped where it does not.
+//! same scenarios where Docker exists. Where it does not, each of their tests
+//! is reported as skipped by [`docker_or_skip`] (stderr and the skip report
+//! `.ci/run` prints), never passed silently.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -696,6 +697,64 @@ pub fn client_with_key(key: &str) -> anyhow::Result<reqwest::Client> {
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
     let probe = StdListener::bind("127.0.0.1:0")?;
     Ok(probe.local_addr()?)
+}
+
+/// Environment variable naming the file skipped tests are listed in; the
+/// workspace's `target/skipped-suites.txt` when unset. `.ci/run` empties it
+/// before the tests and prints it after them.
+pub const SKIP_REPORT_ENV: &str = "EVENTIDE_SKIP_REPORT";
+
+/// Environment variable that, set to `1`, makes a container test fail
+/// instead of skipping where no Docker engine answers (for CI that has one).
+pub const REQUIRE_DOCKER_ENV: &str = "EVENTIDE_REQUIRE_DOCKER";
+
+/// Whether the container test `test` can run here. Without a Docker engine
+/// it is reported as skipped ([`report_skipped`]) and the caller returns at
+/// once, asserting nothing.
+///
+/// # Errors
+///
+/// If [`REQUIRE_DOCKER_ENV`] is `1` and no engine answers, or the skip
+/// cannot be reported (an unreported skip would look like a pass).
+pub fn docker_or_skip(test: &str) -> anyhow::Result<bool> {
+    let Some(reason) = docker_unavailable() else {
+        return Ok(true);
+    };
+    anyhow::ensure!(
+        std::env::var(REQUIRE_DOCKER_ENV).as_deref() != Ok("1"),
+        "{test} needs Docker ({REQUIRE_DOCKER_ENV}=1): {reason}"
+    );
+    report_skipped(test, &reason)?;
+    Ok(false)
+}
+
+/// Reports `test` as skipped: writes `SKIPPED: <test>: <reason>` to stderr
+/// and appends it to the skip report ([`SKIP_REPORT_ENV`]).
+///
+/// # Errors
+///
+/// If the report cannot be written.
+pub fn report_skipped(test: &str, reason: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let line = format!("SKIPPED: {test}: {reason}\n");
+    eprint!("{line}");
+    let path = std::env::var_os(SKIP_REPORT_ENV)
+        .filter(|path| !path.is_empty())
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/skipped-suites.txt"),
+            PathBuf::from,
+        );
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // One write of one short line in append mode: lines of tests running in
+    // parallel do not interleave.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut report| report.write_all(line.as_bytes()))
+        .with_context(|| format!("reporting a skipped test in {}", path.display()))
 }
 
 /// Why container suites cannot run here, if they cannot.

@@ -1,16 +1,16 @@
 //! The end-to-end scenarios on containers: Redpanda for Kafka and its
-//! built-in Confluent-compatible schema registry. Skipped, with the reason,
-//! where no Docker engine runs; the same scenarios run on the local defaults
-//! in `tests/counters.rs` everywhere.
+//! built-in Confluent-compatible schema registry. Where no Docker engine
+//! runs, each test is reported as skipped (`SKIPPED: ...` on stderr and in
+//! the skip report) and asserts nothing; the same scenarios run on the local
+//! defaults in `tests/counters.rs` everywhere.
 
 use testcontainers_redpanda_rs::{AsyncRunner, REDPANDA_PORT, Redpanda, SCHEMA_REGISTRY_PORT};
-use testcontainers_tests::{Options, docker_unavailable, scenarios};
+use testcontainers_tests::{Options, docker_or_skip, scenarios};
 
 /// Starts Redpanda and returns pipeline options pointing at it, or `None`
-/// (after printing why) when Docker is absent.
-async fn redpanda() -> anyhow::Result<Option<(impl Drop, Options)>> {
-    if let Some(reason) = docker_unavailable() {
-        println!("skipping container suite: {reason}");
+/// when Docker is absent (`test` is then reported as skipped).
+async fn redpanda(test: &str) -> anyhow::Result<Option<(impl Drop, Options)>> {
+    if !docker_or_skip(&format!("containers::{test}"))? {
         return Ok(None);
     }
     let container = Redpanda::default().start().await?;
@@ -26,7 +26,8 @@ async fn redpanda() -> anyhow::Result<Option<(impl Drop, Options)>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redpanda_concurrent_increments_are_exact() -> anyhow::Result<()> {
-    let Some((_container, options)) = redpanda().await? else {
+    let Some((_container, options)) = redpanda("redpanda_concurrent_increments_are_exact").await?
+    else {
         return Ok(());
     };
     scenarios::concurrent_increments_are_exact(options).await
@@ -34,7 +35,9 @@ async fn redpanda_concurrent_increments_are_exact() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redpanda_processor_restarts_keep_totals_exact() -> anyhow::Result<()> {
-    let Some((_container, options)) = redpanda().await? else {
+    let Some((_container, options)) =
+        redpanda("redpanda_processor_restarts_keep_totals_exact").await?
+    else {
         return Ok(());
     };
     scenarios::processor_restarts_keep_totals_exact(options).await
