@@ -141,6 +141,13 @@ pub struct CommonArgs {
     )]
     pub local_broker_listen: SocketAddr,
 
+    /// Free space the data dir keeps (local default): below it ingest answers
+    /// writes `503 low_disk` until space is freed; reads go on. A size
+    /// (`500MiB`, `2GB`) or a share (`5%`); default 1 GiB or 5% of the file
+    /// system, whichever is smaller.
+    #[arg(long, env = "EVENTIDE_MIN_FREE_DISK", value_parser = ingest::disk::Floor::parse, global = true)]
+    pub min_free_disk: Option<ingest::disk::Floor>,
+
     /// How often the in-process broker deletes records past `--retention`
     /// (local default only).
     #[arg(long, env = "EVENTIDE_LOCAL_BROKER_MAINTENANCE", default_value = "10m", value_parser = parse_positive_duration, global = true)]

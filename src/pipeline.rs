@@ -142,6 +142,14 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             auth: auth.clone(),
             metrics: metrics.clone(),
             http: cli.common.http,
+            // The broker's log is in the data dir only on the local default.
+            disk: match &local_broker {
+                Some(_) => Some(
+                    ingest::disk::DiskWatch::new(&cli.common.data_dir, cli.common.min_free_disk)
+                        .context("--min-free-disk")?,
+                ),
+                None => None,
+            },
         };
         let stage = Stage::next(&mut stages);
         let token = stage.stop.clone();

@@ -9,11 +9,15 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::disk::LowDisk;
 use crate::sink::SinkError;
 use crate::validation::{ValidationError, Violation};
 
 /// Seconds a client should wait before retrying a 503.
 const UNAVAILABLE_RETRY_SECS: u64 = 1;
+/// Seconds a client should wait before retrying while the disk is low:
+/// space is freed by an operator, not in a second.
+const LOW_DISK_RETRY_SECS: u64 = 10;
 
 /// Why a request was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +58,9 @@ pub enum ApiError {
     /// The endpoint does not take this method: 405.
     #[error("{path} does not take {method}")]
     MethodNotAllowed { method: String, path: String },
+    /// The data dir is below `--min-free-disk`: 503 until space is freed.
+    #[error(transparent)]
+    LowDisk(#[from] LowDisk),
     /// The broker or schema registry cannot take the write now: 503.
     #[error("temporarily unavailable ({why}); retry later")]
     Unavailable { why: &'static str },
@@ -77,7 +84,7 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::LowDisk(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -97,6 +104,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable { .. } => "unavailable",
+            ApiError::LowDisk(_) => "low_disk",
         }
     }
 
@@ -138,6 +146,7 @@ impl ApiError {
         match self {
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             ApiError::Unavailable { .. } => Some(UNAVAILABLE_RETRY_SECS),
+            ApiError::LowDisk(_) => Some(LOW_DISK_RETRY_SECS),
             _ => None,
         }
     }

@@ -24,6 +24,7 @@
 //! - [`routes`]: the handlers, the middleware and the router.
 
 pub mod client;
+pub mod disk;
 pub mod error;
 pub mod event_types;
 pub mod metrics;
@@ -65,6 +66,8 @@ pub struct Config {
     pub metrics: PrometheusHandle,
     /// Header timeout and connection cap of the listener.
     pub http: http_serve::Limits,
+    /// The data dir's free-space floor, where the broker's log is local.
+    pub disk: Option<disk::DiskWatch>,
 }
 
 /// Why the service stopped abnormally.
@@ -109,7 +112,11 @@ pub async fn run(
         auth: config.auth,
         event_types: Arc::new(event_types::EventTypes::compile().map_err(IngestError::EventTypes)?),
         metrics: config.metrics,
+        disk: config.disk.clone(),
     };
+    if let Some(watch) = config.disk {
+        tokio::spawn(watch.run(shutdown.clone()));
+    }
     let app = routes::router(state);
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "ingest listening");

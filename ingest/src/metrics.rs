@@ -13,3 +13,9 @@ pub const REJECTS: &str = "eventide_ingest_rejects_total";
 pub const RATE_LIMITED: &str = "eventide_ingest_rate_limited_total";
 /// Reject records that could not be written, by `reason`.
 pub const REJECTS_LOST: &str = "eventide_ingest_rejects_unrecorded_total";
+/// Bytes free in the data dir's file system (local default).
+pub const DISK_FREE_BYTES: &str = "eventide_disk_free_bytes";
+/// The `--min-free-disk` floor, in bytes.
+pub const DISK_MIN_FREE_BYTES: &str = "eventide_disk_min_free_bytes";
+/// 1 while writes are refused for low disk, else 0.
+pub const DISK_LOW: &str = "eventide_disk_low";

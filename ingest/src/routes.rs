@@ -47,6 +47,7 @@ pub struct AppState {
     pub limits: RateLimits,
     pub event_types: Arc<EventTypes>,
     pub metrics: PrometheusHandle,
+    pub disk: Option<crate::disk::DiskWatch>,
 }
 
 /// The ingest router.
@@ -109,8 +110,20 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when the broker answers a metadata request.
+/// Ready when the data dir is above its free-space floor and the broker
+/// answers a metadata request.
 async fn readyz(State(state): State<AppState>) -> Response {
+    if let Some(Err(low)) = state.disk.as_ref().map(crate::disk::DiskWatch::admit) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "low disk",
+                "free_bytes": low.free,
+                "min_free_bytes": low.floor,
+            })),
+        )
+            .into_response();
+    }
     if state.sink.broker_reachable(READY_TIMEOUT).await {
         Json(json!({ "status": "ready" })).into_response()
     } else {
@@ -379,6 +392,9 @@ fn admit(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
         return Err(ApiError::Forbidden {
             action: "produce events",
         });
+    }
+    if let Some(disk) = &state.disk {
+        disk.admit()?;
     }
     state.limits.check(&principal).map_err(|wait| {
         metrics::counter!(crate::metrics::RATE_LIMITED, "key" => principal.key_id.clone())

@@ -1,0 +1,198 @@
+//! The `eventide` binary as a user runs it, for the tests that start it:
+//! free ports, its output drained and kept, health awaited, SIGTERM.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use eventide::wait::eventually;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+
+/// How long a test waits for the binary to reach a state.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
+
+pub(crate) struct Eventide {
+    pub(crate) child: Child,
+    /// Everything it wrote to stdout and stderr so far (drained so it
+    /// never blocks on a full pipe).
+    pub(crate) output: Arc<Mutex<String>>,
+    pub(crate) broker: String,
+    pub(crate) ingest: String,
+    pub(crate) query: String,
+}
+
+impl Eventide {
+    /// Starts the all-in-one on `data_dir` with free ports and `env` set.
+    pub(crate) fn start(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with_broker(data_dir, free_port(), env)
+    }
+
+    /// As [`Eventide::start`], with the local broker on `broker`.
+    pub(crate) fn start_with_broker(data_dir: &Path, broker: u16, env: &[(&str, &str)]) -> Self {
+        let [ingest, query, processor] = [free_port(), free_port(), free_port()];
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventide"));
+        command
+            .env("EVENTIDE_DATA_DIR", data_dir)
+            .env(
+                "EVENTIDE_LOCAL_BROKER_LISTEN",
+                format!("127.0.0.1:{broker}"),
+            )
+            .env("EVENTIDE_INGEST_LISTEN", format!("127.0.0.1:{ingest}"))
+            .env("EVENTIDE_QUERY_LISTEN", format!("127.0.0.1:{query}"))
+            .env(
+                "EVENTIDE_PROCESSOR_LISTEN",
+                format!("127.0.0.1:{processor}"),
+            )
+            .env("EVENTIDE_LOG_FORMAT", "json");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("eventide starts");
+        let output = Arc::new(Mutex::new(String::new()));
+        if let Some(pipe) = child.stdout.take() {
+            tokio::spawn(drain(pipe, Arc::clone(&output)));
+        }
+        if let Some(pipe) = child.stderr.take() {
+            tokio::spawn(drain(pipe, Arc::clone(&output)));
+        }
+        Self {
+            child,
+            output,
+            broker: format!("127.0.0.1:{broker}"),
+            ingest: format!("http://127.0.0.1:{ingest}"),
+            query: format!("http://127.0.0.1:{query}"),
+        }
+    }
+
+    /// What it printed so far.
+    pub(crate) fn output(&self) -> String {
+        self.output
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub(crate) async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("still running").to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("eventide exits after SIGTERM")
+            .expect("wait works")
+    }
+
+    /// Waits until ingest and the query API answer `/healthz`.
+    pub(crate) async fn wait_healthy(&self, http: &reqwest::Client) {
+        for url in [&self.ingest, &self.query] {
+            wait_healthy(http, url).await;
+        }
+    }
+
+    /// Posts `{"key", "value"}` to `/v1/increment`: the status, the
+    /// `Retry-After` header and the body.
+    pub(crate) async fn increment(
+        &self,
+        http: &reqwest::Client,
+        key: &str,
+        value: i64,
+    ) -> (u16, Option<String>, Value) {
+        let response = http
+            .post(format!("{}/v1/increment", self.ingest))
+            .bearer_auth("dev-producer")
+            .json(&serde_json::json!({ "key": key, "value": value }))
+            .send()
+            .await
+            .expect("ingest answers");
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (
+            status,
+            retry_after,
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// The counter's total as the query API serves it: status and body.
+    pub(crate) async fn counter(&self, http: &reqwest::Client, key: &str) -> (u16, Value) {
+        let response = http
+            .get(format!("{}/v1/counters/{key}", self.query))
+            .bearer_auth("dev-analyst")
+            .send()
+            .await
+            .expect("the query API answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the counter's total is `want`.
+    pub(crate) async fn wait_for_total(&self, http: &reqwest::Client, key: &str, want: i64) {
+        eventually(DEADLINE, || async {
+            let (_, body) = self.counter(http, key).await;
+            Ok(if body["value"] == want {
+                Ok(())
+            } else {
+                Err(format!("counter {key} is {body}, want {want}"))
+            })
+        })
+        .await
+        .expect("the total is reached");
+    }
+}
+
+impl Drop for Eventide {
+    fn drop(&mut self) {
+        drop(self.child.start_kill());
+    }
+}
+
+async fn drain(pipe: impl tokio::io::AsyncRead + Unpin, into: Arc<Mutex<String>>) {
+    let mut lines = BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut seen = into.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+}
+
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+pub(crate) async fn wait_healthy(http: &reqwest::Client, url: &str) {
+    eventually(DEADLINE, || async {
+        let healthy = http
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        Ok(if healthy {
+            Ok(())
+        } else {
+            Err(format!("{url} not healthy"))
+        })
+    })
+    .await
+    .expect("the service becomes healthy");
+}
