@@ -203,6 +203,7 @@ impl Pipeline {
             auth: options.auth.clone(),
             metrics: eventide::telemetry::prometheus(),
             http: http_serve::Limits::default(),
+            disk: None,
         };
         let token = shutdown.clone();
         services.push(tokio::spawn(async move {
