@@ -83,10 +83,17 @@ impl Aggregate for PartitionCounters {
         payload: &[u8],
     ) -> Result<bool, String> {
         let increment: Increment = codec.decode(payload).await.map_err(|err| err.to_string())?;
-        Ok(
-            PartitionCounters::apply(self, offset, increment.key, increment.value)
-                == Applied::Counted,
-        )
+        match PartitionCounters::apply(self, offset, increment.key, increment.value) {
+            Applied::Counted => Ok(true),
+            Applied::Replayed => Ok(false),
+            Applied::Overflow => Err(format!(
+                "{}: adding {} to counter {} would pass {} within one flush",
+                crate::counters::OVERFLOW_REASON,
+                increment.value,
+                increment.key,
+                i64::MAX
+            )),
+        }
     }
 }
 

@@ -4,12 +4,20 @@
 //! the keys touched in one flush interval, not every key ever seen. The store
 //! adds the deltas to its absolute totals in the same transaction that moves
 //! the partition's checkpoint, so a replay after a crash adds nothing twice.
+//!
+//! Totals are `i64` and never clamped: an increment that would take the
+//! added amount past `i64::MAX` is refused here and dead-lettered with the
+//! reason `counter_overflow`; a flush whose amount would take a stored total
+//! past it leaves the total as it was and writes [`overflow_error`] to the
+//! error log in the same transaction.
 
 use std::collections::HashMap;
 
 use uuid::Uuid;
 
 use crate::checkpoint::Checkpoint;
+use crate::clicks::day_and_month;
+use crate::event_store::{ErrorKind, ErrorRow};
 
 /// What [`PartitionCounters::apply`] did with a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +26,8 @@ pub enum Applied {
     Counted,
     /// Already included (offset before the partition's next offset).
     Replayed,
+    /// Refused: the amount added since the last flush would pass `i64::MAX`.
+    Overflow,
 }
 
 /// What a flush adds and the checkpoint it moves.
@@ -51,11 +61,15 @@ impl PartitionCounters {
 
     /// Adds `value` to `key` for the record at `offset`, unless included.
     pub fn apply(&mut self, offset: i64, key: Uuid, value: i64) -> Applied {
-        if !self.checkpoint.admit(offset) {
+        if offset < self.checkpoint.next_offset() {
             return Applied::Replayed;
         }
-        let added = self.added.entry(key).or_default();
-        *added = added.saturating_add(value);
+        let Some(sum) = self.added(&key).checked_add(value) else {
+            // Not admitted: the caller dead-letters the record and skips it.
+            return Applied::Overflow;
+        };
+        self.checkpoint.admit(offset);
+        self.added.insert(key, sum);
         Applied::Counted
     }
 
@@ -66,6 +80,41 @@ impl PartitionCounters {
 }
 
 crate::partitioned!(PartitionCounters);
+
+/// The error-log row of a flush that could not add `added` to the stored
+/// `total` of `key` without passing `i64::MAX`: the total stays as it was,
+/// and the row says which increments were refused (the key's records of
+/// `topic`/`partition` in this batch, through `through_offset`).
+pub fn overflow_error(
+    topic: &str,
+    partition: i32,
+    through_offset: i64,
+    key: Uuid,
+    total: i64,
+    added: i64,
+) -> ErrorRow {
+    tracing::warn!(%key, total, added, "counter total would pass i64::MAX; increments refused into the error log");
+    let now = schemas::time::now_micros();
+    ErrorRow {
+        kind: ErrorKind::DeadLetter,
+        event_id: format!("counter-overflow/{topic}/{partition}/{through_offset}/{key}"),
+        day: day_and_month(now).0,
+        occurred_at: now,
+        application_id: None,
+        source: format!("{topic}/{partition}@..={through_offset} (processor)"),
+        status: None,
+        field: Some("value".to_owned()),
+        reason: OVERFLOW_REASON.to_owned(),
+        message: format!(
+            "counter {key} holds {total}; adding {added} would pass {max}: the increments of this flush for it were refused and the total left as it was",
+            max = i64::MAX
+        ),
+        body: Vec::new(),
+    }
+}
+
+/// The reason of a refused increment, in dead letters and the error log.
+pub const OVERFLOW_REASON: &str = "counter_overflow";
 
 impl crate::store::Stored for PartitionCounters {
     type Setup = ();
@@ -143,11 +192,16 @@ mod tests {
     }
 
     #[test]
-    fn additions_saturate_instead_of_overflowing() {
+    fn an_increment_past_the_largest_total_is_refused_not_clamped() {
         let a = Uuid::new_v4();
         let mut counters = PartitionCounters::default();
-        counters.apply(0, a, i64::MAX);
-        counters.apply(1, a, i64::MAX);
+        assert_eq!(counters.apply(0, a, i64::MAX - 1), Applied::Counted);
+        assert_eq!(counters.apply(1, a, 2), Applied::Overflow);
+        assert_eq!(counters.added(&a), i64::MAX - 1, "nothing was clamped");
+        // The refused record is skipped by the caller; later ones still count.
+        counters.skip(1);
+        assert_eq!(counters.apply(2, a, 1), Applied::Counted);
         assert_eq!(counters.added(&a), i64::MAX);
+        assert_eq!(counters.batch().next_offset, 3);
     }
 }

@@ -15,7 +15,7 @@ use schemas::sql::{SQLITE_DDL, SQLITE_PRAGMAS};
 
 use crate::clicks::{ClicksBatch, PartitionClicks};
 use crate::counters::{FlushBatch, PartitionCounters};
-use crate::event_store::{ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents};
+use crate::event_store::{ErrorRow, ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents};
 
 use super::{FlushOutcome, Keeps, StoreError};
 
@@ -211,20 +211,32 @@ impl Keeps<PartitionCounters> for SqliteStore {
         else {
             return Ok(FlushOutcome::Fenced);
         };
-        for (key, added) in &batch.rows {
-            let key = key.hyphenated().to_string();
+        for (uuid, added) in &batch.rows {
+            let key = uuid.hyphenated().to_string();
             let current = stored_value(
                 &tx,
                 "SELECT value FROM counters WHERE key = ?1",
                 params![key.as_str()],
             )
             .await?;
+            let Some(total) = current.checked_add(*added) else {
+                let refused = crate::counters::overflow_error(
+                    topic,
+                    partition,
+                    batch.through_offset,
+                    *uuid,
+                    current,
+                    *added,
+                );
+                insert_error(&tx, &refused).await?;
+                continue;
+            };
             tx.execute(
                 "INSERT INTO counters (key, value, partition, through_offset, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value, partition = excluded.partition,
                      through_offset = excluded.through_offset, updated_at = excluded.updated_at",
-                params![key.as_str(), current.saturating_add(*added), partition, batch.through_offset, now],
+                params![key.as_str(), total, partition, batch.through_offset, now],
             )
             .await?;
         }
@@ -470,28 +482,34 @@ impl Keeps<PartitionErrors> for SqliteStore {
             return Ok(FlushOutcome::Fenced);
         };
         for row in &batch.rows {
-            tx.execute(
-                "INSERT OR IGNORE INTO errors (kind, event_id, day, occurred_at, application_id, source, status, field, reason, message, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    row.kind.as_str(),
-                    row.event_id.as_str(),
-                    row.day.as_str(),
-                    row.occurred_at,
-                    row.application_id.clone(),
-                    row.source.as_str(),
-                    row.status,
-                    row.field.clone(),
-                    row.reason.as_str(),
-                    row.message.as_str(),
-                    row.body.clone()
-                ],
-            )
-            .await?;
+            insert_error(&tx, row).await?;
         }
         tx.commit().await?;
         Ok(FlushOutcome::Written)
     }
+}
+
+/// Adds `row` to the error log (idempotent by key) in `tx`.
+async fn insert_error(tx: &libsql::Transaction, row: &ErrorRow) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO errors (kind, event_id, day, occurred_at, application_id, source, status, field, reason, message, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            row.kind.as_str(),
+            row.event_id.as_str(),
+            row.day.as_str(),
+            row.occurred_at,
+            row.application_id.clone(),
+            row.source.as_str(),
+            row.status,
+            row.field.clone(),
+            row.reason.as_str(),
+            row.message.as_str(),
+            row.body.clone()
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -592,6 +610,56 @@ mod tests {
             FlushOutcome::Fenced
         );
         assert_eq!(total(&store, key).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_total_past_the_largest_is_refused_into_the_error_log_not_clamped() {
+        let (_dir, store) = temp_store().await;
+        let (full, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut counters = Keeps::<PartitionCounters>::load(&store, "inc", 0, &())
+            .await
+            .expect("loads");
+        counters.apply(0, full, i64::MAX - 1);
+        let batch = counters.batch();
+        Keeps::<PartitionCounters>::flush(&store, "inc", 0, &batch)
+            .await
+            .expect("flush");
+        counters.flushed(&batch);
+        counters.apply(1, full, 2);
+        counters.apply(2, other, 5);
+        let batch = counters.batch();
+        assert_eq!(
+            Keeps::<PartitionCounters>::flush(&store, "inc", 0, &batch)
+                .await
+                .expect("flush"),
+            FlushOutcome::Written
+        );
+        assert_eq!(total(&store, full).await, i64::MAX - 1, "left as it was");
+        assert_eq!(
+            total(&store, other).await,
+            5,
+            "the rest of the batch counts"
+        );
+        let mut rows = store
+            .conn
+            .query(
+                "SELECT reason, field, message FROM errors WHERE event_id LIKE 'counter-overflow/%'",
+                (),
+            )
+            .await
+            .expect("query");
+        let row = rows.next().await.expect("row").expect("an error row");
+        let (reason, field, message): (String, String, String) = (
+            row.get(0).expect("reason"),
+            row.get(1).expect("field"),
+            row.get(2).expect("message"),
+        );
+        assert_eq!(
+            (reason.as_str(), field.as_str()),
+            ("counter_overflow", "value")
+        );
+        assert!(message.contains(&full.to_string()), "{message}");
+        assert!(rows.next().await.expect("row").is_none(), "one refusal");
     }
 }
 

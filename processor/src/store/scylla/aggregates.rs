@@ -6,7 +6,7 @@ use scylla::value::CqlTimestamp;
 
 use super::{ScyllaStore, cql_date, statements as s};
 use crate::clicks::{ClicksBatch, PartitionClicks};
-use crate::counters::{FlushBatch, PartitionCounters};
+use crate::counters::{FlushBatch, PartitionCounters, overflow_error};
 use crate::store::{FlushOutcome, Keeps, StoreError};
 
 impl Keeps<PartitionCounters> for ScyllaStore {
@@ -38,12 +38,23 @@ impl Keeps<PartitionCounters> for ScyllaStore {
     ) -> Result<FlushOutcome, StoreError> {
         let through = batch.through_offset;
         let now = CqlTimestamp(schemas::time::now_micros() / 1000);
-        let rows = self.add_all(
-            &batch.rows,
-            through,
-            |key| s::read_counter(*key),
-            |key, value| s::write_counter(*key, value, partition, through, now, through),
-        );
+        let rows = async {
+            let overflowed = self
+                .add_all(
+                    &batch.rows,
+                    through,
+                    |key| s::read_counter(*key),
+                    |key, value| s::write_counter(*key, value, partition, through, now, through),
+                )
+                .await?;
+            let refused: Vec<_> = overflowed
+                .into_iter()
+                .map(|(key, total, added)| {
+                    overflow_error(topic, partition, through, *key, total, added)
+                })
+                .collect();
+            self.write_errors(&refused).await
+        };
         self.fenced(
             topic,
             partition,
@@ -145,7 +156,9 @@ impl Keeps<PartitionClicks> for ScyllaStore {
                     s::write_bot_day(&row.short_code, *day, clicks, partition, through, through)
                 },
             )
-            .await
+            .await?;
+            // Click counts grow by one per click: no row reaches i64::MAX.
+            Ok(())
         };
         self.fenced(
             topic,

@@ -9,7 +9,7 @@ use schemas::cql::layout::{self, EVENT_TYPES_SCOPE, Listing};
 use scylla::value::CqlTimestamp;
 
 use super::{ScyllaStore, statements as s};
-use crate::event_store::{ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents};
+use crate::event_store::{ErrorRow, ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents};
 use crate::notifications::{NotificationsBatch, PartitionNotifications};
 use crate::store::{FlushOutcome, Keeps, StoreError};
 
@@ -150,7 +150,9 @@ impl Keeps<PartitionEvents> for ScyllaStore {
                     )
                 },
             )
-            .await
+            .await?;
+            // Type counts grow by one per event: no row reaches i64::MAX.
+            Ok(())
         };
         self.fenced(
             topic,
@@ -190,34 +192,7 @@ impl Keeps<PartitionErrors> for ScyllaStore {
         partition: i32,
         batch: &ErrorsBatch,
     ) -> Result<FlushOutcome, StoreError> {
-        let rows = async {
-            let mut buckets = Buckets::default();
-            let writes: Vec<Bound> = batch
-                .rows
-                .iter()
-                .map(|row| {
-                    let listing = Listing::Errors(row.kind.as_str());
-                    let (minute, shard) =
-                        buckets.note(listing, row.occurred_at, row.event_id.as_bytes());
-                    s::error(
-                        row.kind.as_str(),
-                        minute,
-                        shard,
-                        row.occurred_at,
-                        &row.event_id,
-                        row.application_id.as_deref(),
-                        &row.source,
-                        row.status,
-                        row.field.as_deref(),
-                        &row.reason,
-                        &row.message,
-                        &row.body,
-                    )
-                })
-                .collect();
-            self.write_all(buckets.writes()).await?;
-            self.write_all(writes).await
-        };
+        let rows = self.write_errors(&batch.rows);
         self.fenced(
             topic,
             partition,
@@ -226,6 +201,42 @@ impl Keeps<PartitionErrors> for ScyllaStore {
             rows,
         )
         .await
+    }
+}
+
+impl ScyllaStore {
+    /// Adds `rows` to the error log (idempotent by key): the listing index
+    /// first, so a reader finds the partitions it reads there.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if a statement fails.
+    pub(super) async fn write_errors(&self, rows: &[ErrorRow]) -> Result<(), StoreError> {
+        let mut buckets = Buckets::default();
+        let writes: Vec<Bound> = rows
+            .iter()
+            .map(|row| {
+                let listing = Listing::Errors(row.kind.as_str());
+                let (minute, shard) =
+                    buckets.note(listing, row.occurred_at, row.event_id.as_bytes());
+                s::error(
+                    row.kind.as_str(),
+                    minute,
+                    shard,
+                    row.occurred_at,
+                    &row.event_id,
+                    row.application_id.as_deref(),
+                    &row.source,
+                    row.status,
+                    row.field.as_deref(),
+                    &row.reason,
+                    &row.message,
+                    &row.body,
+                )
+            })
+            .collect();
+        self.write_all(buckets.writes()).await?;
+        self.write_all(writes).await
     }
 }
 

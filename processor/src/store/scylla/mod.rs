@@ -52,7 +52,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use schemas::cql::{Bound, CqlExecutor, CqlRow, ExecuteError, FromCqlRow, SessionExecutor};
 use schemas::store::ScyllaLocation;
 use scylla::value::{CqlDate, CqlTimestamp, CqlValue};
-use tracing::info;
+use tracing::{error, info};
 
 use self::statements as s;
 use super::{FlushOutcome, StoreError};
@@ -84,16 +84,32 @@ struct Stored {
     through_offset: i64,
 }
 
-/// The value to write for a row that gets `added` from a batch through
-/// `through`, or `None` when the row already includes the batch (it was
-/// written by the same batch before a crash).
-fn absolute(stored: Option<Stored>, added: i64, through: i64) -> Option<i64> {
+/// What a row that gets `added` from a batch through `through` becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sum {
+    /// The new absolute value to write.
+    Write(i64),
+    /// Nothing: the row already includes the batch (written by the same
+    /// batch before a crash).
+    Included,
+    /// Nothing: the value would pass `i64::MAX`; the row keeps this one.
+    Overflow(i64),
+}
+
+fn absolute(stored: Option<Stored>, added: i64, through: i64) -> Sum {
     match stored {
-        Some(row) if row.through_offset >= through => None,
-        Some(row) => Some(row.value.saturating_add(added)),
-        None => Some(added),
+        Some(row) if row.through_offset >= through => Sum::Included,
+        Some(row) => row
+            .value
+            .checked_add(added)
+            .map_or(Sum::Overflow(row.value), Sum::Write),
+        None => Sum::Write(added),
     }
 }
+
+/// A row left as it was because its new value would pass `i64::MAX`: the
+/// row, its stored value and the amount that was not added.
+type Overflowed<'a, T> = (&'a T, i64, i64);
 
 impl From<ExecuteError> for StoreError {
     fn from(err: ExecuteError) -> Self {
@@ -282,14 +298,15 @@ impl ScyllaStore {
 
     /// Reads each row, adds its amount unless the row already includes the
     /// batch, and writes it back; `CONCURRENT_ROWS` at a time. `read` binds
-    /// a row's key, `write` its key and new absolute value.
+    /// a row's key, `write` its key and new absolute value. Rows whose value
+    /// would pass `i64::MAX` are left as they were, logged and returned.
     async fn add_all<'a, T>(
         &self,
         rows: &'a [(T, i64)],
         through: i64,
         read: impl Fn(&'a T) -> Bound,
         write: impl Fn(&'a T, i64) -> Bound,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Overflowed<'a, T>>, StoreError> {
         // Futures collected from plain iterators, not a stream of closures:
         // a closure taking a reference inside a stream makes the flush
         // future not `Send` for every lifetime (rust-lang/rust#102211).
@@ -297,25 +314,31 @@ impl ScyllaStore {
             .iter()
             .map(|(row, added)| self.stored_plus(read(row), *added, through))
             .collect();
-        let values: Vec<Option<i64>> = stream::iter(reads)
+        let sums: Vec<Sum> = stream::iter(reads)
             .buffered(CONCURRENT_ROWS)
             .try_collect()
             .await?;
-        let writes: Vec<Bound> = rows
-            .iter()
-            .zip(values)
-            .filter_map(|((row, _), value)| value.map(|value| write(row, value)))
-            .collect();
-        self.write_all(writes).await
+        let mut writes = Vec::with_capacity(rows.len());
+        let mut overflowed = Vec::new();
+        for ((row, added), sum) in rows.iter().zip(sums) {
+            match sum {
+                Sum::Write(value) => writes.push(write(row, value)),
+                Sum::Included => {}
+                Sum::Overflow(stored) => overflowed.push((row, stored, *added)),
+            }
+        }
+        if !overflowed.is_empty() {
+            error!(
+                rows = overflowed.len(),
+                "aggregate rows would pass i64::MAX; left as they were"
+            );
+        }
+        self.write_all(writes).await?;
+        Ok(overflowed)
     }
 
-    /// A row's new absolute value, or `None` if it already includes the batch.
-    async fn stored_plus(
-        &self,
-        read: Bound,
-        added: i64,
-        through: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    /// What a row becomes with `added` from a batch through `through`.
+    async fn stored_plus(&self, read: Bound, added: i64, through: i64) -> Result<Sum, StoreError> {
         let stored: Option<(Option<i64>, Option<i64>)> = self.read_one(read).await?;
         let stored = stored.map(|(value, through_offset)| Stored {
             value: value.unwrap_or(0),
@@ -367,20 +390,29 @@ mod tests {
 
     #[test]
     fn a_row_the_batch_already_reached_is_skipped_and_others_add_up() {
-        assert_eq!(absolute(None, 5, 10), Some(5));
+        assert_eq!(absolute(None, 5, 10), Sum::Write(5));
         let row = Stored {
             value: 7,
             through_offset: 3,
         };
-        assert_eq!(absolute(Some(row), 5, 10), Some(12));
+        assert_eq!(absolute(Some(row), 5, 10), Sum::Write(12));
         let crashed = Stored {
             value: 12,
             through_offset: 10,
         };
         assert_eq!(
             absolute(Some(crashed), 5, 10),
-            None,
+            Sum::Included,
             "written before a crash"
+        );
+        let full = Stored {
+            value: i64::MAX - 1,
+            through_offset: 3,
+        };
+        assert_eq!(
+            absolute(Some(full), 2, 10),
+            Sum::Overflow(i64::MAX - 1),
+            "never clamped"
         );
     }
 
