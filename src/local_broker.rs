@@ -53,8 +53,8 @@ pub const RESTARTS_METRIC: &str = "eventide_local_broker_restarts_total";
 /// Why the local broker did not start.
 #[derive(Debug, Error)]
 pub enum LocalBrokerError {
-    /// The data dir could not be created or resolved.
-    #[error("broker data dir {path}: {source}")]
+    /// The data dir could not be created, resolved or written.
+    #[error("the data dir {path} is not usable (set --data-dir)")]
     DataDir {
         path: PathBuf,
         #[source]
@@ -350,7 +350,17 @@ fn absolute_dir(dir: &Path) -> Result<PathBuf, LocalBrokerError> {
         source,
     };
     std::fs::create_dir_all(dir).map_err(io_error)?;
-    dir.canonicalize().map_err(io_error)
+    let dir = dir.canonicalize().map_err(io_error)?;
+    // SQLite would say only "unable to open database file" (code 14) of a
+    // directory it cannot write: find out first, with the cause in words.
+    let probe = dir.join(".eventide-write-probe");
+    std::fs::write(&probe, b"probe")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|source| LocalBrokerError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+    Ok(dir)
 }
 
 async fn wait_until_listening(addr: SocketAddr) -> Result<(), LocalBrokerError> {

@@ -39,6 +39,21 @@ pub fn codec(common: &CommonArgs) -> anyhow::Result<Codec> {
     )?)
 }
 
+/// Runs one slow step of the start unless a stop signal comes first: then
+/// `None`, and the start ends at once.
+async fn unless_stopped<T>(
+    shutdown: &CancellationToken,
+    step: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<Option<T>> {
+    tokio::select! {
+        done = step => done.map(Some),
+        () = shutdown.cancelled() => {
+            info!("stopped during start");
+            Ok(None)
+        }
+    }
+}
+
 /// Runs what the command line asks for until `shutdown` is cancelled.
 ///
 /// # Errors
@@ -66,6 +81,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         }) => return migrate(&cli.common, *scylla_replication_factor).await,
         _ => {}
     }
+    cli.ingest.validate()?;
     let codec = codec(&cli.common)?;
     let mut services = JoinSet::new();
     let mut stages = Vec::new();
@@ -90,12 +106,14 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     let brokers = match (&cli.command, &cli.common.kafka_brokers) {
         (_, Some(brokers)) => brokers.clone(),
         (None, None) => {
-            let broker = LocalBroker::start(
+            let start = LocalBroker::start(
                 &cli.common.data_dir,
                 cli.common.local_broker_listen,
                 cli.common.local_broker_maintenance,
-            )
-            .await?;
+            );
+            let Some(broker) = unless_stopped(&shutdown, async { Ok(start.await?) }).await? else {
+                return Ok(());
+            };
             let brokers = broker.bootstrap_servers();
             local_broker = Some(broker);
             brokers
@@ -115,9 +133,15 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             replication: cli.common.replication_factor,
             retention: cli.common.retention,
         };
-        ensure_topics(&kafka, codec.names(), layout)
-            .await
-            .context("creating topics")?;
+        let created = unless_stopped(&shutdown, async {
+            ensure_topics(&kafka, codec.names(), layout)
+                .await
+                .context("creating topics")
+        })
+        .await?;
+        if created.is_none() {
+            return Ok(());
+        }
         if cli.command.is_some() {
             info!(
                 partitions = partitions.data,

@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -84,29 +84,6 @@ impl Drop for SmallDisk {
         // Lazy: the binary may still be closing its files.
         drop(Command::new("umount").arg("-l").arg(&self.path).status());
     }
-}
-
-/// Reports the test as skipped where it cannot run, visibly (see the README).
-fn report_skipped(test: &str, reason: &str) {
-    use std::io::Write;
-    let line = format!("SKIPPED: {test}: {reason}\n");
-    eprint!("{line}");
-    let path = std::env::var_os("EVENTIDE_SKIP_REPORT")
-        .filter(|path| !path.is_empty())
-        .map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/skipped-suites.txt"),
-            PathBuf::from,
-        );
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut report| report.write_all(line.as_bytes()));
-    assert!(
-        written.is_ok(),
-        "the skip could not be reported in {}",
-        path.display()
-    );
 }
 
 /// Posts increments of 1 until one answers `want`; returns how many were
@@ -189,7 +166,7 @@ async fn below_the_floor_writes_wait_and_resume_by_themselves_and_a_restart_surv
     let disk = match SmallDisk::mount() {
         Ok(disk) => disk,
         Err(reason) => {
-            report_skipped("low_disk", &reason);
+            support::report_skipped("low_disk", &reason);
             return;
         }
     };

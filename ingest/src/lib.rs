@@ -48,7 +48,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use error::ApiError;
-pub use settings::Settings;
+pub use settings::{Settings, SettingsError};
 pub use sink::{KafkaSink, SinkError};
 
 /// Everything the service needs besides its listener.
@@ -79,6 +79,9 @@ pub enum IngestError {
     /// Serving HTTP failed.
     #[error("http server: {0}")]
     Serve(#[source] std::io::Error),
+    /// Options contradict each other.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     /// A shipped event-type schema does not compile.
     #[error("event type schemas: {0}")]
     EventTypes(String),
@@ -97,6 +100,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
+    config.settings.validate()?;
     let sink = KafkaSink::new(
         &config.kafka,
         &config.settings,

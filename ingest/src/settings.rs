@@ -25,9 +25,9 @@ pub struct Settings {
     pub produce_timeout: Duration,
 
     /// How long the producer keeps retrying a record before giving up
-    /// (librdkafka `message.timeout.ms`; never shorter than
-    /// `--produce-timeout`). A request answered 503 may still be written
-    /// within this time: the 503 means "not acknowledged", not "dropped".
+    /// (librdkafka `message.timeout.ms`; at least `--produce-timeout`). A
+    /// request answered 503 may still be written within this time: the 503
+    /// means "not acknowledged", not "dropped".
     #[arg(long, env = "EVENTIDE_DELIVERY_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
     pub delivery_timeout: Duration,
 
@@ -73,6 +73,37 @@ impl Default for Settings {
     }
 }
 
+/// Options that contradict each other.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// A write would be answered 503 before the producer gives up on it,
+    /// and then given up while the client retries: say which is meant.
+    #[error(
+        "--produce-timeout ({produce:?}) is longer than --delivery-timeout ({delivery:?}); a write cannot wait longer than the producer tries it"
+    )]
+    ProduceBeyondDelivery {
+        produce: Duration,
+        delivery: Duration,
+    },
+}
+
+impl Settings {
+    /// Checks the options against each other.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError`] naming the flags that contradict each other.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.produce_timeout > self.delivery_timeout {
+            return Err(SettingsError::ProduceBeyondDelivery {
+                produce: self.produce_timeout,
+                delivery: self.delivery_timeout,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// A produce timeout: at least 10 ms (a shorter one answers every write 503
 /// while the record still lands).
 fn produce_timeout(text: &str) -> Result<Duration, String> {
@@ -82,4 +113,28 @@ fn produce_timeout(text: &str) -> Result<Duration, String> {
         return Err(format!("must be at least 10ms, got {text}"));
     }
     Ok(timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_produce_timeout_past_the_delivery_timeout_is_refused() {
+        let mut settings = Settings::default();
+        assert_eq!(settings.validate(), Ok(()));
+        settings.produce_timeout = Duration::from_secs(10);
+        settings.delivery_timeout = Duration::from_secs(5);
+        let err = settings.validate().expect_err("contradiction");
+        assert!(err.to_string().contains("--delivery-timeout"), "{err}");
+        settings.delivery_timeout = settings.produce_timeout;
+        assert_eq!(settings.validate(), Ok(()));
+    }
+
+    #[test]
+    fn produce_timeouts_under_10ms_are_refused() {
+        assert!(produce_timeout("0s").is_err());
+        assert!(produce_timeout("9ms").is_err());
+        assert_eq!(produce_timeout("10ms"), Ok(Duration::from_millis(10)));
+    }
 }

@@ -112,11 +112,7 @@ impl KafkaSink {
             .set("enable.idempotence", "true")
             .set(
                 "message.timeout.ms",
-                settings
-                    .delivery_timeout
-                    .max(settings.produce_timeout)
-                    .as_millis()
-                    .to_string(),
+                settings.delivery_timeout.as_millis().to_string(),
             )
             .set("linger.ms", settings.produce_linger.as_millis().to_string())
             .set("queue.buffering.max.messages", "200000");

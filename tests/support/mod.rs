@@ -22,6 +22,7 @@ pub(crate) struct Eventide {
     /// Everything it wrote to stdout and stderr so far (drained so it
     /// never blocks on a full pipe).
     pub(crate) output: Arc<Mutex<String>>,
+    drains: Vec<tokio::task::JoinHandle<()>>,
     pub(crate) broker: String,
     pub(crate) ingest: String,
     pub(crate) query: String,
@@ -59,15 +60,17 @@ impl Eventide {
             .spawn()
             .expect("eventide starts");
         let output = Arc::new(Mutex::new(String::new()));
+        let mut drains = Vec::new();
         if let Some(pipe) = child.stdout.take() {
-            tokio::spawn(drain(pipe, Arc::clone(&output)));
+            drains.push(tokio::spawn(drain(pipe, Arc::clone(&output))));
         }
         if let Some(pipe) = child.stderr.take() {
-            tokio::spawn(drain(pipe, Arc::clone(&output)));
+            drains.push(tokio::spawn(drain(pipe, Arc::clone(&output))));
         }
         Self {
             child,
             output,
+            drains,
             broker: format!("127.0.0.1:{broker}"),
             ingest: format!("http://127.0.0.1:{ingest}"),
             query: format!("http://127.0.0.1:{query}"),
@@ -84,16 +87,35 @@ impl Eventide {
 
     /// Sends SIGTERM and waits for the exit status.
     pub(crate) async fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal_term();
+        tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("eventide exits after SIGTERM")
+            .expect("wait works")
+    }
+
+    /// Waits for it to exit on its own within `within`: the status and
+    /// everything it printed.
+    pub(crate) async fn exited(mut self, within: Duration) -> (std::process::ExitStatus, String) {
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("eventide still runs after {within:?}:\n{}", self.output()))
+            .expect("wait works");
+        // The pipes close with the process: the drains end with its last line.
+        for drain in std::mem::take(&mut self.drains) {
+            drop(tokio::time::timeout(DEADLINE, drain).await);
+        }
+        (status, self.output())
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub(crate) fn signal_term(&self) {
         let pid = self.child.id().expect("still running").to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill runs");
         assert!(sent.success());
-        tokio::time::timeout(DEADLINE, self.child.wait())
-            .await
-            .expect("eventide exits after SIGTERM")
-            .expect("wait works")
     }
 
     /// Waits until ingest and the query API answer `/healthz`.
@@ -195,4 +217,27 @@ pub(crate) async fn wait_healthy(http: &reqwest::Client, url: &str) {
     })
     .await
     .expect("the service becomes healthy");
+}
+
+/// Reports the test as skipped where it cannot run, visibly (see the README).
+pub(crate) fn report_skipped(test: &str, reason: &str) {
+    use std::io::Write;
+    let line = format!("SKIPPED: {test}: {reason}\n");
+    eprint!("{line}");
+    let path = std::env::var_os("EVENTIDE_SKIP_REPORT")
+        .filter(|path| !path.is_empty())
+        .map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/skipped-suites.txt"),
+            std::path::PathBuf::from,
+        );
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut report| report.write_all(line.as_bytes()));
+    assert!(
+        written.is_ok(),
+        "the skip could not be reported in {}",
+        path.display()
+    );
 }
