@@ -1,0 +1,121 @@
+//! The HTTP layer's own edges on the `eventide` binary, over raw sockets:
+//! a body that does not arrive is a JSON `408` that ingest records in the
+//! error log, a request target or header fields over their limits are a
+//! JSON `414` or `431` on every listener.
+
+mod support;
+
+use eventide::wait::eventually;
+use serde_json::Value;
+use support::{DEADLINE, Eventide};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends `head_and_body` and reads until the server closes the connection.
+async fn exchange(url: &str, head_and_body: &[u8]) -> String {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    stream.write_all(head_and_body).await.expect("writes");
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes")
+        .expect("reads");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status and the JSON error code of a raw answer.
+fn status_and_code(answer: &str) -> (u16, String) {
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {answer}"));
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {answer}"));
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (status, code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_is_a_recorded_408_and_oversized_heads_are_json_414_and_431() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let eventide = Eventide::start(data_dir.path(), &[("EVENTIDE_HTTP_BODY_TIMEOUT", "500ms")]);
+    let http = reqwest::Client::new();
+    eventide.wait_healthy(&http).await;
+
+    // Ten bytes of a promised hundred, then nothing.
+    let mut stream = TcpStream::connect(eventide.ingest.trim_start_matches("http://"))
+        .await
+        .expect("connects");
+    stream
+        .write_all(
+            b"POST /v1/increment HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-producer\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"key\": \"",
+        )
+        .await
+        .expect("writes");
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .expect("reads");
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(
+        status_and_code(&answer),
+        (408, "body_timeout".to_owned()),
+        "{answer}"
+    );
+
+    // Recorded for monitoring: the error log has it.
+    eventually(DEADLINE, || async {
+        let errors: Value = http
+            .get(format!("{}/v1/errors?kind=reject", eventide.query))
+            .bearer_auth("dev-analyst")
+            .send()
+            .await?
+            .json()
+            .await?;
+        let recorded = errors["errors"]
+            .as_array()
+            .is_some_and(|rows| rows.iter().any(|row| row["reason"] == "body_timeout"));
+        Ok(if recorded {
+            Ok(())
+        } else {
+            Err(format!("not in the error log: {errors}"))
+        })
+    })
+    .await
+    .expect("the timeout is in the error log");
+
+    let long = "a".repeat(9 * 1024);
+    for url in [&eventide.ingest, &eventide.query] {
+        let answer = exchange(
+            url,
+            format!("GET /healthz?pad={long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+        assert_eq!(
+            status_and_code(&answer),
+            (414, "uri_too_long".to_owned()),
+            "{url}: {answer}"
+        );
+        let big = format!("X-Pad: {}\r\n", "b".repeat(17 * 1024));
+        let answer = exchange(
+            url,
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{big}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+        assert_eq!(
+            status_and_code(&answer),
+            (431, "headers_too_large".to_owned()),
+            "{url}: {answer}"
+        );
+    }
+    assert!(eventide.terminate().await.success());
+}
