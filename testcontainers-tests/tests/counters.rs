@@ -265,36 +265,58 @@ async fn data_topics_get_the_partition_count_and_side_topics_the_low_volume_one(
     Ok(())
 }
 
-/// The broker goes down and comes back while 16 clients post 2,000
-/// increments, each to its own key: every `202` is counted exactly once, and
-/// a `503` (not acknowledged in time) is counted once or not at all, never
+/// The broker goes down and comes back while 16 clients post increments,
+/// each to its own key. The outage is real: the broker stays down until a
+/// request sent during it was answered `503`, and comes back only then;
+/// the load goes on until 300 requests sent after the restart got `202`.
+/// Every `202` is counted exactly once (one missing or doubled fails), and a
+/// `503` (not acknowledged in time) is counted once or not at all, never
 /// twice. Producer retries across the restart are deduplicated by the
 /// idempotent producer; the processor's replay by its checkpoints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_restart_under_load_counts_every_acknowledged_increment_once() -> anyhow::Result<()>
 {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
-    const TOTAL: usize = 2_000;
-    let mut pipeline = Pipeline::start(Options::default()).await?;
+    use futures::StreamExt;
+
+    /// When a request was sent, relative to the outage.
+    const UP: u8 = 0;
+    const DOWN: u8 = 1;
+    const RESTARTED: u8 = 2;
+    /// `202`s wanted before the outage and after the restart.
+    const EACH_SIDE: usize = 300;
+
+    let mut options = Options::default();
+    // The first writes of an outage wait this long for their 503.
+    options.ingest.produce_timeout = Duration::from_secs(2);
+    let mut pipeline = Pipeline::start(options).await?;
     pipeline.warm_up().await?;
 
-    let next = Arc::new(AtomicUsize::new(0));
+    let phase = Arc::new(AtomicU8::new(UP));
+    let stop = Arc::new(AtomicBool::new(false));
+    // 202s by the phase their request was sent in, and 503s of the outage.
+    let accepted: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
+    let refused_in_outage = Arc::new(AtomicUsize::new(0));
     let mut clients = tokio::task::JoinSet::new();
-    for _ in 0..16 {
-        let (http, url, next) = (
+    for client in 0..16 {
+        let (http, url) = (
             pipeline.http.clone(),
             format!("{}/v1/increment", pipeline.ingest_url),
-            Arc::clone(&next),
+        );
+        let (phase, stop, accepted, refused_in_outage) = (
+            Arc::clone(&phase),
+            Arc::clone(&stop),
+            Arc::clone(&accepted),
+            Arc::clone(&refused_in_outage),
         );
         clients.spawn(async move {
             let mut answers = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= TOTAL {
-                    return anyhow::Ok(answers);
-                }
+            let mut i = client;
+            while !stop.load(Ordering::Relaxed) {
+                i += 16;
+                let sent_in = phase.load(Ordering::Relaxed);
                 let (key, value) = (Uuid::new_v4(), testcontainers_tests::increment_value(i));
                 let status = http
                     .post(&url)
@@ -303,26 +325,43 @@ async fn a_broker_restart_under_load_counts_every_acknowledged_increment_once() 
                     .await?
                     .status()
                     .as_u16();
-                anyhow::ensure!(
-                    matches!(status, 202 | 503),
-                    "increment {i} answered {status}"
-                );
+                match status {
+                    202 => {
+                        accepted[usize::from(sent_in)].fetch_add(1, Ordering::Relaxed);
+                    }
+                    503 => {
+                        if sent_in == DOWN {
+                            refused_in_outage.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // A client backs off after a 503 (load shaping, not a
+                        // wait for anything): refused-at-once answers would
+                        // otherwise run to tens of thousands.
+                        tokio::time::sleep(testcontainers_tests::POLL_INTERVAL).await;
+                    }
+                    other => anyhow::bail!("increment {i} answered {other}"),
+                }
                 answers.push((key, value, status));
             }
+            anyhow::Ok(answers)
         });
     }
-    testcontainers_tests::eventually(SETTLE, || async {
-        let sent = next.load(Ordering::Relaxed);
-        Ok(if sent >= TOTAL / 3 {
-            Ok(())
-        } else {
-            Err(format!("{sent} sent"))
-        })
+    at_least("202s before the outage", EACH_SIDE, || {
+        accepted[usize::from(UP)].load(Ordering::Relaxed)
     })
     .await?;
     pipeline.stop_broker();
-    let during_outage = next.load(Ordering::Relaxed);
+    phase.store(DOWN, Ordering::Relaxed);
+    at_least("503s to requests sent during the outage", 1, || {
+        refused_in_outage.load(Ordering::Relaxed)
+    })
+    .await?;
     pipeline.restart_broker().await?;
+    phase.store(RESTARTED, Ordering::Relaxed);
+    at_least("202s to requests sent after the restart", EACH_SIDE, || {
+        accepted[usize::from(RESTARTED)].load(Ordering::Relaxed)
+    })
+    .await?;
+    stop.store(true, Ordering::Relaxed);
 
     let mut acknowledged = Vec::new();
     let mut unacknowledged = Vec::new();
@@ -334,26 +373,43 @@ async fn a_broker_restart_under_load_counts_every_acknowledged_increment_once() 
             }
         }
     }
-    anyhow::ensure!(
-        during_outage < TOTAL,
-        "the load outlived the outage ({during_outage} of {TOTAL} sent before the restart)"
+    let summary = format!(
+        "{} acknowledged ({:?} sent up, down, restarted), {} not ({} sent during the outage)",
+        acknowledged.len(),
+        accepted.each_ref().map(|n| n.load(Ordering::Relaxed)),
+        unacknowledged.len(),
+        refused_in_outage.load(Ordering::Relaxed),
     );
     pipeline
         .wait_for_counters(&acknowledged, SETTLE * 2)
         .await
-        .context(format!(
-            "{} acknowledged, {} not",
-            acknowledged.len(),
-            unacknowledged.len()
-        ))?;
-    for (key, value) in &unacknowledged {
-        let got = pipeline.counter(*key).await?;
+        .context(summary)?;
+    let pipeline = &pipeline;
+    let mut counts = futures::stream::iter(unacknowledged)
+        .map(|(key, value)| async move { anyhow::Ok((value, pipeline.counter(key).await?)) })
+        .buffer_unordered(16);
+    while let Some(counted) = counts.next().await {
+        let (value, got) = counted?;
         anyhow::ensure!(
-            got == 0 || got == *value,
+            got == 0 || got == value,
             "a 503'd increment of {value} is counted as {got}"
         );
     }
     Ok(())
+}
+
+/// Waits until `count()` reaches `want`.
+async fn at_least(what: &str, want: usize, count: impl Fn() -> usize) -> anyhow::Result<()> {
+    let count = &count;
+    testcontainers_tests::eventually(SETTLE, || async move {
+        let got = count();
+        Ok(if got >= want {
+            Ok(())
+        } else {
+            Err(format!("{got} {what}, want {want}"))
+        })
+    })
+    .await
 }
 
 /// The in-process broker deletes records past `--retention` at its next

@@ -355,6 +355,10 @@ async fn a_batch_writes_its_valid_items_and_lists_the_rest() -> anyhow::Result<(
     Ok(())
 }
 
+/// While the broker is stopped every write is answered `503` (a `202` then
+/// could not have been acknowledged, and fails the test), soon refused at
+/// once and never written; after the restart, every `202` is on the topic
+/// and in the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_outage_answers_503_and_every_202_is_durable() -> anyhow::Result<()> {
     let mut options = Options::default();
@@ -382,10 +386,10 @@ async fn a_broker_outage_answers_503_and_every_202_is_durable() -> anyhow::Resul
     pipeline.stop_broker();
     // Each write waits up to --produce-timeout for its 503 until a failed
     // metadata request confirms the outage; from then on writes are refused
-    // at once and never queued.
-    let mut refused_at_once = Vec::new();
+    // at once and never queued. The broker is stopped: nothing can
+    // acknowledge a write now, so a 202 fails the test.
     let mut i = 0;
-    eventide::wait::eventually(DEADLINE, || {
+    let first_refused = eventide::wait::eventually(DEADLINE, || {
         i += 1;
         let (http, url, marker) = (pipeline.http.clone(), url.clone(), format!("down-{i}"));
         async move {
@@ -395,24 +399,40 @@ async fn a_broker_outage_answers_503_and_every_202_is_durable() -> anyhow::Resul
                 &json!({"userId": "u", "payload": {"marker": marker}}),
             )
             .await?;
-            Ok(match status {
-                202 => Err(format!("202 during the outage: {answer}")),
-                503 => {
-                    anyhow::ensure!(headers.contains_key("retry-after"), "{answer}");
-                    anyhow::ensure!(answer["error"]["code"] == "unavailable", "{answer}");
-                    let message = answer["error"]["message"].as_str().unwrap_or_default();
-                    if message.contains("no broker is reachable") {
-                        Ok(marker)
-                    } else {
-                        Err(format!("503 ({message}), not yet refused at once"))
-                    }
-                }
-                other => anyhow::bail!("unexpected {other} during the outage: {answer}"),
+            anyhow::ensure!(
+                status == 503,
+                "{status} while the broker is stopped: {answer}"
+            );
+            anyhow::ensure!(headers.contains_key("retry-after"), "{answer}");
+            anyhow::ensure!(answer["error"]["code"] == "unavailable", "{answer}");
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            Ok(if message.contains("no broker is reachable") {
+                Ok(marker)
+            } else {
+                Err(format!("503 ({message}), not yet refused at once"))
             })
         }
     })
-    .await
-    .map(|marker| refused_at_once.push(marker))?;
+    .await?;
+    // From then on, every write is refused at once.
+    let mut refused_at_once = vec![first_refused];
+    for n in 0..5 {
+        let marker = format!("refused-{n}");
+        let (status, _, answer) = post(
+            &pipeline.http,
+            url.clone(),
+            &json!({"userId": "u", "payload": {"marker": marker}}),
+        )
+        .await?;
+        assert_eq!(status, 503, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("no broker is reachable")),
+            "{answer}"
+        );
+        refused_at_once.push(marker);
+    }
     let not_ready = pipeline
         .http
         .get(format!("{}/readyz", pipeline.ingest_url))
@@ -456,6 +476,20 @@ async fn a_broker_outage_answers_503_and_every_202_is_durable() -> anyhow::Resul
             "{marker} was refused at once, yet it is on the topic"
         );
     }
+    // And every accepted event is in the store, once.
+    let listed: Vec<String> = accepted.iter().map(|id| format!("'{id}'")).collect();
+    pipeline
+        .wait_for_store(
+            &[(
+                format!(
+                    "SELECT COUNT(*) FROM events WHERE event_id IN ({})",
+                    listed.join(", ")
+                ),
+                i64::try_from(accepted.len())?,
+            )],
+            DEADLINE * 2,
+        )
+        .await?;
     let metrics = pipeline
         .http
         .get(format!("{}/metrics", pipeline.ingest_url))
