@@ -1,15 +1,65 @@
-//! The analysts' listings end to end over real HTTP: events by session and
-//! category with stable cursors while new events arrive, and the error log
-//! of rejects and dead letters.
+//! The analysts' reads end to end over real HTTP: a new count is queryable
+//! within a flush interval, events are listed by session and category with
+//! stable cursors while new events arrive, and the error log of rejects and
+//! dead letters.
 
 use std::time::Duration;
 
+use anyhow::Context;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use testcontainers_tests::scenarios::listings;
 use testcontainers_tests::{Options, Pipeline, eventually};
+use tokio::time::Instant;
+use uuid::Uuid;
 
 const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Guarantee 4 (fresh): once the processor has caught up, an increment is
+/// queryable within one flush interval of its `202`, plus a margin for the
+/// hops around the flush: the processor's fetch (`--fetch-wait` 50 ms), the
+/// store write and the next look of the poll, on a loaded CI machine. Five
+/// probes, each on its own deadline counted from its `202`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_count_is_queryable_within_the_flush_interval_and_a_margin() -> anyhow::Result<()> {
+    /// The processor's default.
+    const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+    const MARGIN: Duration = Duration::from_secs(1);
+    let pipeline = Pipeline::start(Options {
+        flush_interval: FLUSH_INTERVAL,
+        ..Options::default()
+    })
+    .await?;
+    // Caught up: the processor holds its partitions and has flushed.
+    pipeline.warm_up().await?;
+    for probe in 1..=5 {
+        let key = Uuid::new_v4();
+        let (status, answer) = pipeline
+            .post_increment(&json!({ "key": key, "value": probe }))
+            .await?;
+        anyhow::ensure!(status == 202, "probe {probe}: {answer}");
+        let acknowledged = Instant::now();
+        eventually(FLUSH_INTERVAL + MARGIN, || async {
+            let got = pipeline.counter(key).await?;
+            Ok(if got == probe {
+                Ok(())
+            } else {
+                Err(format!("counter is {got}, want {probe}"))
+            })
+        })
+        .await
+        .with_context(|| format!("probe {probe} not queryable in time"))?;
+        let took = acknowledged.elapsed();
+        // `eventually` looks once more after its deadline; a look that only
+        // started in time is not in time.
+        anyhow::ensure!(
+            took <= FLUSH_INTERVAL + MARGIN,
+            "probe {probe} queryable after {took:?}, over {:?}",
+            FLUSH_INTERVAL + MARGIN
+        );
+    }
+    Ok(())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_listing_parameters_name_the_parameter() -> anyhow::Result<()> {
