@@ -14,6 +14,9 @@
 //! or `serve` returning, restarts the broker on the same address and log
 //! (clients reconnect on their own); more than [`MAX_RESTARTS`] within
 //! [`RESTART_WINDOW`] and it gives up, which [`LocalBroker::failure`] reports.
+//! A crash while the data dir is below `--min-free-disk` is not counted: the
+//! broker waits for space and then starts again, so a full disk is an
+//! outage of writes, never a restart loop.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -23,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use ingest::disk::{DiskError, DiskWatch, Floor};
 use tansu_broker::NODE_ID;
 use tansu_broker::broker::Broker;
 use tansu_broker::coordinator::group::administrator::Controller;
@@ -60,6 +64,9 @@ pub enum LocalBrokerError {
         #[source]
         source: std::io::Error,
     },
+    /// The data dir's free space cannot be measured.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
     /// Another process listens on the broker's address.
     #[error(
         "cannot listen on {addr} for the in-process broker: {source} (another process holds it; set --local-broker-listen)"
@@ -94,6 +101,8 @@ pub struct LocalBroker {
     /// Set once the supervisor gives up.
     failure: watch::Receiver<Option<String>>,
     restarts: Arc<AtomicU64>,
+    /// The data dir's free space against `--min-free-disk`.
+    disk: DiskWatch,
 }
 
 /// Resolves when the supervisor gave up on the broker; cheap to clone.
@@ -129,6 +138,7 @@ impl LocalBroker {
         data_dir: &Path,
         addr: SocketAddr,
         maintenance: Duration,
+        min_free_disk: Option<Floor>,
     ) -> Result<Self, LocalBrokerError> {
         // tansu binds inside its own runtime and a foreign listener would
         // answer our readiness probe: find out now, naming the address.
@@ -137,6 +147,7 @@ impl LocalBroker {
                 .map_err(|source| LocalBrokerError::Listen { addr, source })?,
         );
         let data_dir = absolute_dir(data_dir)?;
+        let disk = DiskWatch::new(&data_dir, min_free_disk)?;
         // Four slashes: tansu strips one leading '/' and resolves the rest
         // against the working directory, so an absolute path needs an extra one.
         let mut storage = Url::parse(&format!(
@@ -159,6 +170,7 @@ impl LocalBroker {
             stop: stop.clone(),
             failure: failure_tx,
             restarts: Arc::clone(&restarts),
+            disk: disk.clone(),
             runtime_name: panic_watch::unique_thread_name("local-broker-rt"),
         };
 
@@ -168,6 +180,7 @@ impl LocalBroker {
             .map_err(LocalBrokerError::Thread)?;
         let broker = Self {
             addr,
+            disk,
             stop,
             thread: Some(thread),
             failure: failure_rx,
@@ -192,6 +205,12 @@ impl LocalBroker {
     /// The bootstrap address for Kafka clients.
     pub fn bootstrap_servers(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// The data dir's free space against `--min-free-disk`, which ingest
+    /// admits writes by.
+    pub fn disk(&self) -> DiskWatch {
+        self.disk.clone()
     }
 
     /// How many times the supervisor restarted the broker.
@@ -243,6 +262,8 @@ struct Supervisor {
     stop: CancellationToken,
     failure: watch::Sender<Option<String>>,
     restarts: Arc<AtomicU64>,
+    /// The data dir's free space against `--min-free-disk`.
+    disk: DiskWatch,
     /// The name of every thread of the broker's runtime, which is how a
     /// panic is traced back to this broker.
     runtime_name: String,
@@ -267,6 +288,13 @@ impl Supervisor {
                 }
                 Exit::Crashed(reason) => reason,
             };
+            if self.waited_for_space(&reason) {
+                // Not counted: a full disk is an outage, not a crash loop.
+                continue;
+            }
+            if self.stop.is_cancelled() {
+                break;
+            }
             let now = std::time::Instant::now();
             while recent
                 .front()
@@ -287,6 +315,30 @@ impl Supervisor {
             error!(%reason, "local broker crashed; restarting it on the same log");
         }
         panic_watch::unwatch(&self.runtime_name);
+    }
+
+    /// After a crash: if the data dir is below its floor, waits until it is
+    /// above again (or a stop) and says so; `false` when space was not the
+    /// matter.
+    fn waited_for_space(&self, reason: &str) -> bool {
+        drop(self.disk.measure());
+        if self.disk.admit().is_ok() {
+            return false;
+        }
+        error!(
+            %reason,
+            "local broker crashed with the data dir below --min-free-disk; restarting it once space is freed"
+        );
+        while !self.stop.is_cancelled() {
+            // This thread serves nothing while the broker is down.
+            std::thread::sleep(ingest::disk::CHECK_EVERY);
+            drop(self.disk.measure());
+            if self.disk.admit().is_ok() {
+                info!("space freed; restarting the local broker");
+                return true;
+            }
+        }
+        true
     }
 
     fn give_up(&self, reason: String) {

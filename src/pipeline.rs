@@ -110,6 +110,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
                 &cli.common.data_dir,
                 cli.common.local_broker_listen,
                 cli.common.local_broker_maintenance,
+                cli.common.min_free_disk,
             );
             let Some(broker) = unless_stopped(&shutdown, async { Ok(start.await?) }).await? else {
                 return Ok(());
@@ -167,13 +168,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             http: cli.common.http,
             // The broker's log is in the data dir only on the local default.
-            disk: match &local_broker {
-                Some(_) => Some(
-                    ingest::disk::DiskWatch::new(&cli.common.data_dir, cli.common.min_free_disk)
-                        .context("--min-free-disk")?,
-                ),
-                None => None,
-            },
+            disk: local_broker.as_ref().map(LocalBroker::disk),
         };
         let stage = Stage::next(&mut stages);
         let token = stage.stop.clone();

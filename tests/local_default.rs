@@ -46,6 +46,7 @@ impl Eventide {
                 format!("127.0.0.1:{processor}"),
             )
             .env("EVENTIDE_LOG_FORMAT", "json")
+            .env("EVENTIDE_MIN_FREE_DISK", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

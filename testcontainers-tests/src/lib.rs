@@ -161,6 +161,8 @@ impl Pipeline {
                     &data_dir.path().join("broker"),
                     free_addr()?,
                     options.broker_maintenance,
+                    // The tests' own disk is not what they test.
+                    Some(ingest::disk::Floor::Bytes(0)),
                 )
                 .await?;
                 let brokers = broker.bootstrap_servers();
@@ -302,7 +304,13 @@ impl Pipeline {
         let addr = self.broker_addr.context("the broker was not stopped")?;
         let maintenance = self.broker_maintenance;
         self.broker = Some(
-            LocalBroker::start(&self.data_dir.path().join("broker"), addr, maintenance).await?,
+            LocalBroker::start(
+                &self.data_dir.path().join("broker"),
+                addr,
+                maintenance,
+                Some(ingest::disk::Floor::Bytes(0)),
+            )
+            .await?,
         );
         Ok(())
     }
