@@ -119,3 +119,77 @@ async fn a_stalled_body_is_a_recorded_408_and_oversized_heads_are_json_414_and_4
     }
     assert!(eventide.terminate().await.success());
 }
+
+/// Posts `body` to `/v1/increment` with `Content-Encoding: encoding`.
+async fn post_encoded(
+    http: &reqwest::Client,
+    eventide: &Eventide,
+    encoding: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let response = http
+        .post(format!("{}/v1/increment", eventide.ingest))
+        .bearer_auth("dev-producer")
+        .header("content-type", "application/json")
+        .header("content-encoding", encoding)
+        .body(body)
+        .send()
+        .await
+        .expect("ingest answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("compresses");
+    encoder.finish().expect("finishes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_bodies_are_read_bombs_are_413_and_unknown_encodings_415() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let eventide = Eventide::start(data_dir.path(), &[("EVENTIDE_MAX_BODY", "65536")]);
+    let http = reqwest::Client::new();
+    eventide.wait_healthy(&http).await;
+    let key = uuid::Uuid::new_v4().to_string();
+    let increment = |value: i64| serde_json::json!({ "key": key, "value": value }).to_string();
+
+    let (status, body) =
+        post_encoded(&http, &eventide, "gzip", gzip(increment(2).as_bytes())).await;
+    assert_eq!(status, 202, "{body}");
+    let zstd = zstd::encode_all(increment(3).as_bytes(), 3).expect("compresses");
+    let (status, body) = post_encoded(&http, &eventide, "zstd", zstd).await;
+    assert_eq!(status, 202, "{body}");
+    eventide.wait_for_total(&http, &key, 5).await;
+
+    // 64 MiB of whitespace around a valid body: 64 KiB of gzip.
+    let mut bomb = vec![b' '; 64 << 20];
+    bomb.extend(increment(100).as_bytes());
+    let bomb = gzip(&bomb);
+    assert!(bomb.len() < 65_536, "{} bytes", bomb.len());
+    let (status, body) = post_encoded(&http, &eventide, "gzip", bomb).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (413, &Value::from("body_too_large")),
+        "{body}"
+    );
+
+    let (status, body) = post_encoded(&http, &eventide, "br", increment(1).into_bytes()).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (415, &Value::from("unsupported_encoding")),
+        "{body}"
+    );
+    let (status, body) = post_encoded(&http, &eventide, "gzip", increment(1).into_bytes()).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &Value::from("corrupt_encoding")),
+        "{body}"
+    );
+
+    // Nothing refused was counted.
+    eventide.wait_for_total(&http, &key, 5).await;
+    assert!(eventide.terminate().await.success());
+}

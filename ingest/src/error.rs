@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::disk::LowDisk;
+use crate::encoding::DecodeError;
 use crate::sink::SinkError;
 use crate::validation::{ValidationError, Violation};
 
@@ -37,6 +38,12 @@ pub enum ApiError {
     /// The body did not arrive within `--http-body-timeout`: 408.
     #[error("the request body did not arrive within the body timeout")]
     BodyTimeout,
+    /// The body is not valid in its declared `Content-Encoding`: 400.
+    #[error("body is not valid {encoding}: {reason}")]
+    CorruptEncoding {
+        encoding: &'static str,
+        reason: String,
+    },
     /// The connection failed while the body was read: 400.
     #[error("the request body could not be read whole")]
     BodyUnreadable,
@@ -47,7 +54,7 @@ pub enum ApiError {
     #[error("content type must be application/json")]
     UnsupportedMediaType,
     /// The body is compressed with an encoding ingest does not read: 415.
-    #[error("content encoding {0:?} is not supported; send the body uncompressed")]
+    #[error("content encoding {0:?} is not supported; send gzip, deflate, zstd or identity")]
     UnsupportedEncoding(String),
     /// The key's rate limit is spent: 429.
     #[error("rate limit exceeded; retry after {retry_after_secs}s")]
@@ -72,7 +79,7 @@ impl ApiError {
         match self {
             ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
+            ApiError::BodyUnreadable | ApiError::CorruptEncoding { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::BodyTooLarge { .. } | ApiError::RecordTooLarge => {
@@ -94,6 +101,7 @@ impl ApiError {
             ApiError::Invalid(_) => "invalid_request",
             ApiError::BodyTimeout => "body_timeout",
             ApiError::BodyUnreadable => "body_unreadable",
+            ApiError::CorruptEncoding { .. } => "corrupt_encoding",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::BodyTooLarge { .. } => "body_too_large",
@@ -156,6 +164,18 @@ impl ApiError {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         ApiError::RateLimited {
             retry_after_secs: secs.max(1),
+        }
+    }
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(err: DecodeError) -> Self {
+        match err {
+            DecodeError::Unsupported(coding) => ApiError::UnsupportedEncoding(coding),
+            DecodeError::TooLarge { limit } => ApiError::BodyTooLarge { limit },
+            DecodeError::Corrupt { encoding, reason } => {
+                ApiError::CorruptEncoding { encoding, reason }
+            }
         }
     }
 }

@@ -25,6 +25,7 @@
 
 pub mod client;
 pub mod disk;
+pub mod encoding;
 pub mod error;
 pub mod event_types;
 pub mod metrics;

@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 use tracing::{Instrument, info_span, warn};
 use uuid::Uuid;
 
+use crate::encoding::Encoding;
 use crate::error::ApiError;
 use crate::event_types::EventTypes;
 use crate::rate_limit::RateLimits;
@@ -404,7 +405,8 @@ fn admit(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     Ok(principal)
 }
 
-/// The body, if declared JSON and within `--max-body`, and the time it arrived.
+/// The body, if declared JSON, decoded and within `--max-body` (compressed
+/// and decompressed), and the time it arrived.
 fn read_json_body(
     state: &AppState,
     headers: &HeaderMap,
@@ -423,16 +425,8 @@ fn read_json_body(
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    // A compressed body read as JSON would be refused as malformed, or worse
-    // accepted: say what is wrong instead.
-    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
-        let encoding = String::from_utf8_lossy(encoding.as_bytes())
-            .trim()
-            .to_ascii_lowercase();
-        if encoding != "identity" {
-            return Err(ApiError::UnsupportedEncoding(encoding));
-        }
-    }
+    // Refused before the body is read: an encoding ingest cannot decode.
+    let encoding = Encoding::of(headers)?;
     let body = body.map_err(|rejection| {
         if http_serve::is_body_timeout(&rejection) {
             ApiError::BodyTimeout
@@ -447,6 +441,7 @@ fn read_json_body(
             ApiError::BodyUnreadable
         }
     })?;
+    let body = encoding.decode(body, state.settings.max_body)?;
     Ok((body, schemas::time::now_micros()))
 }
 
