@@ -20,9 +20,11 @@ use uuid::Uuid;
 use crate::event_types::EventTypes;
 
 pub use app::parse_app_event;
+pub(crate) use batch::ITEM_TYPES;
 pub use batch::{BatchItem, parse_batch};
 pub use event::{EventRequest, parse_event};
 pub use increment::{IncrementRequest, parse_increment};
+pub(crate) use redirect::MAX_SHORT_CODE;
 pub use redirect::{RedirectRequest, parse_redirect};
 pub use track::parse_track;
 
