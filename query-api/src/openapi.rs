@@ -1,108 +1,539 @@
 //! The OpenAPI 3.1 document at `/openapi.json`, generated from the handlers'
-//! annotations; the answer types below describe the wire shapes of the
-//! handlers that build their JSON inline.
+//! annotations: every parameter with the rules the handlers enforce
+//! (formats, bounds, patterns, enumerations, read from the constants of
+//! [`crate::paging`] and the routes where one exists), the answer types of
+//! the handlers that build their JSON inline, and every error answer.
+//!
+//! What no schema can say is in the descriptions: `name` needs `category`,
+//! `to` must be after `from`, a stats range may hold at most
+//! [`crate::routes::clicks::MAX_BUCKETS`] buckets, and unknown query
+//! parameters are refused.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // the answer and parameter types exist for the document only
 
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{
+    AnyOfBuilder, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{IntoParams, IntoResponses, Modify, Number, OpenApi, ToSchema};
 
-use crate::stats::{Point, ReportLine};
+use crate::paging::{CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::routes::clicks::MAX_SHORT_CODE;
+use crate::stats::{Granularity, GroupBy, Point, ReportLine};
 use crate::store::{EventTypeCount, StoredError, StoredEvent, StoredNotification};
 
+/// A real calendar day, `YYYY-MM-DD`: February 29th only in leap years.
+const DAY: &str = concat!(
+    "(?:",
+    "[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])",
+    "|[0-9]{4}-(?:0[13-9]|1[0-2])-(?:29|30)",
+    "|[0-9]{4}-(?:0[13578]|1[02])-31",
+    "|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29",
+    ")"
+);
+
+/// A UTC month, `YYYY-MM`.
+pub const MONTH_PATTERN: &str = "^[0-9]{4}-(?:0[1-9]|1[0-2])$";
+
+/// `YYYY-MM-DDTHH:MM:SS` without an offset (UTC).
+pub fn naive_time_pattern() -> String {
+    format!("^{DAY}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$")
+}
+
+/// `YYYY-MM-DD`.
+pub fn day_pattern() -> String {
+    format!("^{DAY}$")
+}
+
 /// `GET /v1/counters/{key}`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CounterAnswer {
     key: uuid::Uuid,
+    /// The stored total; 0 for a key never incremented.
     value: i64,
     /// Up to when the increments partitions were processed and stored (RFC 3339).
     as_of: Option<String>,
 }
 
 /// `GET /v1/event-types`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct EventTypesAnswer {
-    event_types: Vec<EventTypeCount>,
+    #[schema(value_type = Vec<EventTypeCount>)]
+    event_types: Vec<Value>,
 }
 
 /// `GET /v1/notifications`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NotificationsPage {
-    notifications: Vec<StoredNotification>,
+    #[schema(value_type = Vec<StoredNotification>)]
+    notifications: Vec<Value>,
     /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<String>,
 }
 
 /// `GET /v1/events`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct EventsPage {
-    events: Vec<StoredEvent>,
+    #[schema(value_type = Vec<StoredEvent>)]
+    events: Vec<Value>,
+    /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<String>,
 }
 
 /// `GET /v1/errors`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ErrorsPage {
-    errors: Vec<StoredError>,
+    #[schema(value_type = Vec<StoredError>)]
+    errors: Vec<Value>,
+    /// Pass as `cursor` for the next page; null on the last page.
     next_cursor: Option<String>,
 }
 
 /// `GET /v1/links/{short_code}/stats`: human clicks (bots apart), zero-filled.
-#[derive(ToSchema)]
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct LinkStats {
     short_code: String,
+    /// The first day of the series, `YYYY-MM-DD`.
     from: String,
+    /// The last day of the series, `YYYY-MM-DD`.
     to: String,
-    /// `day` or `month`.
+    #[schema(schema_with = granularities)]
     granularity: String,
+    #[schema(schema_with = group_bys_or_null)]
     group_by: Option<String>,
     total_clicks: i64,
     total_bot_clicks: i64,
     /// With `group_by`: clicks per browser, OS or device class.
-    group_totals: Option<std::collections::BTreeMap<String, i64>>,
-    series: Vec<Point>,
+    group_totals: Option<BTreeMap<String, i64>>,
+    #[schema(value_type = Vec<Point>)]
+    series: Vec<Value>,
     /// Up to when the redirects partitions were processed and stored (RFC 3339).
     as_of: Option<String>,
 }
 
 /// `GET /v1/clients/{client_id}/reports/{month}` as JSON.
-#[derive(ToSchema)]
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ClientReport {
     client_id: i64,
     month: String,
     total_clicks: i64,
     /// Most clicked first.
-    short_codes: Vec<ReportLine>,
+    #[schema(value_type = Vec<ReportLine>)]
+    short_codes: Vec<Value>,
     as_of: Option<String>,
 }
 
 /// Every error answer.
-#[derive(ToSchema)]
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ErrorBody {
     error: ErrorDetail,
 }
 
 /// What went wrong.
-#[derive(ToSchema)]
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ErrorDetail {
-    /// invalid_parameter, unknown_parameter, unauthenticated, forbidden, internal, unavailable.
+    #[schema(schema_with = error_codes)]
     code: String,
+    /// For humans; not stable.
     message: String,
-    /// The offending parameter (400 only).
-    parameter: Option<String>,
+    /// 400 only: the offending parameter.
+    #[schema(required = false)]
+    parameter: String,
+}
+
+/// The stable codes of [`ErrorDetail`]: the handlers' (`crate::error`) and
+/// the listener's ([`http_serve::Refusal`]). `tests/openapi.rs` renders every
+/// error and checks its code is listed here.
+pub const ERROR_CODES: &[&str] = &[
+    "invalid_parameter",
+    "unknown_parameter",
+    "unauthenticated",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "internal",
+    "deadline_exceeded",
+    "unavailable",
+    "uri_too_long",
+    "headers_too_large",
+    "too_many_headers",
+    "body_timeout",
+];
+
+fn error_codes() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(ERROR_CODES.iter().copied()))
+        .description(Some("stable, machine-readable"))
+        .build()
+}
+
+fn granularities() -> Object {
+    let names = [Granularity::Day, Granularity::Month]
+        .iter()
+        .filter_map(|g| serde_json::to_value(g).ok());
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names))
+        .build()
+}
+
+fn group_bys() -> Vec<&'static str> {
+    [GroupBy::Browser, GroupBy::Os, GroupBy::Device]
+        .into_iter()
+        .map(GroupBy::column)
+        .collect()
+}
+
+fn group_bys_or_null() -> Schema {
+    let names: Vec<Value> = group_bys()
+        .into_iter()
+        .map(Value::from)
+        .chain([Value::Null])
+        .collect();
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .enum_values(Some(names))
+        .into()
+}
+
+/// Rows per page: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
+fn limit() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(MAX_LIMIT))
+        .default(Some(DEFAULT_LIMIT.into()))
+        .build()
+}
+
+fn cursor() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(2))
+        .pattern(Some(CURSOR_PATTERN))
+        .build()
+}
+
+fn non_empty() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .build()
+}
+
+/// A time bound of a listing: RFC 3339, `YYYY-MM-DDTHH:MM:SS` (UTC) or a
+/// UTC day.
+fn instant() -> Schema {
+    AnyOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(naive_time_pattern())),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(day_pattern())),
+        )
+        .into()
+}
+
+/// A bound of a stats series: a UTC day or month.
+fn day_or_month() -> Schema {
+    AnyOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(day_pattern())),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(MONTH_PATTERN)),
+        )
+        .into()
+}
+
+fn short_code() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_SHORT_CODE))
+        .pattern(Some(format!("^[A-Za-z0-9_-]{{1,{MAX_SHORT_CODE}}}$")))
+        .build()
+}
+
+fn client_id() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(0))
+        .maximum(Some(Number::Int(i64::MAX as isize)))
+        .build()
+}
+
+fn month() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(MONTH_PATTERN))
+        .build()
+}
+
+fn error_kind() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(schemas::store::error_kind::ALL))
+        .build()
+}
+
+fn group_by() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(group_bys()))
+        .build()
+}
+
+/// Marker types whose schema is built by a function, so a parameter can name
+/// it as its `value_type` (`schema_with` would drop its description and
+/// whether it is required).
+macro_rules! schema_of {
+    ($($(#[$doc:meta])* $name:ident => $build:expr;)*) => {$(
+        $(#[$doc])*
+        pub(crate) struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                $build.into()
+            }
+        }
+
+        impl ToSchema for $name {}
+    )*};
+}
+
+schema_of! {
+    /// Rows per page.
+    Limit => limit();
+    /// A cursor.
+    Cursor => cursor();
+    /// Non-empty text.
+    NonEmpty => non_empty();
+    /// A bound of a listing.
+    Instant => instant();
+    /// A bound of a stats series.
+    DayOrMonth => day_or_month();
+    /// A short code.
+    ShortCode => short_code();
+    /// A client id.
+    ClientId => client_id();
+    /// A UTC month.
+    Month => month();
+    /// An error kind.
+    ErrorKind => error_kind();
+    /// A bucket size.
+    GranularityName => granularities();
+    /// An agent class.
+    GroupByName => group_by();
+}
+
+/// `limit` and `cursor` of a keyset listing.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageParams {
+    /// Rows per page.
+    #[param(value_type = Option<Limit>, inline)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page (opaque).
+    #[param(value_type = Option<Cursor>, inline)]
+    cursor: Option<String>,
+}
+
+/// The time range of a listing.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RangeParams {
+    /// From this RFC 3339 time, `YYYY-MM-DDTHH:MM:SS` (UTC) or UTC day, inclusive.
+    #[param(value_type = Option<Instant>, inline)]
+    from: Option<String>,
+    /// To this time (exclusive) or through this UTC day (inclusive); after `from`.
+    #[param(value_type = Option<Instant>, inline)]
+    to: Option<String>,
+}
+
+/// `GET /v1/events` filters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventFilterParams {
+    /// One session's events.
+    #[param(value_type = Option<NonEmpty>, inline)]
+    session_id: Option<String>,
+    /// One category's events.
+    #[param(value_type = Option<NonEmpty>, inline)]
+    category: Option<String>,
+    /// With `category`: one event type.
+    #[param(value_type = Option<NonEmpty>, inline)]
+    name: Option<String>,
+}
+
+/// `GET /v1/errors` filters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ErrorFilterParams {
+    /// Rejects (ingest refused the request) or dead letters (processing could not use a record).
+    #[param(value_type = Option<ErrorKind>, inline)]
+    kind: Option<String>,
+    /// The producing application id.
+    #[param(value_type = Option<NonEmpty>, inline)]
+    app: Option<String>,
+}
+
+/// `GET /v1/notifications` parameters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct NotificationParams {
+    /// Whose notifications.
+    #[param(value_type = NonEmpty, inline)]
+    user_id: String,
+}
+
+/// The short link of `GET /v1/links/{short_code}/stats`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct ShortCodePath {
+    /// The short link, as ingest accepts it.
+    #[param(value_type = ShortCode, inline)]
+    short_code: String,
+}
+
+/// `GET /v1/links/{short_code}/stats` query parameters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LinkStatsQuery {
+    /// First UTC day or month (default: 29 days or 11 months before `to`).
+    #[param(value_type = Option<DayOrMonth>, inline)]
+    from: Option<String>,
+    /// Last UTC day or month, inclusive (default: today); not before
+    /// `from`. A range of too many buckets is refused, naming `from`.
+    #[param(value_type = Option<DayOrMonth>, inline)]
+    to: Option<String>,
+    /// Bucket size (default `day`).
+    #[param(value_type = Option<GranularityName>, inline)]
+    granularity: Option<String>,
+    /// Split the series by the clicking agent's browser, OS or device class.
+    #[param(value_type = Option<GroupByName>, inline)]
+    group_by: Option<String>,
+}
+
+/// `GET /v1/clients/{client_id}/reports/{month}` parameters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct ClientReportParams {
+    /// The paying client.
+    #[param(value_type = ClientId, inline)]
+    client_id: i64,
+    /// The UTC month, `YYYY-MM`.
+    #[param(value_type = Month, inline)]
+    month: String,
+}
+
+/// An error answer with its description.
+fn error_response(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(ErrorBody::name())))
+            .build(),
+    )
 }
 
 /// What every query endpoint may answer besides 200.
-#[derive(IntoResponses)]
-pub(crate) enum ErrorResponses {
-    #[response(status = 400, description = "a bad parameter; `parameter` names it")]
-    Invalid(ErrorBody),
-    #[response(status = 401, description = "no or unknown API key")]
-    Unauthenticated(ErrorBody),
-    #[response(status = 403, description = "the key lacks the query scope")]
-    Forbidden(ErrorBody),
-    #[response(status = 503, description = "the store is unavailable")]
-    Unavailable(ErrorBody),
+pub(crate) struct ErrorResponses;
+
+impl IntoResponses for ErrorResponses {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let www_authenticate = HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["Bearer"])),
+            )
+            .description(Some("the scheme to authenticate with"))
+            .build();
+        let retry_after = HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1)),
+            )
+            .description(Some(
+                "with `deadline_exceeded`: seconds to wait before retrying",
+            ))
+            .build();
+        [
+            (
+                "400",
+                error_response(
+                    "a bad or unknown parameter; `parameter` names it (`invalid_parameter`, `unknown_parameter`)",
+                ),
+            ),
+            (
+                "401",
+                error_response("no or unknown API key").header("WWW-Authenticate", www_authenticate),
+            ),
+            ("403", error_response("the key lacks the query scope")),
+            ("404", error_response("no endpoint at this path")),
+            ("405", error_response("the endpoint does not take this method")),
+            (
+                "408",
+                error_response("a request body did not arrive within `--http-body-timeout` (default 30s)"),
+            ),
+            (
+                "414",
+                error_response("the request target is longer than `--http-max-uri-bytes` (default 8 KiB)"),
+            ),
+            (
+                "431",
+                error_response("the header fields are larger than `--http-max-header-bytes` (default 16 KiB) or too many"),
+            ),
+            ("500", error_response("a bug on our side (`internal`)")),
+            (
+                "503",
+                error_response(
+                    "the store is unavailable (`unavailable`), or the request did not answer within `--query-deadline` (`deadline_exceeded`, with `Retry-After`)",
+                )
+                .header("Retry-After", retry_after),
+            ),
+        ]
+        .into_iter()
+        .map(|(status, response)| (status.to_owned(), response.build().into()))
+        .collect()
+    }
 }
 
 struct BearerAuth;
@@ -120,7 +551,7 @@ impl Modify for BearerAuth {
 /// The query API document.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "Eventide query API", description = "Analysts read click statistics, client reports, counters, events, errors and notifications. Every /v1 call needs `Authorization: Bearer <key>` with the query scope."),
+    info(title = "Eventide query API", description = "Analysts read click statistics, client reports, counters, events, errors and notifications. Every /v1 call needs `Authorization: Bearer <key>` with the query scope. A query parameter an endpoint does not know is refused (400 `unknown_parameter`), so a typo is never ignored."),
     paths(
         crate::routes::clicks::link_stats,
         crate::routes::clicks::client_report,
@@ -130,6 +561,7 @@ impl Modify for BearerAuth {
         crate::routes::errors,
         crate::routes::notifications
     ),
+    components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
     security(("api_key" = []))
 )]

@@ -13,6 +13,11 @@ pub const DEFAULT_LIMIT: u32 = 100;
 /// The most rows one page holds.
 pub const MAX_LIMIT: u32 = 1_000;
 
+/// What a cursor looks like: the hex (either case) of `<time>:<id>`, the
+/// time an integer of at most 18 digits, the id ASCII. Every cursor this API
+/// returns matches it, and every string that matches is taken.
+pub const CURSOR_PATTERN: &str = "^(?:2[dD])?(?:3[0-9]){1,18}3[aA](?:[0-7][0-9a-fA-F])*$";
+
 impl Page {
     /// `limit` and `cursor` from the query string.
     ///
@@ -89,6 +94,27 @@ mod tests {
         for bad in ["0", "1001", "ten", "-1"] {
             let err = Page::from_query(&query(&[("limit", bad)])).expect_err(bad);
             assert!(err.to_string().contains("`limit`"), "{err}");
+        }
+    }
+
+    #[test]
+    fn cursors_in_either_case_are_taken() {
+        // The document's CURSOR_PATTERN admits upper-case hex; so does the parser.
+        for (time, id) in [
+            (
+                1_614_529_372_000_000,
+                "e2085be5-9137-4e4e-80b5-f1ffddc25423",
+            ),
+            (-5, "a:b"),
+            (999_999_999_999_999_999, ""),
+        ] {
+            let position = Position {
+                time,
+                id: id.into(),
+            };
+            let cursor = position.cursor();
+            assert_eq!(Position::parse(&cursor), Some(position.clone()));
+            assert_eq!(Position::parse(&cursor.to_uppercase()), Some(position));
         }
     }
 

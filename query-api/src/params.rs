@@ -85,7 +85,10 @@ pub fn only(query: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiEr
         None => Ok(()),
         Some(name) => Err(ApiError::UnknownParameter {
             parameter: (*name).clone(),
-            known: known.join(", "),
+            known: match known {
+                [] => "none".to_owned(),
+                known => known.join(", "),
+            },
         }),
     }
 }

@@ -121,12 +121,14 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
 
 /// `GET /v1/counters/{key}` → `{"key": ..., "value": <total>}`.
 #[utoipa::path(get, path = "/v1/counters/{key}", tag = "counters",
-    params(("key" = uuid::Uuid, Path, description = "the counter key")),
+    params(("key" = uuid::Uuid, Path, description = "the counter key (hyphenated UUID)")),
     responses((status = 200, body = crate::openapi::CounterAnswer), crate::openapi::ErrorResponses))]
 pub(crate) async fn counter(
     State(state): State<AppState>,
     Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    only(&query, &[])?;
     let key = Uuid::try_parse(&key).map_err(|_| ApiError::InvalidParameter {
         parameter: "key",
         message: "must be a UUID".into(),
@@ -145,7 +147,11 @@ pub(crate) async fn counter(
 /// `GET /v1/event-types` → `{"event_types": [{category, name, events, known}]}`.
 #[utoipa::path(get, path = "/v1/event-types", tag = "events",
     responses((status = 200, body = crate::openapi::EventTypesAnswer), crate::openapi::ErrorResponses))]
-pub(crate) async fn event_types(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn event_types(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    only(&query, &[])?;
     let counts = state.store.event_types().await?;
     Ok(Json(json!({ "event_types": counts })))
 }
@@ -153,14 +159,13 @@ pub(crate) async fn event_types(State(state): State<AppState>) -> Result<Json<Va
 /// `GET /v1/notifications?user_id=&limit=&cursor=` → a user's notifications
 /// in (time, id) order: `{"notifications": [...], "next_cursor": ...}`.
 #[utoipa::path(get, path = "/v1/notifications", tag = "notifications",
-    params(("user_id" = String, Query, description = "whose notifications"),
-        ("limit" = Option<u32>, Query, description = "rows per page, 1 to 1000 (default 100)"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),),
+    params(crate::openapi::NotificationParams, crate::openapi::PageParams),
     responses((status = 200, body = crate::openapi::NotificationsPage), crate::openapi::ErrorResponses))]
 pub(crate) async fn notifications(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    only(&query, &["user_id", "limit", "cursor"])?;
     let user_id = query
         .get("user_id")
         .filter(|id| !id.is_empty())
@@ -179,13 +184,7 @@ pub(crate) async fn notifications(
 /// `GET /v1/events?session_id=|category=[&name]&from&to&limit&cursor` →
 /// events in (occurred_at, id) order: `{"events": [...], "next_cursor": ...}`.
 #[utoipa::path(get, path = "/v1/events", tag = "events",
-    params(("session_id" = Option<String>, Query, description = "one session's events"),
-        ("category" = Option<String>, Query, description = "one category's events"),
-        ("name" = Option<String>, Query, description = "with category: one event type"),
-        ("from" = Option<String>, Query, description = "RFC 3339 time or UTC day, inclusive"),
-        ("to" = Option<String>, Query, description = "RFC 3339 time (exclusive) or UTC day (inclusive)"),
-        ("limit" = Option<u32>, Query, description = "rows per page, 1 to 1000 (default 100)"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),),
+    params(crate::openapi::EventFilterParams, crate::openapi::RangeParams, crate::openapi::PageParams),
     responses((status = 200, body = crate::openapi::EventsPage), crate::openapi::ErrorResponses))]
 pub(crate) async fn events(
     State(state): State<AppState>,
@@ -224,12 +223,7 @@ pub(crate) async fn events(
 /// `GET /v1/errors?kind=reject|dead_letter&app&from&to&limit&cursor` → what
 /// ingest rejected and what processing could not decode, with reasons.
 #[utoipa::path(get, path = "/v1/errors", tag = "errors",
-    params(("kind" = Option<String>, Query, description = "`reject` or `dead_letter`"),
-        ("app" = Option<String>, Query, description = "the producing application id"),
-        ("from" = Option<String>, Query, description = "RFC 3339 time or UTC day, inclusive"),
-        ("to" = Option<String>, Query, description = "RFC 3339 time (exclusive) or UTC day (inclusive)"),
-        ("limit" = Option<u32>, Query, description = "rows per page, 1 to 1000 (default 100)"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),),
+    params(crate::openapi::ErrorFilterParams, crate::openapi::RangeParams, crate::openapi::PageParams),
     responses((status = 200, body = crate::openapi::ErrorsPage), crate::openapi::ErrorResponses))]
 pub(crate) async fn errors(
     State(state): State<AppState>,

@@ -16,11 +16,14 @@ use crate::params::{only, text};
 use crate::stats::{Granularity, GroupBy, report_csv, series};
 
 /// The most buckets one series holds.
-const MAX_BUCKETS: i64 = 3_700;
+pub(crate) const MAX_BUCKETS: i64 = 3_700;
+
+/// The longest short code ingest accepts.
+pub(crate) const MAX_SHORT_CODE: usize = 16;
 
 /// Short codes as ingest accepts them.
 fn short_code(code: &str) -> Result<&str, ApiError> {
-    if (1..=16).contains(&code.len())
+    if (1..=MAX_SHORT_CODE).contains(&code.len())
         && code
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -29,7 +32,7 @@ fn short_code(code: &str) -> Result<&str, ApiError> {
     } else {
         Err(ApiError::InvalidParameter {
             parameter: "short_code",
-            message: "must be 1-16 of [A-Za-z0-9_-]".into(),
+            message: format!("must be 1-{MAX_SHORT_CODE} of [A-Za-z0-9_-]"),
         })
     }
 }
@@ -59,11 +62,7 @@ fn date(parameter: &'static str, text: &str, end: bool) -> Result<NaiveDate, Api
 /// `?from&to&granularity=day|month&group_by=browser|os|device` → a
 /// zero-filled series of human clicks (bots apart), totals and `as_of`.
 #[utoipa::path(get, path = "/v1/links/{short_code}/stats", tag = "clicks",
-    params(("short_code" = String, Path, description = "1-16 of [A-Za-z0-9_-]"),
-        ("from" = Option<String>, Query, description = "first UTC day or month (default: 30 days or 12 months before `to`)"),
-        ("to" = Option<String>, Query, description = "last UTC day or month, inclusive (default: today)"),
-        ("granularity" = Option<String>, Query, description = "`day` (default) or `month`"),
-        ("group_by" = Option<String>, Query, description = "`browser`, `os` or `device`")),
+    params(crate::openapi::ShortCodePath, crate::openapi::LinkStatsQuery),
     responses((status = 200, body = crate::openapi::LinkStats), crate::openapi::ErrorResponses))]
 pub(crate) async fn link_stats(
     State(state): State<AppState>,
@@ -137,16 +136,17 @@ pub(crate) async fn link_stats(
 /// A client's clicks per short code in a UTC month; JSON, or CSV with
 /// `Accept: text/csv`.
 #[utoipa::path(get, path = "/v1/clients/{client_id}/reports/{month}", tag = "clicks",
-    params(("client_id" = i64, Path, description = "the paying client"),
-        ("month" = String, Path, description = "YYYY-MM (UTC)")),
+    params(crate::openapi::ClientReportParams),
     responses((status = 200, description = "JSON, or RFC 4180 CSV (header row) with `Accept: text/csv`",
         content((crate::openapi::ClientReport = "application/json"), (String = "text/csv"))),
         crate::openapi::ErrorResponses))]
 pub(crate) async fn client_report(
     State(state): State<AppState>,
     Path((client_id, month)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    only(&query, &[])?;
     let client_id: i64 =
         client_id
             .parse()
