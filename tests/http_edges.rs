@@ -193,3 +193,66 @@ async fn compressed_bodies_are_read_bombs_are_413_and_unknown_encodings_415() {
     eventide.wait_for_total(&http, &key, 5).await;
     assert!(eventide.terminate().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preflight_from_an_allowed_origin_passes_and_from_another_does_not() {
+    const ALLOWED: &str = "https://app.example.com";
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let eventide = Eventide::start(data_dir.path(), &[("EVENTIDE_CORS_ALLOW_ORIGIN", ALLOWED)]);
+    let http = reqwest::Client::new();
+    eventide.wait_healthy(&http).await;
+    let preflight = |origin: &'static str| {
+        http.request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/increment", eventide.ingest),
+        )
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,content-encoding,idempotency-key",
+        )
+        .send()
+    };
+
+    // No API key: a preflight never carries one.
+    let allowed = preflight(ALLOWED).await.expect("answers");
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let headers = allowed.headers();
+    assert_eq!(headers["access-control-allow-origin"], ALLOWED);
+    let allow_headers = headers["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_ascii_lowercase();
+    for header in [
+        "authorization",
+        "content-type",
+        "content-encoding",
+        "idempotency-key",
+    ] {
+        assert!(
+            allow_headers.contains(header),
+            "{header} not in {allow_headers}"
+        );
+    }
+
+    let other = preflight("https://evil.example").await.expect("answers");
+    assert!(
+        other.headers().get("access-control-allow-origin").is_none(),
+        "another origin was allowed: {:?}",
+        other.headers()
+    );
+
+    // The request itself carries the header the browser checks.
+    let posted = http
+        .post(format!("{}/v1/increment", eventide.ingest))
+        .header("origin", ALLOWED)
+        .bearer_auth("dev-producer")
+        .json(&serde_json::json!({ "key": uuid::Uuid::new_v4(), "value": 1 }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(posted.status(), 202);
+    assert_eq!(posted.headers()["access-control-allow-origin"], ALLOWED);
+    assert!(eventide.terminate().await.success());
+}

@@ -24,6 +24,7 @@
 //! - [`routes`]: the handlers, the middleware and the router.
 
 pub mod client;
+pub mod cors;
 pub mod disk;
 pub mod encoding;
 pub mod error;

@@ -54,7 +54,8 @@ pub struct AppState {
 /// The ingest router.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body;
-    Router::new()
+    let cors = crate::cors::layer(&state.settings.cors_allow_origins);
+    let router = Router::new()
         .route("/v1/increment", post(increment))
         .route("/v1/redirects", post(redirect))
         .route("/v1/events", post(event))
@@ -69,7 +70,12 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(observe))
-        .with_state(state)
+        .with_state(state);
+    // Outermost: a preflight is answered before authentication.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// A path with no endpoint: a JSON 404 like every other error.

@@ -52,6 +52,12 @@ pub struct Settings {
     #[arg(long, env = "EVENTIDE_MAX_CLOCK_SKEW", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
     pub max_clock_skew: Duration,
 
+    /// Origins whose pages may call ingest (CORS), comma-separated:
+    /// `https://app.example.com`, or `*` for any; off when empty. Preflights
+    /// are answered without an API key.
+    #[arg(long = "cors-allow-origin", env = "EVENTIDE_CORS_ALLOW_ORIGIN", value_delimiter = ',', value_parser = crate::cors::Origin::parse, global = true)]
+    pub cors_allow_origins: Vec<crate::cors::Origin>,
+
     /// Requests per second each API key may make (its keys-file entry may
     /// set its own); excess gets 429 with Retry-After.
     #[arg(long, env = "EVENTIDE_RATE_LIMIT", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..), global = true)]
@@ -69,6 +75,7 @@ impl Default for Settings {
             max_batch: 1000,
             max_clock_skew: Duration::from_secs(300),
             rate_limit: 10_000,
+            cors_allow_origins: Vec::new(),
         }
     }
 }
