@@ -156,11 +156,39 @@ pub(crate) struct JsonValue;
 
 impl PartialSchema for JsonValue {
     fn schema() -> RefOr<Schema> {
-        let scalar = ObjectBuilder::new().schema_type(SchemaType::from_iter([
-            Type::Null,
-            Type::Boolean,
-            Type::String,
-        ]));
+        json_value(
+            true,
+            "any JSON value, numbers within the range of a 64-bit float, nested at most 128 deep",
+        )
+    }
+}
+
+impl ToSchema for JsonValue {}
+
+/// The payload of `/v1/track`: any JSON value but `null`, stored and
+/// delivered unchanged.
+pub(crate) struct Payload;
+
+impl PartialSchema for Payload {
+    fn schema() -> RefOr<Schema> {
+        json_value(
+            false,
+            "any JSON value but null (a string, number, boolean, array or object), stored and delivered unchanged",
+        )
+    }
+}
+
+impl ToSchema for Payload {}
+
+/// A JSON value, `null` included or not; nested values may be anything.
+fn json_value(null: bool, description: &str) -> RefOr<Schema> {
+    {
+        let scalars: Vec<Type> = if null {
+            vec![Type::Null, Type::Boolean, Type::String]
+        } else {
+            vec![Type::Boolean, Type::String]
+        };
+        let scalar = ObjectBuilder::new().schema_type(SchemaType::from_iter(scalars));
         let number = ObjectBuilder::new()
             .schema_type(Type::Number)
             .minimum(Some(Number::Float(f64::MIN)))
@@ -171,14 +199,10 @@ impl PartialSchema for JsonValue {
             .item(number)
             .item(array)
             .item(json_object())
-            .description(Some(
-                "any JSON value, numbers within the range of a 64-bit float, nested at most 128 deep",
-            ))
+            .description(Some(description))
             .into()
     }
 }
-
-impl ToSchema for JsonValue {}
 
 /// A JSON object of [`JsonValue`]s.
 fn json_object() -> ObjectBuilder {
@@ -315,8 +339,8 @@ pub(crate) enum AppEventBody {
 pub(crate) struct TrackBody {
     #[schema(value_type = Id)]
     userId: String,
-    #[schema(value_type = NonEmptyObject)]
-    payload: Map<String, Value>,
+    #[schema(value_type = Payload)]
+    payload: Value,
 }
 
 /// `202 Accepted` of a single-record endpoint.
@@ -970,7 +994,7 @@ impl Modify for Completion {
     components(schemas(
         Text, Id, Timestamp, ShortCode, HttpUrl, JsonValue, JsonObject, NonEmptyObject,
         IncrementBody, RedirectBody, EventBody, AppEventBody, AppEventOriginal,
-        AppEventImproved, TrackBody, AcceptedBody, BatchAnswer, ItemErrorBody,
+        AppEventImproved, TrackBody, Payload, AcceptedBody, BatchAnswer, ItemErrorBody,
         ErrorBody, ErrorDetail, ViolationBody, BatchItemBody
     )),
     modifiers(&Completion),

@@ -47,7 +47,7 @@ impl Outgoing {
                 session_id: ev.session_id,
                 category: ev.category,
                 name: ev.name,
-                data: serde_json::Value::Object(ev.data).to_string(),
+                data: ev.data.to_string(),
                 known_type: ev.known_type,
                 user_id: ev.user_id,
                 device_id: ev.device_id,

@@ -253,6 +253,17 @@ fn cases() -> Vec<(&'static str, Value, Parse)> {
         ("/v1/track", json!({"userId": "u", "payload": {}}), track),
         (
             "/v1/track",
+            json!({"userId": "u", "payload": "some_payload"}),
+            track,
+        ),
+        (
+            "/v1/track",
+            json!({"userId": "u", "payload": [1, null]}),
+            track,
+        ),
+        ("/v1/track", json!({"userId": "u", "payload": null}), track),
+        (
+            "/v1/track",
             json!({"userId": "", "payload": {"a": 1}}),
             track,
         ),

@@ -558,3 +558,47 @@ async fn undecodable_records_are_dead_lettered_per_destination_and_the_rest_deli
     assert_eq!(carried, sent, "every payload kept as read");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn any_json_track_payload_is_delivered_unchanged() -> anyhow::Result<()> {
+    let (receiver, base) = Receiver::start(|_, _, _| (StatusCode::OK, Duration::ZERO)).await?;
+    let (pipeline, _dir) = with_destinations(&format!(
+        r#"[[destination]]
+name = "tracked"
+url = "{base}/tracked/hook"
+"#
+    ))
+    .await?;
+    // The delivery system's own example payload is a string.
+    let payloads = [
+        json!("some_payload"),
+        json!(42),
+        json!([1, "two", {"three": 3}]),
+        json!({"plan": "pro"}),
+    ];
+    for payload in &payloads {
+        let (status, body) = pipeline
+            .post_to(
+                "/v1/track",
+                &json!({"userId": "tracker", "payload": payload}),
+            )
+            .await?;
+        anyhow::ensure!(status == 202, "{payload}: {status} {body}");
+    }
+    let (status, body) = pipeline
+        .post_to("/v1/track", &json!({"userId": "tracker", "payload": null}))
+        .await?;
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (400, &json!("payload")),
+        "{body}"
+    );
+    let delivered = wait_for(&receiver, "tracked", payloads.len()).await?;
+    let data: Vec<&Value> = delivered.iter().map(|call| &call.body["data"]).collect();
+    assert_eq!(
+        data,
+        payloads.iter().collect::<Vec<_>>(),
+        "in order, unchanged"
+    );
+    Ok(())
+}

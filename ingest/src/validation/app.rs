@@ -93,7 +93,7 @@ fn envelope(
         session_id: user_id.clone(),
         category: APP_CATEGORY.to_owned(),
         name: kind?.to_owned(),
-        data,
+        data: Value::Object(data),
         occurred_at: occurred_at?,
         known_type: known_type?,
         user_id: Some(user_id),

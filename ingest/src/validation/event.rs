@@ -13,7 +13,8 @@ pub struct EventRequest {
     pub session_id: String,
     pub category: String,
     pub name: String,
-    pub data: Map<String, Value>,
+    /// An object, except on `/v1/track`, whose payload is any JSON value.
+    pub data: Value,
     /// Microseconds since the epoch.
     pub occurred_at: i64,
     /// False when no JSON Schema exists for (category, name).
@@ -44,7 +45,7 @@ pub fn parse_event(
             session_id: session_id?.hyphenated().to_string(),
             category: category?.to_owned(),
             name: name?.to_owned(),
-            data: data?.clone(),
+            data: Value::Object(data?.clone()),
             occurred_at: occurred_at?,
             known_type: known_type?,
             user_id: None,

@@ -48,6 +48,15 @@ mod tests {
         assert_eq!((parsed.key.to_string().as_str(), parsed.value), (KEY, 3));
         let max = parse(&format!(r#"{{"key": "{KEY}", "value": {}}}"#, i64::MAX)).expect("valid");
         assert_eq!(max.value, i64::MAX);
+        // JSON Schema's integers: a zero fraction is still an integer.
+        let whole = parse(&format!(r#"{{"key": "{KEY}", "value": 334.0}}"#)).expect("valid");
+        assert_eq!(whole.value, 334);
+        let exponent = parse(&format!(r#"{{"key": "{KEY}", "value": 1e3}}"#)).expect("valid");
+        assert_eq!(exponent.value, 1000);
+        for refused in ["2.5", "1e19", "-0.5"] {
+            let body = format!(r#"{{"key": "{KEY}", "value": {refused}}}"#);
+            assert!(parse(&body).is_err(), "{refused} accepted");
+        }
     }
 
     #[test]

@@ -228,6 +228,11 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Any JSON value but `null`.
+    pub(crate) fn value(&mut self, name: &str, required: bool) -> Option<&'a Value> {
+        self.get(name, required)
+    }
+
     /// A string field, non-empty when present.
     pub(crate) fn string(&mut self, name: &str, required: bool) -> Option<&'a str> {
         match self.get(name, required)? {
@@ -258,6 +263,10 @@ impl<'a> Fields<'a> {
     pub(crate) fn id(&mut self, name: &str, required: bool) -> Option<String> {
         match self.get(name, required)? {
             Value::Number(number) if number.is_i64() || number.is_u64() => Some(number.to_string()),
+            // `42.0` is the integer JSON Schema says it is.
+            Value::Number(number) if whole(number).is_some() => {
+                whole(number).map(|n| n.to_string())
+            }
             Value::String(_) => self.string(name, required).map(str::to_owned),
             other => {
                 let message = format!(
@@ -291,8 +300,11 @@ impl<'a> Fields<'a> {
             self.push(name, Rule::Type, message);
             return None;
         };
-        let Some(int) = number.as_i64() else {
-            let (rule, message) = if number.is_u64() {
+        let Some(int) = number
+            .as_i64()
+            .or_else(|| whole(number).and_then(|n| i64::try_from(n).ok()))
+        else {
+            let (rule, message) = if number.is_u64() || whole(number).is_some() {
                 (
                     Rule::Range,
                     format!("`{name}` must fit in a signed 64-bit integer"),
@@ -407,6 +419,16 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// A number written with a zero fraction (`334.0`, `1e3`) as the integer it
+/// is, within what 64 bits hold; JSON Schema's `integer` accepts these.
+fn whole(number: &serde_json::Number) -> Option<i128> {
+    let float = number.as_f64()?;
+    // 2^64: beyond it no field of ours holds an integer.
+    let bound = 18_446_744_073_709_551_616.0_f64;
+    #[allow(clippy::cast_possible_truncation)]
+    (float.fract() == 0.0 && float.abs() < bound).then(|| float as i128)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `POST /v1/track`: `{userId, payload}` of the delivery system
-//! (`reference/002_*`), onto the events topic keyed by user id.
+//! (`reference/002_*`), onto the events topic keyed by user id. The payload
+//! is any JSON value but `null`, stored and delivered unchanged.
 
 use serde_json::{Map, Value};
 
@@ -22,7 +23,8 @@ pub fn parse_track(
     let mut fields = Fields::new(object);
     fields.deny_unknown(&["userId", "payload"]);
     let user_id = fields.id("userId", true);
-    let payload = fields.object("payload", true, true);
+    // Any JSON value, as the delivery system's own example (a string) shows.
+    let payload = fields.value("payload", true);
     let request = (|| {
         let user_id = user_id?;
         Some(EventRequest {
@@ -55,8 +57,19 @@ mod tests {
     fn a_payload_is_keyed_by_its_user() {
         let event = parse(json!({"userId": 42, "payload": {"plan": "pro"}})).expect("valid");
         assert_eq!((event.session_id.as_str(), event.occurred_at), ("42", NOW));
-        let err =
-            parse(json!({"userId": "u", "payload": []})).expect_err("payload must be an object");
-        assert_eq!(first_of(&err), (Some("payload".into()), Rule::Type));
+        for payload in [
+            json!("some_payload"),
+            json!(3.5),
+            json!(false),
+            json!([1, "a"]),
+            json!({}),
+        ] {
+            let event = parse(json!({"userId": "u", "payload": payload})).expect("any JSON value");
+            assert_eq!(event.data, payload, "stored unchanged");
+        }
+        let err = parse(json!({"userId": "u", "payload": null})).expect_err("null is no payload");
+        assert_eq!(first_of(&err), (Some("payload".into()), Rule::Required));
+        let err = parse(json!({"userId": "u"})).expect_err("missing");
+        assert_eq!(first_of(&err), (Some("payload".into()), Rule::Required));
     }
 }
