@@ -11,10 +11,6 @@ cases are left alone: the server must refuse them whatever the hooks say.
 - `GET /v1/links/{short_code}/stats`: `from` not after `to`, and the range
   holds at most MAX_BUCKETS buckets (query-api/src/routes/clicks.rs).
 
-One more hook covers a known server deviation rather than a rule: JSON
-Schema's `integer` admits integral numbers written with a fraction (`3.0`),
-which ingest refuses (rule `type`); bodies are sent with such numbers
-written as integers until ingest takes them.
 """
 
 from __future__ import annotations
@@ -101,18 +97,3 @@ def map_case(context, case):
     elif path == "/v1/links/{short_code}/stats":
         _keep_stats_range(case.query)
     return case
-
-
-def _integral_floats_as_integers(value):
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [_integral_floats_as_integers(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _integral_floats_as_integers(item) for key, item in value.items()}
-    return value
-
-
-@schemathesis.hook
-def map_body(context, body):
-    return _integral_floats_as_integers(body)
