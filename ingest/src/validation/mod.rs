@@ -428,7 +428,7 @@ fn whole(number: &serde_json::Number) -> Option<i128> {
     // 2^64: beyond it no field of ours holds an integer.
     let bound = 18_446_744_073_709_551_616.0_f64;
     #[allow(clippy::cast_possible_truncation)]
-    (float.fract() == 0.0 && float.abs() < bound).then(|| float as i128)
+    (float.fract() == 0.0 && float.abs() < bound).then_some(float as i128)
 }
 
 #[cfg(test)]
