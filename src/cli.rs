@@ -9,8 +9,10 @@ use clap::{Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
 
+mod kafka;
 mod scylla;
 
+pub use self::kafka::{KafkaArgs, Property};
 pub use self::scylla::{ScyllaArgs, ScyllaArgsError};
 
 /// Eventide: Kafka-backed event ingestion and stream processing.
@@ -128,9 +130,9 @@ pub struct CommonArgs {
     #[arg(long, env = "EVENTIDE_KAFKA_BROKERS", global = true)]
     pub kafka_brokers: Option<String>,
 
-    /// Extra librdkafka client property, `key=value` (SASL, TLS, ...); repeatable.
-    #[arg(long = "kafka-option", env = "EVENTIDE_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_key_value, global = true)]
-    pub kafka_options: Vec<(String, String)>,
+    /// Extra librdkafka client properties.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 
     /// Where the in-process broker listens (local default only).
     #[arg(
@@ -242,15 +244,6 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-fn parse_key_value(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_owned(), value.trim().to_owned()))
-        }
-        _ => Err(format!("expected key=value, got `{text}`")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,7 +312,7 @@ mod tests {
         assert_eq!(cli.command, Some(Command::Processor));
         assert_eq!(cli.processor.flush_interval, Duration::from_millis(500));
         assert_eq!(
-            cli.common.kafka_options,
+            cli.common.kafka.properties().expect("no file"),
             vec![("security.protocol".into(), "SASL_SSL".into())]
         );
     }

@@ -108,4 +108,34 @@ mod tests {
         let producer: Result<FutureProducer, _> = client_config("127.0.0.1:1", &options).create();
         assert!(producer.is_ok(), "{:?}", producer.err());
     }
+
+    #[test]
+    fn a_password_with_commas_and_equals_signs_reaches_librdkafka_intact() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("client.properties");
+        std::fs::write(
+            &file,
+            "# from the Secret\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=eventide\nsasl.password=pa,ss=x y\n",
+        )
+        .expect("writes");
+        let cli = crate::cli::Cli::try_parse_from([
+            "eventide".as_ref(),
+            "--kafka-properties-file".as_ref(),
+            file.as_os_str(),
+            "--kafka-option".as_ref(),
+            "sasl.username=other,name=1".as_ref(),
+        ])
+        .expect("parses");
+        let properties = cli.common.kafka.properties().expect("reads the file");
+        let native = client_config("127.0.0.1:1", &properties)
+            .create_native_config()
+            .expect("librdkafka takes every property");
+        assert_eq!(native.get("sasl.password").expect("set"), "pa,ss=x y");
+        assert_eq!(
+            native.get("sasl.username").expect("set"),
+            "other,name=1",
+            "a flag overrides the file"
+        );
+    }
 }

@@ -123,7 +123,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             bail!("--kafka-brokers (EVENTIDE_KAFKA_BROKERS) is required to run a single service")
         }
     };
-    let kafka = client_config(&brokers, &cli.common.kafka_options);
+    let kafka = client_config(&brokers, &cli.common.kafka.properties()?);
     if matches!(cli.command, None | Some(Command::CreateTopics)) {
         let partitions = TopicPartitions {
             data: cli.common.partitions,

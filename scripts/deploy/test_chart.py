@@ -518,7 +518,7 @@ class Kafka(unittest.TestCase):
             names = [item["name"] for item in items]
             variables = env(obj)
             with self.subTest(obj=obj["metadata"]["name"]):
-                options = dict(pair.split("=", 1) for pair in variables["EVENTIDE_KAFKA_OPTIONS"].split(","))
+                options = dict(pair.split("=", 1) for pair in variables["EVENTIDE_KAFKA_OPTIONS"].split("\n"))
                 self.assertEqual(options["security.protocol"], "SASL_SSL")
                 self.assertEqual(options["sasl.mechanism"], "SCRAM-SHA-512")
                 # $(VAR) is only expanded for variables defined earlier in the list.
@@ -544,13 +544,30 @@ class Kafka(unittest.TestCase):
                 if protocol is None:
                     self.assertNotIn("security.protocol", options)
                 else:
-                    self.assertIn(f"security.protocol={protocol}", options.split(","))
+                    self.assertIn(f"security.protocol={protocol}", options.split("\n"))
 
     def test_mutual_tls_points_at_the_mounted_files(self):
         objects = render({"kafka": {"tls": {"enabled": True, "existingSecret": "kafka-tls", "certKey": "tls.crt", "keyKey": "tls.key"}}})
-        options = env(find(objects, "Deployment", "eventide-processor"))["EVENTIDE_KAFKA_OPTIONS"].split(",")
+        options = env(find(objects, "Deployment", "eventide-processor"))["EVENTIDE_KAFKA_OPTIONS"].split("\n")
         self.assertIn("ssl.certificate.location=/etc/eventide/kafka-tls/tls.crt", options)
         self.assertIn("ssl.key.location=/etc/eventide/kafka-tls/tls.key", options)
+
+
+    def test_a_properties_secret_is_mounted_and_named_by_its_file(self):
+        objects = render({"kafka": {"propertiesSecret": {"existingSecret": "kafka-client", "key": "client.properties"}}})
+        for obj in by_kind(objects, "Deployment") + by_kind(objects, "Job"):
+            with self.subTest(obj=obj["metadata"]["name"]):
+                path = env(obj)["EVENTIDE_KAFKA_PROPERTIES_FILE"]
+                self.assertEqual(path, "/etc/eventide/kafka-properties/client.properties")
+                mounts = {m["name"]: m["mountPath"] for m in container(obj)["volumeMounts"]}
+                self.assertEqual(mounts["kafka-properties"], os.path.dirname(path))
+                volumes = {v["name"]: v for v in obj["spec"]["template"]["spec"]["volumes"]}
+                self.assertEqual(volumes["kafka-properties"]["secret"]["secretName"], "kafka-client")
+
+    def test_option_values_keep_their_commas(self):
+        objects = render({"kafka": {"options": {"client.id": "a,b=c"}}})
+        options = env(find(objects, "Deployment", "eventide-ingest"))["EVENTIDE_KAFKA_OPTIONS"].split("\n")
+        self.assertIn("client.id=a,b=c", options)
 
 
 class Scylla(unittest.TestCase):
@@ -610,7 +627,7 @@ class Schema(unittest.TestCase):
         "negative drain": {"shutdown": {"timeoutSeconds": -1}},
         "duration without unit": {"processor": {"flushInterval": "1"}},
         "HPA min above max": {"ingest": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}}},
-        "comma in a Kafka option": {"kafka": {"options": {"client.id": "a,b"}}},
+        "line break in a Kafka option": {"kafka": {"options": {"client.id": "a\nb"}}},
     }
 
     def test_wrong_values_fail(self):

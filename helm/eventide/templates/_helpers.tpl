@@ -163,7 +163,8 @@ queryApi:
 {{- define "eventide.kafkaTlsDir" -}}/etc/eventide/kafka-tls{{- end -}}
 
 {{/*
-EVENTIDE_KAFKA_OPTIONS: the extra properties, then security. Secrets stay in
+EVENTIDE_KAFKA_OPTIONS, one property per line (values may hold commas and
+`=`): the extra properties, then security. Secrets stay in
 Secrets: the SASL credentials are environment variables from secretKeyRef,
 referenced here as $(VAR), which the kubelet expands.
 */}}
@@ -190,7 +191,7 @@ referenced here as $(VAR), which the kubelet expands.
 {{- $opts = append $opts (printf "ssl.key.location=%s/%s" $dir $k.tls.keyKey) -}}
 {{- end -}}
 {{- end -}}
-{{- join "," $opts -}}
+{{- join "\n" $opts -}}
 {{- end -}}
 
 {{/* Environment shared by every role and hook Job: (dict "root" $ "component" "ingest") */}}
@@ -229,6 +230,10 @@ referenced here as $(VAR), which the kubelet expands.
 {{- with (include "eventide.kafkaOptions" .root) }}
 - name: EVENTIDE_KAFKA_OPTIONS
   value: {{ . | quote }}
+{{- end }}
+{{- if $v.kafka.propertiesSecret.existingSecret }}
+- name: EVENTIDE_KAFKA_PROPERTIES_FILE
+  value: {{ printf "%s/%s" (include "eventide.kafkaPropertiesDir" .root) $v.kafka.propertiesSecret.key | quote }}
 {{- end }}
 - name: EVENTIDE_PARTITIONS
   value: {{ $v.kafka.partitions | quote }}
@@ -315,11 +320,19 @@ referenced here as $(VAR), which the kubelet expands.
 {{- end -}}
 {{- end -}}
 
+{{- define "eventide.kafkaPropertiesDir" -}}/etc/eventide/kafka-properties{{- end -}}
+
 {{- define "eventide.kafkaTlsVolume" -}}
 {{- if and .Values.kafka.tls.enabled .Values.kafka.tls.existingSecret -}}
 - name: kafka-tls
   secret:
     secretName: {{ .Values.kafka.tls.existingSecret | quote }}
+    defaultMode: 0440
+{{- end }}
+{{- with .Values.kafka.propertiesSecret.existingSecret }}
+- name: kafka-properties
+  secret:
+    secretName: {{ . | quote }}
     defaultMode: 0440
 {{- end -}}
 {{- end -}}
@@ -328,6 +341,11 @@ referenced here as $(VAR), which the kubelet expands.
 {{- if and .Values.kafka.tls.enabled .Values.kafka.tls.existingSecret -}}
 - name: kafka-tls
   mountPath: {{ include "eventide.kafkaTlsDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.kafka.propertiesSecret.existingSecret }}
+- name: kafka-properties
+  mountPath: {{ include "eventide.kafkaPropertiesDir" . }}
   readOnly: true
 {{- end -}}
 {{- end -}}

@@ -33,8 +33,8 @@
 {{- fail "kafka.tls.certKey needs kafka.tls.existingSecret" -}}
 {{- end -}}
 {{- range $name, $value := $v.kafka.options -}}
-{{- if contains "," (toString $value) -}}
-{{- fail (printf "kafka.options.%s contains a comma, which EVENTIDE_KAFKA_OPTIONS uses as separator" $name) -}}
+{{- if contains "\n" (toString $value) -}}
+{{- fail (printf "kafka.options.%s contains a line break, which EVENTIDE_KAFKA_OPTIONS uses as separator" $name) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
