@@ -74,7 +74,7 @@ impl KafkaArgs {
 /// # Errors
 ///
 /// A message that shows the key, never the value.
-pub fn parse_property(text: &str) -> Result<Property, String> {
+pub(super) fn parse_property(text: &str) -> Result<Property, String> {
     match text.split_once('=') {
         Some((key, value))
             if !key.trim().is_empty() && !key.trim().contains(char::is_whitespace) =>
@@ -94,7 +94,7 @@ pub fn parse_property(text: &str) -> Result<Property, String> {
 /// # Errors
 ///
 /// The first bad line's number.
-pub fn parse_lines(text: &str) -> Result<Properties, String> {
+pub(super) fn parse_lines(text: &str) -> Result<Properties, String> {
     let mut properties = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
