@@ -6,6 +6,10 @@
 //! its own data dir. Every test gets its own topics, group id and data dir,
 //! so tests run in parallel. Dropping the pipeline stops everything.
 //!
+//! A processor task that ends with an error or a panic fails the test at
+//! once: every wait and read of the harness returns that error instead of
+//! polling on until its deadline.
+//!
 //! Container suites (Kafka or Redpanda, a schema registry, ScyllaDB) run the
 //! same scenarios where Docker exists. Where it does not, each of their tests
 //! is reported as skipped by [`docker_or_skip`] (stderr and the skip report
@@ -13,13 +17,16 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use eventide::kafka::{TopicLayout, client_config, ensure_topics};
 use eventide::local_broker::LocalBroker;
+use futures::FutureExt;
 use rdkafka::ClientConfig;
 use schemas::keys::{ApiKeys, Auth, DEV_ANALYST_KEY, DEV_PRODUCER_KEY};
 use schemas::registry::RegistryClient;
@@ -110,7 +117,56 @@ impl Default for Options {
 #[derive(Debug)]
 struct ProcessorTask {
     shutdown: CancellationToken,
-    handle: JoinHandle<Result<(), processor::ProcessorError>>,
+    /// Ends with the processor's error, or its panic as an error.
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The first failure (an error or a panic) of any of a pipeline's
+/// processors; the harness's waits check it on every look.
+#[derive(Debug, Clone, Default)]
+struct ProcessorFailure(Arc<std::sync::Mutex<Option<String>>>);
+
+impl ProcessorFailure {
+    fn record(&self, failure: String) {
+        let mut first = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        first.get_or_insert(failure);
+    }
+
+    /// The failure as an error, if a processor failed.
+    fn check(&self) -> anyhow::Result<()> {
+        match &*self.0.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(failure) => anyhow::bail!("{failure}"),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `task` to its end; if it fails or panics, records that as
+    /// `name`'s failure and returns it. A task aborted on purpose (a crash)
+    /// never ends here, so it records nothing.
+    async fn watch<E>(
+        self,
+        name: String,
+        task: impl Future<Output = Result<(), E>>,
+    ) -> anyhow::Result<()>
+    where
+        E: Into<anyhow::Error>,
+    {
+        let ended = match AssertUnwindSafe(task).catch_unwind().await {
+            Ok(result) => result.map_err(Into::into),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|m| (*m).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-text payload".to_owned());
+                Err(anyhow::anyhow!("panicked: {message}"))
+            }
+        };
+        if let Err(err) = &ended {
+            self.record(format!("{name} failed: {err:#}"));
+        }
+        ended
+    }
 }
 
 /// The whole pipeline, running inside the test process.
@@ -135,6 +191,8 @@ pub struct Pipeline {
     /// The in-process broker's maintenance interval, kept for restarts.
     broker_maintenance: Duration,
     processors: Vec<ProcessorTask>,
+    /// The first processor failure; every wait fails with it at once.
+    processor_failure: ProcessorFailure,
     services: Vec<JoinHandle<()>>,
     shutdown: CancellationToken,
     /// Stopped on drop, after the services.
@@ -276,6 +334,7 @@ impl Pipeline {
             static_membership: options.static_membership,
             broker_maintenance: options.broker_maintenance,
             processors: Vec::new(),
+            processor_failure: ProcessorFailure::default(),
             services,
             shutdown,
             broker,
@@ -320,7 +379,7 @@ impl Pipeline {
     ///
     /// # Errors
     ///
-    /// If the consumer fails or a value does not decode.
+    /// If the consumer fails, a value does not decode, or a processor failed.
     pub async fn read_topic<R: schemas::Record>(
         &self,
         topic: schemas::Topic,
@@ -339,6 +398,7 @@ impl Pipeline {
         let until = Instant::now() + deadline;
         let mut read = Vec::new();
         while !done(&read) && Instant::now() < until {
+            self.processors_alive()?;
             let Ok(received) =
                 tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
             else {
@@ -372,8 +432,23 @@ impl Pipeline {
         config.settings.instance_id = self.static_membership.then(|| instance_id.to_owned());
         let shutdown = self.shutdown.child_token();
         let token = shutdown.clone();
-        let handle = tokio::spawn(async move { processor::run(config, None, token).await });
+        let watch = self.processor_failure.clone().watch(
+            format!("processor {instance_id}"),
+            processor::run(config, None, token),
+        );
+        let handle = tokio::spawn(watch);
         self.processors.push(ProcessorTask { shutdown, handle });
+    }
+
+    /// Fails if a processor of this pipeline ended with an error or a panic,
+    /// with that error. The harness's own waits and reads check it on every
+    /// look; a test's own poll can too.
+    ///
+    /// # Errors
+    ///
+    /// The first processor failure.
+    pub fn processors_alive(&self) -> anyhow::Result<()> {
+        self.processor_failure.check()
     }
 
     /// Kills the oldest processor as a crash would: no flush, no commit.
@@ -424,7 +499,8 @@ impl Pipeline {
     ///
     /// # Errors
     ///
-    /// If the post fails or the count does not arrive within [`scenarios::SETTLE`].
+    /// If the post fails, the count does not arrive within
+    /// [`scenarios::SETTLE`], or a processor failed.
     pub async fn warm_up(&self) -> anyhow::Result<Uuid> {
         let key = Uuid::new_v4();
         let (status, body) = self
@@ -498,8 +574,9 @@ impl Pipeline {
     ///
     /// # Errors
     ///
-    /// If the request cannot be sent.
+    /// If the request cannot be sent, or a processor failed.
     pub async fn query(&self, path_and_query: &str) -> anyhow::Result<(u16, Value)> {
+        self.processors_alive()?;
         let response = client_with_key(&self.analyst_key)?
             .get(format!("{}{path_and_query}", self.query_url))
             .send()
@@ -515,8 +592,10 @@ impl Pipeline {
     ///
     /// # Errors
     ///
-    /// If the request fails or the answer is not a counter.
+    /// If the request fails, the answer is not a counter, or a processor
+    /// failed.
     pub async fn counter(&self, key: Uuid) -> anyhow::Result<i64> {
+        self.processors_alive()?;
         let body: Value = self
             .http
             .get(format!("{}/v1/counters/{key}", self.query_url))
@@ -535,7 +614,8 @@ impl Pipeline {
     ///
     /// # Errors
     ///
-    /// If `deadline` passes first; the error lists the counters still off.
+    /// If `deadline` passes first (the error lists the counters still off),
+    /// or a processor failed.
     pub async fn wait_for_counters(
         &self,
         expected: &[(Uuid, i64)],
@@ -567,7 +647,8 @@ impl Pipeline {
     ///
     /// # Errors
     ///
-    /// If `deadline` passes first; the error lists codes still off.
+    /// If `deadline` passes first (the error lists codes still off), or a
+    /// processor failed.
     pub async fn wait_for_link_clicks(
         &self,
         expected: &[(String, i64)],
@@ -610,7 +691,8 @@ impl Pipeline {
     ///
     /// # Errors
     ///
-    /// If `deadline` passes first; the error lists the queries still off.
+    /// If `deadline` passes first (the error lists the queries still off),
+    /// or a processor failed.
     pub async fn wait_for_store(
         &self,
         expected: &[(String, i64)],
@@ -622,6 +704,7 @@ impl Pipeline {
         let conn = db.connect()?;
         let conn = &conn;
         eventually(deadline, || async move {
+            self.processors_alive()?;
             let mut off = Vec::new();
             for (sql, want) in expected {
                 let mut rows = conn.query(sql, ()).await?;
@@ -871,5 +954,43 @@ where
             .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?
             .parse()?),
         None => Ok(default),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_processor_that_fails_or_panics_is_recorded_and_one_that_ends_well_is_not() {
+        let failure = ProcessorFailure::default();
+        let fine = failure
+            .clone()
+            .watch("p0".into(), async { Ok::<(), std::io::Error>(()) })
+            .await;
+        assert!(fine.is_ok());
+        assert!(failure.check().is_ok());
+
+        let failed = failure
+            .clone()
+            .watch("p1".into(), async {
+                Err::<(), _>(std::io::Error::other("store is gone"))
+            })
+            .await;
+        assert!(failed.is_err());
+        let panicked = failure
+            .clone()
+            .watch("p2".into(), async {
+                if failure.check().is_err() {
+                    panic!("state out of step");
+                }
+                Ok::<(), std::io::Error>(())
+            })
+            .await;
+        let panic = format!("{:#}", panicked.expect_err("the panic is an error"));
+        assert_eq!(panic, "panicked: state out of step");
+        // The first failure is kept.
+        let reported = failure.check().expect_err("a processor failed").to_string();
+        assert_eq!(reported, "p1 failed: store is gone");
     }
 }

@@ -31,6 +31,41 @@ async fn a_processor_leaving_the_group_mid_stream_keeps_totals_exact() -> anyhow
     scenarios::a_processor_leaving_the_group_keeps_totals_exact(Options::default()).await
 }
 
+/// A processor that dies fails the test waiting on it at once, with the
+/// processor's own error, instead of at the wait's deadline (here it cannot
+/// read its rules file, so it stops as soon as it starts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processor_that_dies_fails_the_waiting_test_at_once_with_its_error() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let missing = dir.path().join("no-such-rules.toml");
+    let pipeline = Pipeline::start(Options {
+        rules_file: Some(missing.clone()),
+        ..Options::default()
+    })
+    .await?;
+    let key = Uuid::new_v4();
+    let (status, answer) = pipeline
+        .post_increment(&json!({ "key": key, "value": 1 }))
+        .await?;
+    anyhow::ensure!(status == 202, "{answer}");
+    let waiting = tokio::time::Instant::now();
+    let Err(err) = pipeline.wait_for_counters(&[(key, 1)], SETTLE).await else {
+        anyhow::bail!("a dead processor counted the increment");
+    };
+    let waited = waiting.elapsed();
+    anyhow::ensure!(
+        waited < SETTLE / 6,
+        "the wait ended after {waited:?}, not at once: {err:#}"
+    );
+    let said = format!("{err:#}");
+    anyhow::ensure!(
+        said.contains("processor p0 failed") && said.contains(&missing.display().to_string()),
+        "{said}"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_increments_get_precise_400s_and_are_recorded_as_rejects() -> anyhow::Result<()> {
     let pipeline = Pipeline::start(Options::default()).await?;
