@@ -119,7 +119,8 @@ run() {
   log "schemathesis: $name"
   # From the temporary dir, so its cache (.schemathesis/) goes with it.
   (cd "$WORK" && SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$ROOT/scripts" \
-    "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+    "$VENV/bin/schemathesis" --config-file "$ROOT/scripts/schemathesis.toml" \
+      run "http://127.0.0.1:$port/openapi.json" \
     --checks all \
     --max-examples "$MAX_EXAMPLES" \
     --max-time "$MAX_TIME" \

@@ -422,11 +422,13 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
 }
 
 /// A number written with a zero fraction (`334.0`, `1e3`) as the integer it
-/// is, within what 64 bits hold; JSON Schema's `integer` accepts these.
+/// is; JSON Schema's `integer` accepts these. Only below 2^53 in magnitude:
+/// beyond it a float no longer tells which integer was written (an integer
+/// literal past 64 bits is read as the nearest float, `i64::MIN` for
+/// -9223372036854775809), so such numbers are refused, not guessed.
 fn whole(number: &serde_json::Number) -> Option<i128> {
     let float = number.as_f64()?;
-    // 2^64: beyond it no field of ours holds an integer.
-    let bound = 18_446_744_073_709_551_616.0_f64;
+    let bound = 9_007_199_254_740_992.0_f64;
     #[allow(clippy::cast_possible_truncation)]
     (float.fract() == 0.0 && float.abs() < bound).then_some(float as i128)
 }
