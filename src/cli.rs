@@ -184,6 +184,35 @@ pub struct CommonArgs {
     #[arg(long, env = "EVENTIDE_SCHEMA_REGISTRY_URL", global = true)]
     pub schema_registry_url: Option<String>,
 
+    /// Basic-auth user of the schema registry (Confluent Cloud: the API key).
+    #[arg(
+        long,
+        env = "EVENTIDE_SCHEMA_REGISTRY_USERNAME",
+        requires = "schema_registry_password",
+        global = true
+    )]
+    pub schema_registry_username: Option<String>,
+
+    /// Basic-auth password of the schema registry (the API secret); never logged.
+    #[arg(
+        long,
+        env = "EVENTIDE_SCHEMA_REGISTRY_PASSWORD",
+        requires = "schema_registry_username",
+        hide_env_values = true,
+        global = true
+    )]
+    pub schema_registry_password: Option<String>,
+
+    /// Bearer token for the schema registry, instead of basic auth; never logged.
+    #[arg(
+        long,
+        env = "EVENTIDE_SCHEMA_REGISTRY_TOKEN",
+        conflicts_with = "schema_registry_username",
+        hide_env_values = true,
+        global = true
+    )]
+    pub schema_registry_token: Option<String>,
+
     /// API keys file (TOML: id, application, sha256, scopes, rate_limit).
     /// Without it the all-in-one local default accepts the development keys
     /// `dev-producer` and `dev-analyst`; single services refuse to start.
@@ -218,6 +247,23 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// How to authenticate to the schema registry.
+    pub fn registry_auth(&self) -> schemas::registry::RegistryAuth {
+        use schemas::registry::RegistryAuth;
+        match (
+            &self.schema_registry_username,
+            &self.schema_registry_password,
+            &self.schema_registry_token,
+        ) {
+            (Some(username), Some(password), _) => RegistryAuth::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            },
+            (_, _, Some(token)) => RegistryAuth::Bearer(token.clone()),
+            _ => RegistryAuth::None,
+        }
+    }
+
     /// The SQLite store file in the data dir.
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("eventide.db")

@@ -30,7 +30,11 @@ const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
 /// If the registry client cannot be built.
 pub fn codec(common: &CommonArgs) -> anyhow::Result<Codec> {
     let source = match &common.schema_registry_url {
-        Some(url) => SchemaSource::Registry(Arc::new(RegistryClient::new(url, REGISTRY_TIMEOUT)?)),
+        Some(url) => SchemaSource::Registry(Arc::new(RegistryClient::new(
+            url,
+            REGISTRY_TIMEOUT,
+            &common.registry_auth(),
+        )?)),
         None => SchemaSource::Catalogue,
     };
     Ok(Codec::new(

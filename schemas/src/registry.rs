@@ -30,19 +30,50 @@ impl std::fmt::Debug for RegistryClient {
     }
 }
 
+/// How the client authenticates to the registry.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum RegistryAuth {
+    /// No credentials.
+    #[default]
+    None,
+    /// HTTP basic authentication (Confluent Cloud: an API key and secret).
+    Basic { username: String, password: String },
+    /// A bearer token.
+    Bearer(String),
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    /// Names the kind, never the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistryAuth::None => f.write_str("None"),
+            RegistryAuth::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+            RegistryAuth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
 impl RegistryClient {
-    /// A client for the registry at `url`.
+    /// A client for the registry at `url`, authenticating with `auth`.
     ///
     /// # Errors
     ///
     /// [`CodecError::Registry`] if the HTTP client cannot be built.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, CodecError> {
-        let settings = SrSettings::new_builder(url.trim_end_matches('/').to_owned())
-            .set_timeout(timeout)
-            .build()
-            .map_err(|err| CodecError::Registry {
-                reason: err.to_string(),
-            })?;
+    pub fn new(url: &str, timeout: Duration, auth: &RegistryAuth) -> Result<Self, CodecError> {
+        let mut builder = SrSettings::new_builder(url.trim_end_matches('/').to_owned());
+        builder.set_timeout(timeout);
+        match auth {
+            RegistryAuth::None => {}
+            RegistryAuth::Basic { username, password } => {
+                builder.set_basic_authorization(username, Some(password));
+            }
+            RegistryAuth::Bearer(token) => {
+                builder.set_token_authorization(token);
+            }
+        }
+        let settings = builder.build().map_err(|err| CodecError::Registry {
+            reason: err.to_string(),
+        })?;
         Ok(Self {
             settings,
             ids: Mutex::default(),

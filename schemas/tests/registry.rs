@@ -20,7 +20,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use schemas::codec::split_frame;
-use schemas::registry::RegistryClient;
+use schemas::registry::{RegistryAuth, RegistryClient};
 use schemas::{Codec, CodecError, Increment, Redirect, SchemaSource, TopicNames};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -38,6 +38,8 @@ struct RegistryState {
     posts: Vec<(String, u32)>,
     /// How many `GET /schemas/ids/{id}` requests arrived, known id or not.
     gets_by_id: usize,
+    /// The `Authorization` header every request must carry, if any.
+    authorization: Option<String>,
 }
 
 type Shared = Arc<Mutex<RegistryState>>;
@@ -49,14 +51,24 @@ struct FakeRegistry {
 
 impl FakeRegistry {
     async fn start() -> Self {
+        Self::start_requiring(None).await
+    }
+
+    /// A registry that answers `401` to a request without `authorization`.
+    async fn start_requiring(authorization: Option<&str>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the fake registry");
         let addr = listener.local_addr().expect("fake registry address");
         let state = Shared::default();
+        state.lock().expect("registry state").authorization = authorization.map(str::to_owned);
         let app = Router::new()
             .route("/subjects/{subject}/versions", post(register))
             .route("/schemas/ids/{id}", get(schema_by_id))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&state),
+                authenticate,
+            ))
             .with_state(Arc::clone(&state));
         tokio::spawn(async move {
             axum::serve(listener, app)
@@ -71,7 +83,8 @@ impl FakeRegistry {
 
     /// A codec with its own client (its own caches), as a separate process would have.
     fn codec(&self) -> Codec {
-        let client = RegistryClient::new(&self.url, TIMEOUT).expect("registry client builds");
+        let client = RegistryClient::new(&self.url, TIMEOUT, &RegistryAuth::None)
+            .expect("registry client builds");
         codec_over(client)
     }
 
@@ -103,6 +116,26 @@ fn registry_error(status: StatusCode, error_code: u32, message: &str) -> Respons
         status,
         &json!({ "error_code": error_code, "message": message }),
     )
+}
+
+/// Refuses a request without the required `Authorization`, as a secured
+/// registry does.
+async fn authenticate(
+    State(state): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let required = state.lock().expect("registry state").authorization.clone();
+    let sent = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    match required {
+        Some(required) if sent != Some(required.as_str()) => {
+            registry_error(StatusCode::UNAUTHORIZED, 40101, "Unauthorized")
+        }
+        _ => next.run(request).await,
+    }
 }
 
 /// `POST /subjects/{subject}/versions` with `{"schema": ..., "schemaType": "AVRO"}`.
@@ -254,12 +287,48 @@ async fn an_unreachable_registry_is_a_registry_error() {
         .expect("reserve a port")
         .port();
     // The listener is dropped above, so nothing accepts on `port`.
-    let client = RegistryClient::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(2))
-        .expect("registry client builds");
+    let client = RegistryClient::new(
+        &format!("http://127.0.0.1:{port}"),
+        Duration::from_secs(2),
+        &RegistryAuth::None,
+    )
+    .expect("registry client builds");
 
     let result = codec_over(client).encode(&increment()).await;
     assert!(
         matches!(result, Err(CodecError::Registry { .. })),
         "got {result:?}"
     );
+}
+
+#[tokio::test]
+async fn basic_and_bearer_credentials_reach_a_secured_registry() {
+    // RFC 7617's example: "Aladdin:open sesame".
+    let basic = FakeRegistry::start_requiring(Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")).await;
+    let credentials = RegistryAuth::Basic {
+        username: "Aladdin".into(),
+        password: "open sesame".into(),
+    };
+    let client = RegistryClient::new(&basic.url, TIMEOUT, &credentials).expect("client builds");
+    let bytes = codec_over(client)
+        .encode(&increment())
+        .await
+        .expect("registers with basic auth");
+    assert!(split_frame(&bytes).is_ok());
+    assert_eq!(format!("{credentials:?}"), "Basic(Aladdin, <redacted>)");
+
+    let refused = basic.codec().encode(&increment()).await;
+    assert!(
+        matches!(&refused, Err(CodecError::Registry { reason }) if reason.contains("p.increments-value")),
+        "{refused:?}"
+    );
+
+    let bearer = FakeRegistry::start_requiring(Some("Bearer t0ken")).await;
+    let client = RegistryClient::new(&bearer.url, TIMEOUT, &RegistryAuth::Bearer("t0ken".into()))
+        .expect("client builds");
+    codec_over(client)
+        .encode(&increment())
+        .await
+        .expect("registers with a token");
+    assert_eq!(bearer.posts().len(), 1);
 }

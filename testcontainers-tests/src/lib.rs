@@ -230,9 +230,11 @@ impl Pipeline {
         let run_id = Uuid::new_v4().simple().to_string();
         let names = TopicNames::with_prefix(format!("t{}-", &run_id[..12]));
         let source = match &options.schema_registry_url {
-            Some(url) => {
-                SchemaSource::Registry(Arc::new(RegistryClient::new(url, Duration::from_secs(10))?))
-            }
+            Some(url) => SchemaSource::Registry(Arc::new(RegistryClient::new(
+                url,
+                Duration::from_secs(10),
+                &schemas::registry::RegistryAuth::None,
+            )?)),
             None => SchemaSource::Catalogue,
         };
         let codec = Codec::new(source, names.clone())?;
