@@ -53,10 +53,18 @@ mod tests {
         assert_eq!(whole.value, 334);
         let exponent = parse(&format!(r#"{{"key": "{KEY}", "value": 1e3}}"#)).expect("valid");
         assert_eq!(exponent.value, 1000);
-        let precise = parse(&format!(r#"{{"key": "{KEY}", "value": 1891795990042501.0}}"#))
-            .expect("read exactly");
+        let precise = parse(&format!(
+            r#"{{"key": "{KEY}", "value": 1891795990042501.0}}"#
+        ))
+        .expect("read exactly");
         assert_eq!(precise.value, 1_891_795_990_042_501);
-        for refused in ["2.5", "1e19", "-0.5", "9007199254740993.0", "-9223372036854775809"] {
+        for refused in [
+            "2.5",
+            "1e19",
+            "-0.5",
+            "9007199254740993.0",
+            "-9223372036854775809",
+        ] {
             let body = format!(r#"{{"key": "{KEY}", "value": {refused}}}"#);
             assert!(parse(&body).is_err(), "{refused} accepted");
         }
