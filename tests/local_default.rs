@@ -1,6 +1,7 @@
 //! The `eventide` binary on the local defaults, as a user runs it: start it,
-//! post increments, read the total, stop it with SIGTERM, start it again on
-//! the same data dir and find everything still there.
+//! post increments, read the total, stop it with SIGTERM (or kill it with
+//! SIGKILL under load), start it again on the same data dir and find
+//! everything still there.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -65,6 +66,20 @@ impl Eventide {
             ingest: format!("http://127.0.0.1:{ingest}"),
             query: format!("http://127.0.0.1:{query}"),
         }
+    }
+
+    /// Sends SIGKILL and waits for the exit status.
+    async fn kill(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("still running").to_string();
+        let sent = Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("eventide dies on SIGKILL")
+            .expect("wait works")
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -207,6 +222,274 @@ async fn counts_survive_a_graceful_restart_of_the_binary() {
     let (status, _) = post(&http, &eventide, json!({ "key": key, "value": 10 })).await;
     assert_eq!(status, 202);
     wait_for_total(&http, &eventide, &key, 30).await;
+    assert!(eventide.terminate().await.success());
+}
+
+/// How a request of the load ended, as far as its client knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// `202`: the broker has it; it must be counted exactly once.
+    Acknowledged,
+    /// `503`, or the connection broke after the request was sent: counted
+    /// once or not at all.
+    Unsure,
+    /// The connection was refused: never reached ingest, never counted.
+    NotSent,
+}
+
+/// Increments a key may get: each carries the next power of three, so the
+/// key's total, written in base 3, says which of them it counts and how
+/// often (a digit 2 is one counted twice). 3^38 still fits an i64 total.
+const POWERS_PER_KEY: usize = 30;
+
+/// A load client's key and what happened to each increment sent to it, in
+/// order: the `j`-th carried 3^j.
+struct PoweredKey {
+    key: String,
+    sent: Vec<Outcome>,
+}
+
+impl PoweredKey {
+    fn next_value(&self) -> i64 {
+        3_i64.pow(u32::try_from(self.sent.len()).expect("few increments per key"))
+    }
+
+    /// `None` while the last acknowledged increment is not counted yet (the
+    /// key's records before it are then not all applied); then whether the
+    /// total counts every acknowledged increment once, each unsure one at
+    /// most once, and nothing else.
+    fn check(&self, total: i64) -> Option<Result<(), String>> {
+        let digits: Vec<i64> = (0..=self.sent.len())
+            .map(|j| (total / 3_i64.pow(u32::try_from(j).unwrap_or(0))) % 3)
+            .collect();
+        let last = self
+            .sent
+            .iter()
+            .rposition(|outcome| *outcome == Outcome::Acknowledged)?;
+        if digits[last] == 0 {
+            return None;
+        }
+        let mut wrong = Vec::new();
+        for (j, outcome) in self.sent.iter().enumerate() {
+            let ok = match outcome {
+                Outcome::Acknowledged => digits[j] == 1,
+                Outcome::Unsure => digits[j] <= 1,
+                Outcome::NotSent => digits[j] == 0,
+            };
+            if !ok {
+                wrong.push(format!("3^{j} ({outcome:?}) counted {} times", digits[j]));
+            }
+        }
+        if total >= 3_i64.pow(u32::try_from(self.sent.len()).unwrap_or(0)) {
+            wrong.push("more than was sent".to_owned());
+        }
+        Some(if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{}: total {total}: {}", self.key, wrong.join(", ")))
+        })
+    }
+}
+
+#[test]
+fn a_powered_total_names_what_it_lost_or_doubled() {
+    use Outcome::{Acknowledged, NotSent, Unsure};
+    let key = PoweredKey {
+        key: "k".to_owned(),
+        sent: vec![Acknowledged, Unsure, NotSent, Acknowledged],
+    };
+    assert_eq!(
+        key.check(1 + 27),
+        Some(Ok(())),
+        "the unsure one not counted"
+    );
+    assert_eq!(
+        key.check(1 + 3 + 27),
+        Some(Ok(())),
+        "the unsure one counted"
+    );
+    assert_eq!(key.check(1), None, "the last one not counted yet");
+    for (total, wrong) in [
+        (2 + 27, "an acknowledged one counted twice"),
+        (1 + 6 + 27, "an unsure one counted twice"),
+        (27, "an acknowledged one lost"),
+        (1 + 9 + 27, "one never sent counted"),
+        (1 + 27 + 81, "more than was sent"),
+    ] {
+        assert!(matches!(key.check(total), Some(Err(_))), "{wrong}");
+    }
+}
+
+/// Posts increments to `keys` in turn until `stop`, the keys are used up,
+/// or the binary is gone (the first failed request ends the client, so at
+/// most one request per client is unsure).
+async fn powered_load(
+    http: reqwest::Client,
+    ingest: String,
+    mut keys: Vec<PoweredKey>,
+    acknowledged: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<PoweredKey> {
+    use std::sync::atomic::Ordering;
+    let count = keys.len();
+    for round in 0..POWERS_PER_KEY * count {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let key = &mut keys[round % count];
+        let sent = http
+            .post(format!("{ingest}/v1/increment"))
+            .bearer_auth("dev-producer")
+            .json(&json!({ "key": key.key, "value": key.next_value() }))
+            .send()
+            .await;
+        let outcome = match &sent {
+            Ok(response) if response.status() == 202 => Outcome::Acknowledged,
+            Ok(response) if response.status() == 503 => Outcome::Unsure,
+            Ok(response) => panic!("an increment answered {}", response.status()),
+            Err(err) if err.is_connect() => Outcome::NotSent,
+            Err(_) => Outcome::Unsure,
+        };
+        key.sent.push(outcome);
+        match outcome {
+            Outcome::Acknowledged => {
+                acknowledged.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Unsure if sent.is_ok() => {}
+            Outcome::Unsure | Outcome::NotSent => break,
+        }
+    }
+    keys
+}
+
+/// SIGKILL under load: no flush of the producer, the store or offsets. After
+/// a restart on the same data dir, every increment answered `202` is counted
+/// exactly once, and one answered otherwise at most once. Each key's
+/// increments are powers of three, so its total says exactly which were
+/// counted; a last increment sent to every key after the restart shows when
+/// all its earlier records are applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_under_load_loses_and_doubles_no_acknowledged_increment() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    const CLIENTS: usize = 8;
+    const KEYS_PER_CLIENT: usize = 8;
+    const ACKNOWLEDGED_BEFORE_KILL: usize = 400;
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let http = reqwest::Client::new();
+    let eventide = Eventide::start(data_dir.path());
+    wait_healthy(&http, &eventide.ingest).await;
+    wait_healthy(&http, &eventide.query).await;
+    // The processor holds its partitions and has flushed before the load.
+    let warm = uuid::Uuid::new_v4().to_string();
+    let (status, body) = post(&http, &eventide, json!({ "key": warm, "value": 1 })).await;
+    assert_eq!(status, 202, "{body}");
+    wait_for_total(&http, &eventide, &warm, 1).await;
+
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let keys = (0..KEYS_PER_CLIENT)
+                .map(|_| PoweredKey {
+                    key: uuid::Uuid::new_v4().to_string(),
+                    sent: Vec::new(),
+                })
+                .collect();
+            tokio::spawn(powered_load(
+                http.clone(),
+                eventide.ingest.clone(),
+                keys,
+                Arc::clone(&acknowledged),
+                Arc::clone(&stop),
+            ))
+        })
+        .collect();
+    eventually(DEADLINE, || async {
+        let done = acknowledged.load(Ordering::Relaxed);
+        Ok(if done >= ACKNOWLEDGED_BEFORE_KILL {
+            Ok(())
+        } else {
+            Err(format!("{done} of {ACKNOWLEDGED_BEFORE_KILL} acknowledged"))
+        })
+    })
+    .await
+    .expect("the load runs");
+    let killed = eventide.kill().await;
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&killed),
+        Some(9),
+        "{killed}"
+    );
+    let at_kill = acknowledged.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    let mut keys = Vec::new();
+    for client in clients {
+        keys.extend(client.await.expect("a load client ends"));
+    }
+    assert!(
+        keys.iter().any(|k| k.sent.len() < POWERS_PER_KEY),
+        "the load was still running at the kill"
+    );
+
+    let eventide = Eventide::start(data_dir.path());
+    wait_healthy(&http, &eventide.ingest).await;
+    wait_healthy(&http, &eventide.query).await;
+    // One more increment per key, sent until acknowledged: once it is
+    // counted, every earlier record of the key (lower offsets of the same
+    // partition) is applied.
+    for key in &mut keys {
+        loop {
+            assert!(key.sent.len() < 39, "3^39 and up do not fit a total");
+            let value = key.next_value();
+            let (status, body) =
+                post(&http, &eventide, json!({ "key": key.key, "value": value })).await;
+            match status {
+                202 => {
+                    key.sent.push(Outcome::Acknowledged);
+                    break;
+                }
+                503 => key.sent.push(Outcome::Unsure),
+                other => panic!("the last increment of {} answered {other}: {body}", key.key),
+            }
+        }
+    }
+    let keys = &keys;
+    let query = &eventide.query;
+    let http_ref = &http;
+    let verdicts = eventually(DEADLINE, || async move {
+        let mut verdicts = Vec::new();
+        for key in keys {
+            let body: Value = http_ref
+                .get(format!("{query}/v1/counters/{}", key.key))
+                .bearer_auth("dev-analyst")
+                .send()
+                .await?
+                .json()
+                .await?;
+            let total = body["value"].as_i64().unwrap_or_default();
+            match key.check(total) {
+                Some(verdict) => verdicts.push(verdict),
+                None => return Ok(Err(format!("{}: last increment not counted yet", key.key))),
+            }
+        }
+        Ok(Ok(verdicts))
+    })
+    .await
+    .expect("every key's last increment is counted");
+    let wrong: Vec<String> = verdicts.into_iter().filter_map(Result::err).collect();
+    let unsure = keys
+        .iter()
+        .flat_map(|k| &k.sent)
+        .filter(|o| **o == Outcome::Unsure)
+        .count();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} keys wrong after the kill ({at_kill} acknowledged before it, {unsure} unsure): {wrong:?}",
+        wrong.len(),
+        keys.len()
+    );
+    wait_for_total(&http, &eventide, &warm, 1).await;
     assert!(eventide.terminate().await.success());
 }
 
