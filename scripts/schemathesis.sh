@@ -43,7 +43,7 @@ if [ -n "${EVENTIDE_BIN:-}" ]; then
   BIN=$EVENTIDE_BIN
 else
   cargo build --bin eventide --locked
-  BIN=$ROOT/target/debug/eventide
+  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/eventide
 fi
 
 # --- start it on free ports ---------------------------------------------------------
