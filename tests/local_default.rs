@@ -3,138 +3,15 @@
 //! SIGKILL under load), start it again on the same data dir and find
 //! everything still there.
 
+mod support;
+
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, PoisonError};
 
 use eventide::wait::eventually;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
-
 use serde_json::{Value, json};
-
-const DEADLINE: Duration = Duration::from_secs(60);
-
-struct Eventide {
-    child: Child,
-    /// Everything it wrote to stdout and stderr so far (drained so it
-    /// never blocks on a full pipe).
-    output: Arc<Mutex<String>>,
-    broker: String,
-    ingest: String,
-    query: String,
-}
-
-impl Eventide {
-    fn start(data_dir: &Path) -> Self {
-        Self::start_with_broker(data_dir, free_port())
-    }
-
-    fn start_with_broker(data_dir: &Path, broker: u16) -> Self {
-        let [ingest, query, processor] = [free_port(), free_port(), free_port()];
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventide"))
-            .env("EVENTIDE_DATA_DIR", data_dir)
-            .env(
-                "EVENTIDE_LOCAL_BROKER_LISTEN",
-                format!("127.0.0.1:{broker}"),
-            )
-            .env("EVENTIDE_INGEST_LISTEN", format!("127.0.0.1:{ingest}"))
-            .env("EVENTIDE_QUERY_LISTEN", format!("127.0.0.1:{query}"))
-            .env(
-                "EVENTIDE_PROCESSOR_LISTEN",
-                format!("127.0.0.1:{processor}"),
-            )
-            .env("EVENTIDE_LOG_FORMAT", "json")
-            .env("EVENTIDE_MIN_FREE_DISK", "0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("eventide starts");
-        let output = Arc::new(Mutex::new(String::new()));
-        if let Some(pipe) = child.stdout.take() {
-            tokio::spawn(drain(pipe, Arc::clone(&output)));
-        }
-        if let Some(pipe) = child.stderr.take() {
-            tokio::spawn(drain(pipe, Arc::clone(&output)));
-        }
-        Self {
-            child,
-            output,
-            broker: format!("127.0.0.1:{broker}"),
-            ingest: format!("http://127.0.0.1:{ingest}"),
-            query: format!("http://127.0.0.1:{query}"),
-        }
-    }
-
-    /// Sends SIGKILL and waits for the exit status.
-    async fn kill(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("still running").to_string();
-        let sent = Command::new("kill")
-            .args(["-KILL", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
-        tokio::time::timeout(DEADLINE, self.child.wait())
-            .await
-            .expect("eventide dies on SIGKILL")
-            .expect("wait works")
-    }
-
-    /// Sends SIGTERM and waits for the exit status.
-    async fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("still running").to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
-        tokio::time::timeout(DEADLINE, self.child.wait())
-            .await
-            .expect("eventide exits after SIGTERM")
-            .expect("wait works")
-    }
-}
-
-impl Drop for Eventide {
-    fn drop(&mut self) {
-        drop(self.child.start_kill());
-    }
-}
-
-async fn drain(pipe: impl tokio::io::AsyncRead + Unpin, into: Arc<Mutex<String>>) {
-    let mut lines = BufReader::new(pipe).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let mut seen = into.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.push_str(&line);
-        seen.push('\n');
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-async fn wait_healthy(http: &reqwest::Client, url: &str) {
-    eventually(DEADLINE, || async {
-        let healthy = http
-            .get(format!("{url}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        Ok(if healthy {
-            Ok(())
-        } else {
-            Err(format!("{url} not healthy"))
-        })
-    })
-    .await
-    .expect("the service becomes healthy");
-}
+use support::{DEADLINE, Eventide, free_port, wait_healthy};
 
 async fn post(http: &reqwest::Client, eventide: &Eventide, body: Value) -> (u16, Value) {
     let response = http
@@ -148,32 +25,13 @@ async fn post(http: &reqwest::Client, eventide: &Eventide, body: Value) -> (u16,
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn wait_for_total(http: &reqwest::Client, eventide: &Eventide, key: &str, want: i64) {
-    eventually(DEADLINE, || async {
-        let body: Value = http
-            .get(format!("{}/v1/counters/{key}", eventide.query))
-            .bearer_auth("dev-analyst")
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(if body["value"] == want {
-            Ok(())
-        } else {
-            Err(format!("counter {key} is {body}, want {want}"))
-        })
-    })
-    .await
-    .expect("the total is reached");
-}
-
 #[tokio::test]
 async fn counts_survive_a_graceful_restart_of_the_binary() {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let http = reqwest::Client::new();
     let key = uuid::Uuid::new_v4().to_string();
 
-    let eventide = Eventide::start(data_dir.path());
+    let eventide = Eventide::start(data_dir.path(), &[]);
     wait_healthy(&http, &eventide.ingest).await;
     wait_healthy(&http, &eventide.query).await;
     for value in [3, 4, 5] {
@@ -196,7 +54,7 @@ async fn counts_survive_a_graceful_restart_of_the_binary() {
         (status, body["error"]["field"].as_str()),
         (400, Some("extra"))
     );
-    wait_for_total(&http, &eventide, &key, 12).await;
+    eventide.wait_for_total(&http, &key, 12).await;
 
     // `eventide send` writes through the same ingest and prints each item's id.
     let sent = Command::new(env!("CARGO_BIN_EXE_eventide"))
@@ -211,17 +69,17 @@ async fn counts_survive_a_graceful_restart_of_the_binary() {
     );
     let line: Value = serde_json::from_slice(&sent.stdout).expect("one JSON result line");
     assert!(line["id"].is_string(), "{line}");
-    wait_for_total(&http, &eventide, &key, 20).await;
+    eventide.wait_for_total(&http, &key, 20).await;
     let status = eventide.terminate().await;
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 
-    let eventide = Eventide::start(data_dir.path());
+    let eventide = Eventide::start(data_dir.path(), &[]);
     wait_healthy(&http, &eventide.ingest).await;
     wait_healthy(&http, &eventide.query).await;
-    wait_for_total(&http, &eventide, &key, 20).await;
+    eventide.wait_for_total(&http, &key, 20).await;
     let (status, _) = post(&http, &eventide, json!({ "key": key, "value": 10 })).await;
     assert_eq!(status, 202);
-    wait_for_total(&http, &eventide, &key, 30).await;
+    eventide.wait_for_total(&http, &key, 30).await;
     assert!(eventide.terminate().await.success());
 }
 
@@ -377,14 +235,14 @@ async fn a_kill_9_under_load_loses_and_doubles_no_acknowledged_increment() {
     const ACKNOWLEDGED_BEFORE_KILL: usize = 400;
     let data_dir = tempfile::tempdir().expect("temp dir");
     let http = reqwest::Client::new();
-    let eventide = Eventide::start(data_dir.path());
+    let eventide = Eventide::start(data_dir.path(), &[]);
     wait_healthy(&http, &eventide.ingest).await;
     wait_healthy(&http, &eventide.query).await;
     // The processor holds its partitions and has flushed before the load.
     let warm = uuid::Uuid::new_v4().to_string();
     let (status, body) = post(&http, &eventide, json!({ "key": warm, "value": 1 })).await;
     assert_eq!(status, 202, "{body}");
-    wait_for_total(&http, &eventide, &warm, 1).await;
+    eventide.wait_for_total(&http, &warm, 1).await;
 
     let acknowledged = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -432,7 +290,7 @@ async fn a_kill_9_under_load_loses_and_doubles_no_acknowledged_increment() {
         "the load was still running at the kill"
     );
 
-    let eventide = Eventide::start(data_dir.path());
+    let eventide = Eventide::start(data_dir.path(), &[]);
     wait_healthy(&http, &eventide.ingest).await;
     wait_healthy(&http, &eventide.query).await;
     // One more increment per key, sent until acknowledged: once it is
@@ -489,7 +347,7 @@ async fn a_kill_9_under_load_loses_and_doubles_no_acknowledged_increment() {
         wrong.len(),
         keys.len()
     );
-    wait_for_total(&http, &eventide, &warm, 1).await;
+    eventide.wait_for_total(&http, &warm, 1).await;
     assert!(eventide.terminate().await.success());
 }
 
@@ -503,18 +361,18 @@ async fn a_crashing_broker_is_restarted_and_one_that_keeps_crashing_stops_the_bi
     let data_dir = tempfile::tempdir().expect("temp dir");
     let http = reqwest::Client::new();
     let key = uuid::Uuid::new_v4().to_string();
-    let mut eventide = Eventide::start(data_dir.path());
+    let mut eventide = Eventide::start(data_dir.path(), &[]);
     wait_healthy(&http, &eventide.ingest).await;
     wait_healthy(&http, &eventide.query).await;
     let (status, body) = post(&http, &eventide, json!({ "key": key, "value": 2 })).await;
     assert_eq!(status, 202, "{body}");
-    wait_for_total(&http, &eventide, &key, 2).await;
+    eventide.wait_for_total(&http, &key, 2).await;
 
     crash_broker(&http, &eventide, 1).await;
     // A 503 while clients reconnect still lands: the producer keeps it.
     let (status, body) = post(&http, &eventide, json!({ "key": key, "value": 5 })).await;
     assert!(matches!(status, 202 | 503), "{status} {body}");
-    wait_for_total(&http, &eventide, &key, 7).await;
+    eventide.wait_for_total(&http, &key, 7).await;
 
     for restarts in 2..=eventide::local_broker::MAX_RESTARTS {
         crash_broker(&http, &eventide, restarts).await;
@@ -622,7 +480,7 @@ async fn a_taken_broker_port_stops_the_start_at_once_naming_the_address() {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let taken = TcpListener::bind("127.0.0.1:0").expect("a listener");
     let port = taken.local_addr().expect("its address").port();
-    let mut eventide = Eventide::start_with_broker(data_dir.path(), port);
+    let mut eventide = Eventide::start_with_broker(data_dir.path(), port, &[]);
     let status = tokio::time::timeout(DEADLINE, eventide.child.wait())
         .await
         .expect("eventide exits instead of waiting on a foreign listener")

@@ -88,6 +88,20 @@ impl Eventide {
             .clone()
     }
 
+    /// Sends SIGKILL and waits for the exit status.
+    pub(crate) async fn kill(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("still running").to_string();
+        let sent = Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("eventide dies on SIGKILL")
+            .expect("wait works")
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub(crate) async fn terminate(mut self) -> std::process::ExitStatus {
         self.signal_term();
