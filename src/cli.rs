@@ -203,6 +203,12 @@ pub struct CommonArgs {
     )]
     pub schema_registry_password: Option<String>,
 
+    /// Register this build's schemas under their subjects (`true`), or only
+    /// look them up (`false`): then each must be its subject's latest
+    /// version, checked at start, which fails naming the subject.
+    #[arg(long, env = "EVENTIDE_SCHEMA_REGISTRY_AUTO_REGISTER", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub schema_registry_auto_register: bool,
+
     /// Bearer token for the schema registry, instead of basic auth; never logged.
     #[arg(
         long,

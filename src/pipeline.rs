@@ -30,11 +30,13 @@ const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
 /// If the registry client cannot be built.
 pub fn codec(common: &CommonArgs) -> anyhow::Result<Codec> {
     let source = match &common.schema_registry_url {
-        Some(url) => SchemaSource::Registry(Arc::new(RegistryClient::new(
-            url,
-            REGISTRY_TIMEOUT,
-            &common.registry_auth(),
-        )?)),
+        Some(url) => {
+            let client = RegistryClient::new(url, REGISTRY_TIMEOUT, &common.registry_auth())?;
+            SchemaSource::Registry(Arc::new(match common.schema_registry_auto_register {
+                true => client,
+                false => client.lookup_only(),
+            }))
+        }
         None => SchemaSource::Catalogue,
     };
     Ok(Codec::new(
@@ -87,6 +89,13 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     }
     cli.ingest.validate()?;
     let codec = codec(&cli.common)?;
+    if cli.common.schema_registry_url.is_some() && !cli.common.schema_registry_auto_register {
+        // Lookup-only: a schema missing from the registry stops the start.
+        codec
+            .resolve_all()
+            .await
+            .context("checking the schema registry")?;
+    }
     let mut services = JoinSet::new();
     let mut stages = Vec::new();
     let mut local_broker = None;

@@ -1,6 +1,7 @@
 //! Fail fast and say why: options that contradict each other, a data dir
-//! that cannot be written, and a stop signal during a slow start each end
-//! the `eventide` binary at once, naming the cause.
+//! that cannot be written, a schema missing from a lookup-only registry,
+//! and a stop signal during a slow start each end the `eventide` binary at
+//! once, naming the cause.
 
 mod support;
 
@@ -90,4 +91,39 @@ async fn sigterm_during_a_slow_start_ends_it_at_once() {
         "a requested stop is not a failure: {output}"
     );
     assert!(output.contains("stopped during start"), "{output}");
+}
+
+#[tokio::test]
+async fn a_lookup_only_registry_without_our_schemas_stops_the_start_naming_the_subject() {
+    // A registry that knows no subject at all.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            [("content-type", "application/vnd.schemaregistry.v1+json")],
+            r#"{"error_code": 40401, "message": "Subject not found"}"#,
+        )
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let eventide = Eventide::start(
+        data_dir.path(),
+        &[
+            ("EVENTIDE_SCHEMA_REGISTRY_URL", url.as_str()),
+            ("EVENTIDE_SCHEMA_REGISTRY_AUTO_REGISTER", "false"),
+        ],
+    );
+    let (status, output) = eventide.exited(AT_ONCE).await;
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("-value") && output.contains("registering is off"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("local broker ready"),
+        "checked before the broker starts: {output}"
+    );
 }

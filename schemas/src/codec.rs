@@ -170,6 +170,21 @@ impl Codec {
         })
     }
 
+    /// Resolves every topic's writer schema now: with a registry, each is
+    /// registered (or, lookup-only, found) at start rather than at the first
+    /// write, so a missing or foreign schema stops the start naming its
+    /// subject.
+    ///
+    /// # Errors
+    ///
+    /// The first topic's [`CodecError`].
+    pub async fn resolve_all(&self) -> Result<(), CodecError> {
+        for topic in Topic::ALL {
+            self.writer(topic).await?;
+        }
+        Ok(())
+    }
+
     async fn writer(&self, topic: Topic) -> Result<(u32, Arc<Schema>), CodecError> {
         match &self.source {
             SchemaSource::Catalogue => {

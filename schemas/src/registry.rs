@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use apache_avro::Schema;
 use schema_registry_converter::async_impl::schema_registry::{
-    SrSettings, get_schema_by_id, post_schema,
+    SrSettings, get_schema_by_id, get_schema_by_subject, post_schema,
 };
-use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+use schema_registry_converter::schema_registry_common::{
+    SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
 
 use crate::catalogue::parse;
 use crate::codec::CodecError;
@@ -18,6 +20,9 @@ use crate::codec::CodecError;
 /// Registers and resolves schemas against a registry over HTTP.
 pub struct RegistryClient {
     settings: SrSettings,
+    /// Whether a schema missing under its subject is registered, or refused
+    /// (lookup-only, for registries whose schemas are managed elsewhere).
+    auto_register: bool,
     /// Subject → id of the schema this process registered under it.
     ids: Mutex<HashMap<String, u32>>,
     /// Id → parsed schema, for decoding.
@@ -76,13 +81,23 @@ impl RegistryClient {
         })?;
         Ok(Self {
             settings,
+            auto_register: true,
             ids: Mutex::default(),
             schemas: Mutex::default(),
         })
     }
 
+    /// A client that never registers: [`RegistryClient::register`] finds
+    /// the schema as the subject's latest version or fails naming the subject.
+    #[must_use]
+    pub fn lookup_only(mut self) -> Self {
+        self.auto_register = false;
+        self
+    }
+
     /// Registers `text` under `subject` (idempotent on the registry's side)
-    /// and returns its id, from cache after the first call.
+    /// and returns its id, from cache after the first call. Lookup-only, it
+    /// instead requires `text` to be the subject's latest version.
     ///
     /// # Errors
     ///
@@ -93,15 +108,50 @@ impl RegistryClient {
         if let Some(id) = lock(&self.ids).get(subject) {
             return Ok(*id);
         }
-        let supplied = SuppliedSchema::new(None, SchemaType::Avro, text.to_owned());
-        let registered = post_schema(&self.settings, subject.to_owned(), supplied)
-            .await
-            .map_err(|err| CodecError::Registry {
-                reason: format!("registering {subject}: {err}"),
-            })?;
+        let registered = if self.auto_register {
+            let supplied = SuppliedSchema::new(None, SchemaType::Avro, text.to_owned());
+            post_schema(&self.settings, subject.to_owned(), supplied)
+                .await
+                .map_err(|err| CodecError::Registry {
+                    reason: format!("registering {subject}: {err}"),
+                })?
+        } else {
+            self.look_up(subject, text).await?
+        };
         lock(&self.ids).insert(subject.to_owned(), registered.id);
         lock(&self.schemas).insert(registered.id, Arc::new(parse(text)?));
         Ok(registered.id)
+    }
+
+    /// The subject's latest version, which must be `text`'s schema.
+    async fn look_up(
+        &self,
+        subject: &str,
+        text: &str,
+    ) -> Result<schema_registry_converter::schema_registry_common::RegisteredSchema, CodecError>
+    {
+        let topic = subject.strip_suffix("-value").unwrap_or(subject).to_owned();
+        let latest = get_schema_by_subject(
+            &self.settings,
+            &SubjectNameStrategy::TopicNameStrategy(topic, false),
+        )
+        .await
+        .map_err(|err| CodecError::Registry {
+            reason: format!(
+                "schema registry has no schema under {subject} and registering is off (--schema-registry-auto-register=false): {err}"
+            ),
+        })?;
+        let ours = parse(text)?;
+        let theirs = parse(&latest.schema)?;
+        if ours.canonical_form() != theirs.canonical_form() {
+            return Err(CodecError::Registry {
+                reason: format!(
+                    "the latest schema under {subject} (id {}) is not this build's; register it or turn registering on",
+                    latest.id
+                ),
+            });
+        }
+        Ok(latest)
     }
 
     /// The schema with `id`, from cache after the first call.

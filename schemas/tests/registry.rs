@@ -64,6 +64,7 @@ impl FakeRegistry {
         state.lock().expect("registry state").authorization = authorization.map(str::to_owned);
         let app = Router::new()
             .route("/subjects/{subject}/versions", post(register))
+            .route("/subjects/{subject}/versions/latest", get(latest))
             .route("/schemas/ids/{id}", get(schema_by_id))
             .layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&state),
@@ -156,6 +157,24 @@ async fn register(
     let id = *registry.ids.entry(schema.to_owned()).or_insert(next);
     registry.posts.push((subject, id));
     registry_json(StatusCode::OK, &json!({ "id": id }))
+}
+
+/// `GET /subjects/{subject}/versions/latest`: the last schema registered
+/// under the subject.
+async fn latest(State(state): State<Shared>, Path(subject): Path<String>) -> Response {
+    let registry = state.lock().expect("registry state");
+    let Some((_, id)) = registry.posts.iter().rev().find(|(s, _)| *s == subject) else {
+        return registry_error(StatusCode::NOT_FOUND, 40401, "Subject not found");
+    };
+    let text = registry
+        .ids
+        .iter()
+        .find_map(|(text, known)| (known == id).then(|| text.clone()))
+        .unwrap_or_default();
+    registry_json(
+        StatusCode::OK,
+        &json!({ "subject": subject, "id": id, "version": 1, "schema": text, "schemaType": "AVRO" }),
+    )
 }
 
 /// `GET /schemas/ids/{id}?deleted=true`.
@@ -331,4 +350,39 @@ async fn basic_and_bearer_credentials_reach_a_secured_registry() {
         .await
         .expect("registers with a token");
     assert_eq!(bearer.posts().len(), 1);
+}
+
+#[tokio::test]
+async fn lookup_only_finds_registered_schemas_and_names_a_missing_subject() {
+    let registry = FakeRegistry::start().await;
+    // Another process registered increments (only).
+    registry
+        .codec()
+        .encode(&increment())
+        .await
+        .expect("registers increments");
+    let lookup = |url: &str| {
+        let client = RegistryClient::new(url, TIMEOUT, &RegistryAuth::None)
+            .expect("client builds")
+            .lookup_only();
+        codec_over(client)
+    };
+    let codec = lookup(&registry.url);
+    let bytes = codec.encode(&increment()).await.expect("finds increments");
+    let (id, _) = split_frame(&bytes).expect("framed");
+    assert_eq!(
+        registry.posts(),
+        [("p.increments-value".to_owned(), id)],
+        "nothing new registered"
+    );
+
+    let missing = codec
+        .resolve_all()
+        .await
+        .expect_err("redirects is not registered");
+    assert!(
+        matches!(&missing, CodecError::Registry { reason } if reason.contains("p.redirects-value")),
+        "{missing:?}"
+    );
+    assert_eq!(registry.posts().len(), 1, "lookup-only never registers");
 }
