@@ -9,7 +9,7 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 use support::{DEADLINE, Eventide};
@@ -110,7 +110,8 @@ async fn post_until(
             started.elapsed() < DEADLINE,
             "ingest never answered {want}; last {status} {body}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Polling with a deadline: each look is a real write, counted above.
+        tokio::time::sleep(eventide::wait::POLL_INTERVAL).await;
     }
 }
 
