@@ -94,10 +94,11 @@ fn system_local(plan: &Plan) -> Vec<String> {
 }
 
 fn is_special(target: &str) -> bool {
-    target == "timestamp" || target == "limit"
+    target == "timestamp" || target == "limit" || target == "ttl"
 }
 
-/// What each marker binds, in marker order: a column, `timestamp` or `limit`.
+/// What each marker binds, in marker order: a column, `ttl`, `timestamp` or
+/// `limit`.
 fn targets(plan: &Plan) -> Vec<(String, Term)> {
     let mut targets: Vec<(String, Term)> = Vec::new();
     let relations = |targets: &mut Vec<(String, Term)>, relations: &[Relation]| {
@@ -109,9 +110,13 @@ fn targets(plan: &Plan) -> Vec<(String, Term)> {
     };
     match plan {
         Plan::Insert {
-            values, timestamp, ..
+            values,
+            ttl,
+            timestamp,
+            ..
         } => {
             targets.extend(values.iter().cloned());
+            targets.extend(ttl.iter().map(|t| ("ttl".to_owned(), t.clone())));
             targets.extend(
                 timestamp
                     .iter()
@@ -183,7 +188,7 @@ fn bound(table: &TableDef, targets: &[(String, Term)], binds: &[Bind]) -> Vec<St
         }
         let expected = match target.as_str() {
             "timestamp" => Some("bigint"),
-            "limit" => Some("int"),
+            "limit" | "ttl" => Some("int"),
             column => table.column_type(column),
         };
         if let Some(expected) = expected

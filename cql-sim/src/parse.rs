@@ -2,7 +2,7 @@
 //! (`cql3-parser`, the tree-sitter CQL grammar shotover uses).
 //!
 //! That grammar refuses bind markers where ScyllaDB takes them (`SET c = ?`,
-//! `USING TIMESTAMP ?`, `LIMIT ?`) and a clustering order of several
+//! `USING TTL ? AND TIMESTAMP ?`, `LIMIT ?`) and a clustering order of several
 //! columns, so the text is rewritten first: every `?` becomes the literal
 //! [`MARKER`], and `CLUSTERING ORDER BY (a ASC, b ASC)` one clause per
 //! column. Markers are then numbered in the order the grammar puts them
@@ -81,6 +81,9 @@ pub enum Plan {
         table: String,
         values: Vec<(String, Term)>,
         condition: Condition,
+        /// `USING TTL`: bound and checked, never enforced (the simulation
+        /// has no clock; the stores never rely on expiry for correctness).
+        ttl: Option<Term>,
         timestamp: Option<Term>,
     },
     Update {
@@ -188,6 +191,11 @@ pub fn plan(cql: &str) -> Result<Plan, ParseError> {
                 .map(|(column, value)| Ok((ident(column), markers.term(value)?)))
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(fail)?;
+            let ttl = insert
+                .using_ttl
+                .as_ref()
+                .and_then(|using| using.ttl)
+                .map(|ttl| markers.number(ttl));
             let timestamp = insert
                 .using_ttl
                 .as_ref()
@@ -196,6 +204,7 @@ pub fn plan(cql: &str) -> Result<Plan, ParseError> {
             Plan::Insert {
                 table: table(&insert.table_name),
                 values,
+                ttl,
                 condition: if insert.if_not_exists {
                     Condition::NotExists
                 } else {

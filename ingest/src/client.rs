@@ -1,7 +1,9 @@
 //! A typed client for producers: sends items through `POST /v1/batch` in
 //! chunks, retries `429` and `503` with exponential backoff and full jitter
 //! (at least the server's `Retry-After`), resends only what the server did
-//! not write, and reports a result per item.
+//! not write, and reports a result per item. Every item carries an
+//! `idempotency_key` (a fresh one unless the caller named it), so an item
+//! resent after a lost answer is applied once.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -68,6 +70,9 @@ pub struct Client {
     retry: RetryPolicy,
     /// Items per request.
     pub chunk: usize,
+    /// Whether items without an `idempotency_key` get a fresh one, so a
+    /// retry after a lost answer is applied once (on by default).
+    idempotency_keys: bool,
 }
 
 /// The outcome of one attempt: what to retry, if anything.
@@ -89,7 +94,15 @@ impl Client {
             key: key.to_owned(),
             retry: RetryPolicy::default(),
             chunk: 500,
+            idempotency_keys: true,
         }
+    }
+
+    /// The same client, naming (or not) a fresh idempotency key for every
+    /// item that has none.
+    pub fn with_idempotency_keys(mut self, on: bool) -> Self {
+        self.idempotency_keys = on;
+        self
     }
 
     /// The same client with another retry policy.
@@ -118,7 +131,16 @@ impl Client {
     /// # Errors
     ///
     /// As [`Client::send`].
-    pub async fn send_batch(&self, items: Vec<Value>) -> Result<Vec<ItemResult>, ClientError> {
+    pub async fn send_batch(&self, mut items: Vec<Value>) -> Result<Vec<ItemResult>, ClientError> {
+        if self.idempotency_keys {
+            for item in &mut items {
+                if let Value::Object(object) = item {
+                    object
+                        .entry("idempotency_key")
+                        .or_insert_with(|| Value::String(Uuid::new_v4().to_string()));
+                }
+            }
+        }
         let results: Arc<Mutex<Vec<Option<ItemResult>>>> =
             Arc::new(Mutex::new(vec![None; items.len()]));
         let pending: Arc<Mutex<Vec<(usize, Value)>>> =

@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{
@@ -34,7 +35,10 @@ use http_serve::Refusal;
 
 use crate::error::ApiError;
 use crate::settings::Settings;
-use crate::validation::{ITEM_TYPES, MAX_SHORT_CODE, Rule, ValidationError};
+use crate::validation::{
+    IDEMPOTENCY_FIELD, IDEMPOTENCY_HEADER, ITEM_TYPES, MAX_SHORT_CODE, Rule, ValidationError,
+};
+use schemas::identity::MAX_KEY_LEN;
 
 /// Text as every string field is read: non-empty, no control character
 /// (`char::is_control`: U+0000 to U+001F and U+007F to U+009F, NUL included).
@@ -815,6 +819,34 @@ fn as_item(mut object: Object, kind: &str) -> Object {
     object.properties.insert("type".to_owned(), tag.into());
     object.required.push("type".to_owned());
     object
+        .properties
+        .insert(IDEMPOTENCY_FIELD.to_owned(), idempotency_key().into());
+    object
+}
+
+/// An idempotency key, as [`schemas::identity::IdempotencyKey`] checks it.
+fn idempotency_key() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_KEY_LEN))
+        .pattern(Some("^[ -~]+$"))
+        .description(Some(
+            "the producer's key for this request: every retry with the same key (per application) \
+             is applied once within the processor's `--dedup-window` (default 24h), and answered \
+             with the same id",
+        ))
+        .build()
+}
+
+/// The `Idempotency-Key` header of a single-event endpoint.
+fn idempotency_header() -> Parameter {
+    ParameterBuilder::new()
+        .name(IDEMPOTENCY_HEADER)
+        .parameter_in(ParameterIn::Header)
+        .required(utoipa::openapi::Required::False)
+        .schema(Some(idempotency_key()))
+        .build()
 }
 
 /// The shapes of one batch item kind, by its `type`.
@@ -920,6 +952,17 @@ impl Modify for Completion {
         }
         schemas.insert("BatchBody".to_owned(), batch_body().into());
 
+        for (path, item) in &mut openapi.paths.paths {
+            if path == "/v1/batch" {
+                continue;
+            }
+            if let Some(post) = item.post.as_mut() {
+                post.parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(idempotency_header());
+            }
+        }
+
         let batch = openapi
             .paths
             .paths
@@ -982,7 +1025,7 @@ impl Modify for Completion {
 /// The ingest API document.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "Eventide ingest", description = "Producers post events; 202 means the broker acknowledged the write. Every endpoint needs `Authorization: Bearer <key>` with the produce scope. Bodies are JSON objects that may not name a key twice, sent as they are or with `Content-Encoding: gzip`, `deflate` or `zstd` (`--max-body` applies to the decompressed size)."),
+    info(title = "Eventide ingest", description = "Producers post events; 202 means the broker acknowledged the write. Every endpoint needs `Authorization: Bearer <key>` with the produce scope. Bodies are JSON objects that may not name a key twice, sent as they are or with `Content-Encoding: gzip`, `deflate` or `zstd` (`--max-body` applies to the decompressed size). A retried request counts once when it carries the same `Idempotency-Key` header (a batch item: `idempotency_key`)."),
     paths(
         crate::routes::increment,
         crate::routes::redirect,

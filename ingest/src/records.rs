@@ -1,6 +1,8 @@
-//! Valid requests to the records ingest writes: each stamped with a fresh
-//! event id, the receiving time and the producing application.
+//! Valid requests to the records ingest writes: each stamped with its event
+//! id (fresh, or derived from the producer's idempotency key), the receiving
+//! time and the producing application.
 
+use schemas::identity::IdempotencyKey;
 use schemas::{Codec, CodecError, Event, Increment, Redirect, Topic};
 use uuid::Uuid;
 
@@ -15,9 +17,19 @@ pub enum Outgoing {
 }
 
 impl Outgoing {
-    /// The record for a valid request from `application_id`, received `now`.
-    pub fn from_item(item: BatchItem, application_id: &str, now: i64) -> Self {
-        let event_id = Uuid::now_v7();
+    /// The record for a valid request from `application_id`, received
+    /// `now`: its id derived from the idempotency key when the producer sent
+    /// one (every retry carries the same id), else fresh.
+    pub fn from_item(
+        item: BatchItem,
+        idempotency_key: Option<IdempotencyKey>,
+        application_id: &str,
+        now: i64,
+    ) -> Self {
+        let event_id = idempotency_key
+            .as_ref()
+            .map_or_else(Uuid::now_v7, |key| key.record_id(application_id));
+        let idempotency_key = idempotency_key.map(IdempotencyKey::into_string);
         let application_id = application_id.to_owned();
         match item {
             BatchItem::Increment(inc) => Outgoing::Increment(Increment {
@@ -27,6 +39,7 @@ impl Outgoing {
                 application_id,
                 key: inc.key,
                 value: inc.value,
+                idempotency_key,
             }),
             BatchItem::Redirect(red) => Outgoing::Redirect(Redirect {
                 event_id,
@@ -38,6 +51,7 @@ impl Outgoing {
                 client_id: red.client_id,
                 user_agent: red.user_agent,
                 referrer: red.referrer,
+                idempotency_key,
             }),
             BatchItem::Event(ev) => Outgoing::Event(Event {
                 event_id,
@@ -51,6 +65,7 @@ impl Outgoing {
                 known_type: ev.known_type,
                 user_id: ev.user_id,
                 device_id: ev.device_id,
+                idempotency_key,
             }),
         }
     }

@@ -27,9 +27,10 @@ use crate::rejects::RejectRecorder;
 use crate::settings::Settings;
 use crate::sink::KafkaSink;
 use crate::validation::{
-    BatchItem, Context, ValidationError, parse_app_event, parse_batch, parse_event,
-    parse_increment, parse_object, parse_redirect, parse_track,
+    BatchItem, Context, IDEMPOTENCY_HEADER, ValidationError, parse_app_event, parse_batch,
+    parse_event, parse_idempotency_key, parse_increment, parse_object, parse_redirect, parse_track,
 };
+use schemas::identity::IdempotencyKey;
 
 /// The header carrying a request's id, taken from the caller or minted.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -238,6 +239,13 @@ async fn single(
     parse: Parser,
 ) -> Result<Accepted, ApiError> {
     let principal = admit(&state, &headers)?;
+    let idempotency_key = idempotency_key(&headers)
+        .map_err(ApiError::from)
+        .inspect_err(|err| {
+            state
+                .rejects
+                .record(&principal.application, endpoint, err, &[])
+        })?;
     let (body, now) = read_json_body(&state, &headers, body).inspect_err(|err| {
         state
             .rejects
@@ -253,7 +261,7 @@ async fn single(
                 .rejects
                 .record(&principal.application, endpoint, err, &body)
         })?;
-    let outgoing = Outgoing::from_item(item, &principal.application, now);
+    let outgoing = Outgoing::from_item(item, idempotency_key, &principal.application, now);
     let payload = outgoing.encode(&state.codec).await.map_err(|err| {
         warn!(error = %err, "encoding failed");
         ApiError::Unavailable {
@@ -301,9 +309,14 @@ pub(crate) async fn batch(
     let mut outgoing = Vec::new();
     for (index, result) in results.into_iter().enumerate() {
         match result {
-            Ok(item) => outgoing.push((
+            Ok(keyed) => outgoing.push((
                 index,
-                Outgoing::from_item(item, &principal.application, now),
+                Outgoing::from_item(
+                    keyed.item,
+                    keyed.idempotency_key,
+                    &principal.application,
+                    now,
+                ),
             )),
             Err(invalid) => {
                 let err = ApiError::from(invalid);
@@ -384,6 +397,16 @@ pub(crate) async fn batch(
         return Ok(response);
     }
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// The `Idempotency-Key` header, if sent.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ValidationError> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    // A header value that is not visible ASCII fails the same rule.
+    let text = value.to_str().unwrap_or("\u{0}");
+    parse_idempotency_key(IDEMPOTENCY_HEADER, text).map(Some)
 }
 
 /// Authenticates with the produce scope and takes a rate-limit token.

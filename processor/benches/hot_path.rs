@@ -31,6 +31,7 @@ fn redirects() -> Vec<Redirect> {
                 70 + i % 50
             ),
             referrer: None,
+            idempotency_key: None,
         })
         .collect()
 }

@@ -1,8 +1,11 @@
 //! What the consumer loop needs from a per-partition aggregate: load its
-//! state, apply a record, and flush a fenced batch. Counters and clicks
-//! implement it; the loop in `consumer` is the same for both.
+//! state, decode and apply a record, and flush a fenced batch. Counters,
+//! clicks, events and rules name each record's identity, so the loop applies
+//! a producer's retries once (`dedup`).
 
+use schemas::identity::Identified;
 use schemas::{Codec, DeadLetter, Event, Increment, Notification, Redirect, Reject};
+use uuid::Uuid;
 
 use crate::checkpoint::Partitioned;
 use crate::clicks::{Click, PartitionClicks};
@@ -23,6 +26,9 @@ pub(crate) trait Aggregate: Kept + Partitioned + Send {
     /// that shares its topic with one that already does.
     const DEAD_LETTERS: bool = true;
 
+    /// Whether the records' idempotency keys are applied once ([`Self::identity`]).
+    const DEDUPLICATES: bool = false;
+
     /// What loading the partition needs from the context.
     fn setup(context: &Self::Context) -> &Self::Setup;
     /// The partition's stored state.
@@ -36,13 +42,25 @@ pub(crate) trait Aggregate: Kept + Partitioned + Send {
             .load::<Self>(topic, partition, Self::setup(context))
             .await
     }
-    /// Decodes and applies one record; `Ok(false)` if already included.
+    /// The value type of the topic.
+    type Record: Send;
+    /// Decodes one record's value.
+    async fn decode(
+        context: &Self::Context,
+        codec: &Codec,
+        payload: &[u8],
+    ) -> Result<Self::Record, String>;
+    /// `(identity, received_at)` of a record whose producer sent an
+    /// idempotency key, for the aggregates that apply each key once.
+    fn identity(_record: &Self::Record) -> Option<(Uuid, i64)> {
+        None
+    }
+    /// Applies one decoded record; `Ok(false)` if already included.
     async fn apply(
         &mut self,
         context: &mut Self::Context,
-        codec: &Codec,
         offset: i64,
-        payload: &[u8],
+        record: Self::Record,
     ) -> Result<bool, String>;
     /// The checkpoint a batch moves to.
     fn batch_next_offset(batch: &Self::Batch) -> i64 {
@@ -75,14 +93,24 @@ impl Aggregate for PartitionCounters {
         &()
     }
 
+    type Record = Increment;
+
+    async fn decode(_: &Self::Context, codec: &Codec, payload: &[u8]) -> Result<Increment, String> {
+        codec.decode(payload).await.map_err(|err| err.to_string())
+    }
+
+    const DEDUPLICATES: bool = true;
+
+    fn identity(record: &Self::Record) -> Option<(Uuid, i64)> {
+        record.identity()
+    }
+
     async fn apply(
         &mut self,
         _: &mut (),
-        codec: &Codec,
         offset: i64,
-        payload: &[u8],
+        increment: Increment,
     ) -> Result<bool, String> {
-        let increment: Increment = codec.decode(payload).await.map_err(|err| err.to_string())?;
         match PartitionCounters::apply(self, offset, increment.key, increment.value) {
             Applied::Counted => Ok(true),
             Applied::Replayed => Ok(false),
@@ -104,14 +132,24 @@ impl Aggregate for PartitionClicks {
         &()
     }
 
+    type Record = Redirect;
+
+    async fn decode(_: &Self::Context, codec: &Codec, payload: &[u8]) -> Result<Redirect, String> {
+        codec.decode(payload).await.map_err(|err| err.to_string())
+    }
+
+    const DEDUPLICATES: bool = true;
+
+    fn identity(record: &Self::Record) -> Option<(Uuid, i64)> {
+        record.identity()
+    }
+
     async fn apply(
         &mut self,
         agents: &mut UserAgents,
-        codec: &Codec,
         offset: i64,
-        payload: &[u8],
+        redirect: Redirect,
     ) -> Result<bool, String> {
-        let redirect: Redirect = codec.decode(payload).await.map_err(|err| err.to_string())?;
         let agent = agents.classify(&redirect.user_agent);
         let click = Click {
             short_code: &redirect.short_code,
@@ -130,14 +168,19 @@ impl Aggregate for PartitionEvents {
         &()
     }
 
-    async fn apply(
-        &mut self,
-        _: &mut (),
-        codec: &Codec,
-        offset: i64,
-        payload: &[u8],
-    ) -> Result<bool, String> {
-        let event: Event = codec.decode(payload).await.map_err(|err| err.to_string())?;
+    type Record = Event;
+
+    async fn decode(_: &Self::Context, codec: &Codec, payload: &[u8]) -> Result<Event, String> {
+        codec.decode(payload).await.map_err(|err| err.to_string())
+    }
+
+    const DEDUPLICATES: bool = true;
+
+    fn identity(record: &Self::Record) -> Option<(Uuid, i64)> {
+        record.identity()
+    }
+
+    async fn apply(&mut self, _: &mut (), offset: i64, event: Event) -> Result<bool, String> {
         Ok(PartitionEvents::apply(self, offset, event))
     }
 }
@@ -149,14 +192,10 @@ impl Aggregate for PartitionErrors {
         &()
     }
 
-    async fn apply(
-        &mut self,
-        kind: &mut ErrorKind,
-        codec: &Codec,
-        offset: i64,
-        payload: &[u8],
-    ) -> Result<bool, String> {
-        let row = match kind {
+    type Record = ErrorRow;
+
+    async fn decode(kind: &ErrorKind, codec: &Codec, payload: &[u8]) -> Result<ErrorRow, String> {
+        Ok(match kind {
             ErrorKind::Reject => ErrorRow::from(
                 codec
                     .decode::<Reject>(payload)
@@ -169,7 +208,15 @@ impl Aggregate for PartitionErrors {
                     .await
                     .map_err(|err| err.to_string())?,
             ),
-        };
+        })
+    }
+
+    async fn apply(
+        &mut self,
+        _: &mut ErrorKind,
+        offset: i64,
+        row: ErrorRow,
+    ) -> Result<bool, String> {
         Ok(PartitionErrors::apply(self, offset, row))
     }
 }
@@ -181,15 +228,22 @@ impl Aggregate for PartitionNotifications {
         &()
     }
 
+    type Record = Notification;
+
+    async fn decode(
+        _: &Self::Context,
+        codec: &Codec,
+        payload: &[u8],
+    ) -> Result<Notification, String> {
+        codec.decode(payload).await.map_err(|err| err.to_string())
+    }
+
     async fn apply(
         &mut self,
         _: &mut (),
-        codec: &Codec,
         offset: i64,
-        payload: &[u8],
+        notification: Notification,
     ) -> Result<bool, String> {
-        let notification: Notification =
-            codec.decode(payload).await.map_err(|err| err.to_string())?;
         Ok(PartitionNotifications::apply(self, offset, notification))
     }
 }
@@ -205,14 +259,24 @@ impl Aggregate for PartitionRules {
 
     const DEAD_LETTERS: bool = false;
 
+    type Record = Event;
+
+    async fn decode(_: &Self::Context, codec: &Codec, payload: &[u8]) -> Result<Event, String> {
+        codec.decode(payload).await.map_err(|err| err.to_string())
+    }
+
+    const DEDUPLICATES: bool = true;
+
+    fn identity(record: &Self::Record) -> Option<(Uuid, i64)> {
+        record.identity()
+    }
+
     async fn apply(
         &mut self,
         context: &mut RulesContext,
-        codec: &Codec,
         offset: i64,
-        payload: &[u8],
+        event: Event,
     ) -> Result<bool, String> {
-        let event: Event = codec.decode(payload).await.map_err(|err| err.to_string())?;
         let now = schemas::time::now_micros();
         let Some(fired) =
             PartitionRules::apply(self, &context.rules, context.timing, offset, &event, now)

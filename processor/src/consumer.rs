@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::aggregate::Aggregate;
 use crate::dead_letters::{DeadLetterError, DeadLetters, Failed, PendingLetter};
+use crate::dedup::Seen;
 use crate::rules::NotifyError;
 use crate::store::{FlushOutcome, Store, StoreError};
 
@@ -43,6 +44,14 @@ pub(crate) struct Received {
     pub(crate) key: Option<Vec<u8>>,
     pub(crate) payload: Option<Vec<u8>>,
     pub(crate) timestamp_ms: Option<i64>,
+}
+
+/// Why a record was not applied.
+enum Skip {
+    /// A retry of a record applied within the dedup window.
+    Duplicate,
+    /// The value cannot be decoded or applied: the reason.
+    Undecodable(String),
 }
 
 /// How long a seek may block the loop.
@@ -202,6 +211,9 @@ struct PartitionState<A> {
     /// Dead letters written but not yet acknowledged: every one is awaited
     /// before a flush moves the checkpoint past its record.
     letters: Vec<PendingLetter>,
+    /// The idempotency keys applied within the window, for aggregates that
+    /// apply each once.
+    seen: Option<Seen>,
 }
 
 /// Dead letters a partition may have in flight before its worker waits for
@@ -226,11 +238,26 @@ impl<A: Aggregate> PartitionState<A> {
                 "a flush was cut short; replaying exactly its records first"
             );
         }
+        let seen = if A::DEDUPLICATES {
+            let stored = io
+                .store
+                .remembered(
+                    store_name,
+                    partition,
+                    aggregate.next_offset(),
+                    io.dedup_window,
+                )
+                .await?;
+            Some(Seen::restore(io.dedup_window, stored))
+        } else {
+            None
+        };
         Ok(Self {
             aggregate,
             fresh: true,
             boundary,
             letters: Vec::new(),
+            seen,
         })
     }
 
@@ -386,16 +413,40 @@ impl<A: Aggregate> TopicWorker<A> {
             }
         }
         let topic_label = self.logical.default_name();
-        let applied = match payload {
-            Some(bytes) => {
-                state
-                    .aggregate
-                    .apply(&mut self.context, io.codec, offset, bytes)
-                    .await
-            }
+        let decoded = match payload {
+            Some(bytes) => A::decode(&self.context, io.codec, bytes).await,
             None => Err("record has no value".to_owned()),
         };
+        let applied = match decoded {
+            Ok(record) => {
+                let duplicate = offset >= state.aggregate.next_offset()
+                    && A::identity(&record).is_some_and(|(identity, received_at)| {
+                        state
+                            .seen
+                            .as_mut()
+                            .is_some_and(|seen| !seen.first(identity, offset, received_at))
+                    });
+                if duplicate {
+                    Err(Skip::Duplicate)
+                } else {
+                    state
+                        .aggregate
+                        .apply(&mut self.context, offset, record)
+                        .await
+                        .map_err(Skip::Undecodable)
+                }
+            }
+            Err(reason) => Err(Skip::Undecodable(reason)),
+        };
         match applied {
+            Err(Skip::Duplicate) => {
+                metrics::counter!(crate::metrics::DUPLICATES, "topic" => topic_label).increment(1);
+                debug!(
+                    partition,
+                    offset, "skipped a retry of a record already applied"
+                );
+                state.aggregate.skip(offset);
+            }
             Ok(true) => {
                 metrics::counter!(crate::metrics::RECORDS, "topic" => topic_label).increment(1)
             }
@@ -406,18 +457,18 @@ impl<A: Aggregate> TopicWorker<A> {
                     offset, "skipped a record the store already includes"
                 );
             }
-            Err(_) if offset < state.aggregate.next_offset() => {
+            Err(Skip::Undecodable(_)) if offset < state.aggregate.next_offset() => {
                 // Dead-lettered before a restart: the checkpoint is past it.
                 debug!(
                     partition,
                     offset, "skipped an undecodable record already dead-lettered"
                 );
             }
-            Err(reason) if !A::DEAD_LETTERS => {
+            Err(Skip::Undecodable(reason)) if !A::DEAD_LETTERS => {
                 debug!(topic = %self.topic, partition, offset, reason, "undecodable record; another worker dead-letters it");
                 state.aggregate.skip(offset);
             }
-            Err(reason) => {
+            Err(Skip::Undecodable(reason)) => {
                 metrics::counter!(crate::metrics::UNDECODABLE, "topic" => topic_label).increment(1);
                 if state.letters.is_empty() {
                     // One line per run of undecodable records (a flood would
@@ -493,6 +544,15 @@ impl<A: Aggregate> TopicWorker<A> {
             }
             state.letters_acknowledged().await?;
             state.aggregate.before_flush(&mut self.context).await?;
+            if let Some(seen) = state.seen.as_mut() {
+                let keys = seen.take_pending();
+                io.store
+                    .remember(&self.store_name, *partition, &keys, io.dedup_window)
+                    .await?;
+                #[expect(clippy::cast_precision_loss, reason = "a gauge")]
+                metrics::gauge!(crate::metrics::DEDUP_KEYS, "checkpoint" => self.store_name.clone(), "partition" => partition.to_string())
+                    .set(seen.len() as f64);
+            }
             let batch = state.aggregate.batch();
             let started = std::time::Instant::now();
             let outcome = A::flush(io.store, &self.store_name, *partition, &batch).await?;
@@ -555,4 +615,6 @@ pub(crate) struct Io<'a> {
     pub(crate) store: &'a Store,
     pub(crate) codec: &'a Codec,
     pub(crate) dead_letters: &'a DeadLetters,
+    /// How long an idempotency key is remembered.
+    pub(crate) dedup_window: Duration,
 }

@@ -240,6 +240,7 @@ mod tests {
             known_type: known,
             user_id: None,
             device_id: None,
+            idempotency_key: None,
         }
     }
 

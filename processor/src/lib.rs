@@ -32,6 +32,7 @@ pub mod clicks;
 mod consumer;
 pub mod counters;
 pub mod dead_letters;
+pub mod dedup;
 pub mod event_store;
 mod health;
 pub mod metrics;
@@ -168,6 +169,7 @@ pub async fn run(
         store: &store,
         codec: &config.codec,
         dead_letters: &dead_letters,
+        dedup_window: config.settings.dedup_window,
     };
     let mut flush_tick = tokio::time::interval(config.settings.flush_interval);
     flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

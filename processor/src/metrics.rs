@@ -18,3 +18,8 @@ pub const NOTIFICATIONS_FIRED: &str = "eventide_processor_notifications_fired_to
 pub const RULE_STATE_PENDING: &str = "eventide_processor_rule_state_pending";
 /// Records not yet read, by `topic` and `partition` (librdkafka statistics).
 pub const CONSUMER_LAG: &str = "eventide_processor_consumer_lag";
+/// Retries dropped because their idempotency key was applied within the
+/// dedup window, by `topic`.
+pub const DUPLICATES: &str = "eventide_processor_duplicates_total";
+/// Idempotency keys remembered, by `checkpoint` and `partition`.
+pub const DEDUP_KEYS: &str = "eventide_processor_dedup_keys";

@@ -25,6 +25,12 @@ pub struct Settings {
     #[arg(long, env = "EVENTIDE_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_flush_interval, global = true)]
     pub flush_interval: Duration,
 
+    /// How long a record's idempotency key is remembered: a retry received
+    /// within this of the first is applied once; later it counts again.
+    /// Memory holds one window of keys (at most 48 bytes each).
+    #[arg(long, env = "EVENTIDE_DEDUP_WINDOW", default_value = "24h", value_parser = parse_dedup_window, global = true)]
+    pub dedup_window: Duration,
+
     /// Consumer group the processors share partitions in.
     #[arg(
         long,
@@ -71,6 +77,7 @@ impl Default for Settings {
         Self {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8082)),
             flush_interval: Duration::from_secs(1),
+            dedup_window: Duration::from_secs(24 * 3_600),
             group_id: "eventide-processor".into(),
             instance_id: None,
             session_timeout: Duration::from_secs(10),
@@ -91,6 +98,20 @@ fn parse_flush_interval(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(interval)
+}
+
+/// The longest dedup window: ScyllaDB's TTL and memory both grow with it.
+pub const MAX_DEDUP_WINDOW: Duration = Duration::from_secs(7 * 24 * 3_600);
+
+fn parse_dedup_window(text: &str) -> Result<Duration, String> {
+    let window = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    if window < Duration::from_secs(1) || window > MAX_DEDUP_WINDOW {
+        return Err(format!(
+            "must be from 1s to {}",
+            humantime::format_duration(MAX_DEDUP_WINDOW)
+        ));
+    }
+    Ok(window)
 }
 
 /// The longest fetch wait allowed (librdkafka's own limit is 300 s; a

@@ -16,6 +16,7 @@ mod scylla;
 mod sqlite;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use schemas::store::StoreLocation;
 use thiserror::Error;
@@ -24,6 +25,7 @@ pub use self::scylla::ScyllaStore;
 pub use self::sqlite::SqliteStore;
 use crate::clicks::ClicksBatch;
 use crate::counters::FlushBatch;
+use crate::dedup::Remembered;
 use crate::event_store::{ErrorsBatch, EventsBatch};
 use crate::notifications::NotificationsBatch;
 use crate::rules::engine::RulesBatch;
@@ -135,6 +137,42 @@ impl Store {
         on_backend!(self, checkpoint(topic, partition))
     }
 
+    /// Stores the idempotency keys a partition applied since its last
+    /// flush; called before the flush that moves its checkpoint past them
+    /// (a key counts only below the checkpoint, see `dedup`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if writing fails; the partition is then replayed.
+    pub async fn remember(
+        &self,
+        topic: &str,
+        partition: i32,
+        keys: &[Remembered],
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        on_backend!(self, remember(topic, partition, keys, window))
+    }
+
+    /// The idempotency keys a partition applied below its checkpoint
+    /// `below`, received within the window (and an hour) of now.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if reading fails or a stored row is corrupt.
+    pub async fn remembered(
+        &self,
+        topic: &str,
+        partition: i32,
+        below: i64,
+        window: Duration,
+    ) -> Result<Vec<Remembered>, StoreError> {
+        on_backend!(self, remembered(topic, partition, below, window))
+    }
+
     /// A partition's stored state of aggregate `A`.
     ///
     /// # Errors
@@ -162,6 +200,15 @@ impl Store {
     ) -> Result<FlushOutcome, StoreError> {
         A::flush_to(self, topic, partition, batch).await
     }
+}
+
+/// Keys received before this (microseconds) are past every dedup decision
+/// still to come: the window, and an hour for ingest clocks that disagree.
+fn dedup_horizon(window: Duration) -> i64 {
+    let window = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
+    schemas::time::now_micros()
+        .saturating_sub(window)
+        .saturating_sub(schemas::cql::layout::HOUR_MICROS)
 }
 
 /// An aggregate the store keeps per topic partition: what loading it needs

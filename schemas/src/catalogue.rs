@@ -65,6 +65,24 @@ pub const ENTRIES: &[CatalogueEntry] = &[
         version: 1,
         text: include_str!("../avro/history/dead_letter/v1.avsc"),
     },
+    CatalogueEntry {
+        id: 7,
+        topic: Topic::Redirects,
+        version: 2,
+        text: include_str!("../avro/history/redirect/v2.avsc"),
+    },
+    CatalogueEntry {
+        id: 8,
+        topic: Topic::Increments,
+        version: 2,
+        text: include_str!("../avro/history/increment/v2.avsc"),
+    },
+    CatalogueEntry {
+        id: 9,
+        topic: Topic::Events,
+        version: 2,
+        text: include_str!("../avro/history/event/v2.avsc"),
+    },
 ];
 
 /// The current schema text of a topic: what writers write and readers read into.

@@ -250,6 +250,7 @@ mod tests {
                 application_id: "app".into(),
                 key: Uuid::new_v4(),
                 value: i64::MAX,
+                idempotency_key: None,
             },
             Redirect {
                 event_id: Uuid::new_v4(),
@@ -261,6 +262,7 @@ mod tests {
                 client_id: 42,
                 user_agent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0".into(),
                 referrer: Some("https://news.example/".into()),
+                idempotency_key: None,
             },
             Event {
                 event_id: Uuid::new_v4(),
@@ -274,6 +276,7 @@ mod tests {
                 known_type: false,
                 user_id: None,
                 device_id: Some("dev-1".into()),
+                idempotency_key: None,
             },
             Notification {
                 event_id: "nudge:u1:e1".into(),
@@ -339,7 +342,7 @@ mod tests {
         let codec = codec();
         let bytes = codec.encode(&samples().0).await.expect("encodes");
         let (id, _) = split_frame(&bytes).expect("framed");
-        assert_eq!(id, 2, "increments v1 is pinned to id 2");
+        assert_eq!(id, 8, "increments v2 is pinned to id 8");
     }
 
     #[tokio::test]
@@ -367,7 +370,7 @@ mod tests {
         );
         assert!(matches!(
             codec.decode::<Increment>(&good[..good.len() / 2]).await,
-            Err(CodecError::InvalidAvro { id: 2, .. })
+            Err(CodecError::InvalidAvro { id: 8, .. })
         ));
         assert!(matches!(
             codec.decode::<Increment>(&[]).await,
@@ -381,7 +384,7 @@ mod tests {
         let redirect = codec.encode(&samples().1).await.expect("encodes");
         assert!(matches!(
             codec.decode::<Increment>(&redirect).await,
-            Err(CodecError::SchemaMismatch { id: 1, .. })
+            Err(CodecError::SchemaMismatch { id: 7, .. })
         ));
     }
 }

@@ -16,6 +16,7 @@
 //!   `schema_registry_converter`, caching ids and schemas.
 //! - [`codec`]: the Confluent wire framing and Avro encode/decode over either
 //!   schema source.
+//! - [`identity`]: idempotency keys and the record id derived from one.
 //! - [`event_types`]: the JSON Schema of each known event type's data.
 //! - [`keys`]: the API keys file and key lookup.
 //! - [`sql`]: the embedded store's SQLite tables.
@@ -28,6 +29,7 @@ pub mod catalogue;
 pub mod codec;
 pub mod cql;
 pub mod event_types;
+pub mod identity;
 pub mod keys;
 pub mod records;
 pub mod registry;

@@ -25,6 +25,9 @@ pub struct Increment {
     #[serde(with = "uuid_as_string")]
     pub key: Uuid,
     pub value: i64,
+    /// The producer's `Idempotency-Key`, if any (see [`crate::identity`]).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 impl Record for Increment {
@@ -44,6 +47,9 @@ pub struct Redirect {
     pub client_id: i64,
     pub user_agent: String,
     pub referrer: Option<String>,
+    /// The producer's `Idempotency-Key`, if any (see [`crate::identity`]).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 impl Record for Redirect {
@@ -66,6 +72,9 @@ pub struct Event {
     pub known_type: bool,
     pub user_id: Option<String>,
     pub device_id: Option<String>,
+    /// The producer's `Idempotency-Key`, if any (see [`crate::identity`]).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 impl Record for Event {

@@ -166,6 +166,20 @@ pub const SQLITE_DDL: &[&str] = &[
         updated_at INTEGER NOT NULL,
         PRIMARY KEY (topic, partition)
     )",
+    // The idempotency keys a checkpoint's topic partition applied within the
+    // dedup window: `first_offset` is the record that applied the key (a
+    // loader keeps keys below its checkpoint; a key applied again after its
+    // window has a row per application), `received_at` when ingest took it
+    // (rows past the window are deleted at flushes).
+    "CREATE TABLE IF NOT EXISTS dedup_keys (
+        topic TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        identity BLOB NOT NULL,
+        first_offset INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (topic, partition, identity, first_offset)
+    ) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS dedup_keys_by_age ON dedup_keys (topic, partition, received_at)",
 ];
 
 /// The logical table names, for code that names them.
@@ -196,4 +210,6 @@ pub mod tables {
     pub const PARTITION_PROGRESS: &str = "partition_progress";
     /// Per-partition checkpoints.
     pub const PARTITION_CHECKPOINTS: &str = "partition_checkpoints";
+    /// Applied idempotency keys per partition.
+    pub const DEDUP_KEYS: &str = "dedup_keys";
 }

@@ -199,6 +199,7 @@ fn increment() -> Increment {
         application_id: "app".into(),
         key: Uuid::new_v4(),
         value: 7,
+        idempotency_key: None,
     }
 }
 
@@ -214,6 +215,7 @@ fn redirect() -> Redirect {
         client_id: 1,
         user_agent: "curl/8".into(),
         referrer: None,
+        idempotency_key: None,
     }
 }
 

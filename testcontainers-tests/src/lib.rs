@@ -317,6 +317,7 @@ impl Pipeline {
                 allowed_lateness: Duration::from_secs(5),
                 idle_grace: options.idle_grace,
                 fetch_wait: Duration::from_millis(50),
+                ..processor::Settings::default()
             },
             kafka: kafka.clone(),
             codec: codec.clone(),

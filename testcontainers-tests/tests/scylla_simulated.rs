@@ -77,6 +77,7 @@ mod spread_listings {
             known_type: true,
             user_id: None,
             device_id: None,
+            idempotency_key: None,
         }
     }
 

@@ -1,11 +1,15 @@
 //! `POST /v1/batch`: a JSON array (or `{"items": [...]}`) of items, each
 //! `{"type": "redirect"|"increment"|"event"|"app"|"track", ...}` with the
-//! fields of that endpoint (an app item names its event type `event_type`). Items are judged one by one: one bad item never
+//! fields of that endpoint (an app item names its event type `event_type`)
+//! and, optionally, its `idempotency_key`. Items are judged one by one: one bad item never
 //! sinks the others.
 
 use serde_json::{Map, Value};
 
+use schemas::identity::IdempotencyKey;
+
 use super::event::EventRequest;
+use super::idempotency::take_item_key;
 use super::increment::IncrementRequest;
 use super::redirect::RedirectRequest;
 use super::{
@@ -15,6 +19,13 @@ use super::{
 
 /// The item types a batch may hold.
 pub(crate) const ITEM_TYPES: &[&str] = &["redirect", "increment", "event", "app", "track"];
+
+/// One valid batch item with its idempotency key, if it named one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedItem {
+    pub item: BatchItem,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
 
 /// One valid batch item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +45,7 @@ pub fn parse_batch(
     body: &[u8],
     max_items: usize,
     context: &Context<'_>,
-) -> Result<Vec<Result<BatchItem, ValidationError>>, ValidationError> {
+) -> Result<Vec<Result<KeyedItem, ValidationError>>, ValidationError> {
     let items = match parse_json(body)? {
         Value::Array(items) => items,
         Value::Object(mut object) if object.len() == 1 && object.contains_key("items") => {
@@ -70,7 +81,7 @@ pub fn parse_batch(
         .collect())
 }
 
-fn parse_item(item: Value, context: &Context<'_>) -> Result<BatchItem, ValidationError> {
+fn parse_item(item: Value, context: &Context<'_>) -> Result<KeyedItem, ValidationError> {
     let Value::Object(mut object) = item else {
         return Err(whole(
             None,
@@ -78,6 +89,17 @@ fn parse_item(item: Value, context: &Context<'_>) -> Result<BatchItem, Validatio
             format!("an item must be an object, got {}", json_type(&item)),
         ));
     };
+    let idempotency_key = take_item_key(&mut object)?;
+    parse_typed(object, context).map(|item| KeyedItem {
+        item,
+        idempotency_key,
+    })
+}
+
+fn parse_typed(
+    mut object: Map<String, Value>,
+    context: &Context<'_>,
+) -> Result<BatchItem, ValidationError> {
     let kind = match object.remove("type") {
         Some(Value::String(kind)) => kind,
         Some(other) => {
@@ -137,6 +159,12 @@ mod tests {
         with_context(Some("agent"), |context| {
             parse_batch(body.to_string().as_bytes(), max, context)
         })
+        .map(|items| {
+            items
+                .into_iter()
+                .map(|item| item.map(|keyed| keyed.item))
+                .collect()
+        })
     }
 
     #[test]
@@ -170,6 +198,34 @@ mod tests {
             first_of(results[5].as_ref().expect_err("not an object")),
             (None, Rule::Type)
         );
+    }
+
+    #[test]
+    fn an_item_may_name_its_idempotency_key() {
+        let key = "0b6c2c56-9a43-4f1e-8a8e-0e1d2f3a4b5c";
+        let items = with_context(None, |context| {
+            let body = json!([
+                {"type": "increment", "key": key, "value": 1, "idempotency_key": "order-7"},
+                {"type": "increment", "key": key, "value": 1, "idempotency_key": ""},
+                {"type": "increment", "key": key, "value": 1, "idempotency_key": 7},
+                {"type": "increment", "key": key, "value": 1, "idempotency_key": "café"}
+            ]);
+            parse_batch(body.to_string().as_bytes(), 10, context)
+        })
+        .expect("a batch");
+        let first = items[0].as_ref().expect("valid");
+        assert_eq!(
+            first.idempotency_key.as_ref().map(IdempotencyKey::as_str),
+            Some("order-7")
+        );
+        let field = Some("idempotency_key".to_owned());
+        for (at, rule) in [(1, Rule::NonEmpty), (2, Rule::Type), (3, Rule::Pattern)] {
+            assert_eq!(
+                first_of(items[at].as_ref().expect_err("bad key")),
+                (field.clone(), rule),
+                "item {at}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod app;
 mod batch;
 mod event;
+mod idempotency;
 mod increment;
 mod redirect;
 mod strict_json;
@@ -21,8 +22,10 @@ use crate::event_types::EventTypes;
 
 pub use app::parse_app_event;
 pub(crate) use batch::ITEM_TYPES;
-pub use batch::{BatchItem, parse_batch};
+pub use batch::{BatchItem, KeyedItem, parse_batch};
 pub use event::{EventRequest, parse_event};
+pub use idempotency::parse_key as parse_idempotency_key;
+pub(crate) use idempotency::{FIELD as IDEMPOTENCY_FIELD, HEADER as IDEMPOTENCY_HEADER};
 pub use increment::{IncrementRequest, parse_increment};
 pub(crate) use redirect::MAX_SHORT_CODE;
 pub use redirect::{RedirectRequest, parse_redirect};

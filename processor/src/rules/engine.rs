@@ -497,6 +497,7 @@ mod tests {
             known_type: true,
             user_id: Some(user.into()),
             device_id: Some(format!("device-{user}")),
+            idempotency_key: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! caller reloads. Together with per-row offsets this keeps totals exact
 //! across crashes, restarts and rebalances.
 
+mod dedup;
 mod notifications;
 
 use std::path::Path;
@@ -540,6 +541,56 @@ mod tests {
             Some(row) => row.get(0).expect("value"),
             None => 0,
         }
+    }
+
+    #[tokio::test]
+    async fn applied_keys_come_back_below_the_checkpoint_and_leave_past_the_window() {
+        use crate::dedup::Remembered;
+        use std::time::Duration;
+        let (_dir, store) = temp_store().await;
+        let window = Duration::from_secs(3_600);
+        let now = schemas::time::now_micros();
+        let key = |n: u128, first_offset: i64, received_at: i64| Remembered {
+            identity: Uuid::from_u128(n),
+            first_offset,
+            received_at,
+        };
+        let hour = 3_600_000_000;
+        let keys = [
+            key(1, 0, now),
+            key(2, 5, now),
+            // Received three hours ago: past the window and its margin.
+            key(3, 1, now - 3 * hour),
+        ];
+        store
+            .remember("inc", 0, &keys, window)
+            .await
+            .expect("stored");
+        // The same key again (a replay writes it again): one row.
+        store
+            .remember("inc", 0, &keys[..1], window)
+            .await
+            .expect("stored");
+        store
+            .remember("inc", 1, &[key(9, 0, now)], window)
+            .await
+            .expect("another partition");
+        let below_5 = store.remembered("inc", 0, 5, window).await.expect("loads");
+        assert_eq!(below_5, [keys[0]], "offset 5 is not below the checkpoint");
+        let all = store.remembered("inc", 0, 6, window).await.expect("loads");
+        assert_eq!(all.len(), 2, "{all:?}");
+        let mut rows = store
+            .conn
+            .query("SELECT COUNT(*) FROM dedup_keys WHERE partition = 0", ())
+            .await
+            .expect("count");
+        let stored: i64 = rows
+            .next()
+            .await
+            .expect("row")
+            .map(|row| row.get(0).expect("count"))
+            .unwrap_or_default();
+        assert_eq!(stored, 2, "the expired key was deleted");
     }
 
     #[tokio::test]

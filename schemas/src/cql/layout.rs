@@ -105,6 +105,11 @@ impl Listing<'_> {
     }
 }
 
+/// The `dedup_keys` partition (UTC hour) of a key received at `micros`.
+pub fn dedup_hour(micros: i64) -> CqlTimestamp {
+    CqlTimestamp(micros.div_euclid(HOUR_MICROS) * (HOUR_MICROS / 1_000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

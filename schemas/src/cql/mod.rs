@@ -266,6 +266,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "listing_buckets",
         cql: include_str!("../../cql/002_listing_buckets.cql"),
     },
+    Migration {
+        version: 3,
+        name: "dedup_keys",
+        cql: include_str!("../../cql/003_dedup_keys.cql"),
+    },
 ];
 
 /// The statements of a CQL text: `--` comments dropped, split on `;`.
@@ -382,7 +387,7 @@ mod tests {
     fn only_unapplied_migrations_run_and_keyspace_names_are_checked() {
         assert_eq!(pending(MIGRATIONS, &[]).len(), MIGRATIONS.len());
         assert_eq!(pending(MIGRATIONS, &[1]).len(), MIGRATIONS.len() - 1);
-        assert!(pending(MIGRATIONS, &[1, 2]).is_empty());
+        assert!(pending(MIGRATIONS, &[1, 2, 3]).is_empty());
         for good in ["eventide", "eventide_prod", "_x1"] {
             assert!(check_keyspace(good).is_ok(), "{good}");
         }

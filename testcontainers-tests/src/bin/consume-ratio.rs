@@ -49,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
             application_id: "bench".into(),
             key,
             value: 1,
+            idempotency_key: None,
         };
         let payload = pipeline.codec.encode(&increment).await?;
         let key = key.to_string();

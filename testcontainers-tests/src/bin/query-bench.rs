@@ -102,6 +102,7 @@ async fn fill(store: &processor::Store, args: &Args) -> anyhow::Result<()> {
                 known_type: true,
                 user_id: None,
                 device_id: None,
+                idempotency_key: None,
             };
             events.apply(i as i64, event);
             if i % BATCH == BATCH - 1 || i + 1 == share {

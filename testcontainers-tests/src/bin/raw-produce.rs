@@ -95,6 +95,7 @@ async fn increments() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
             application_id: "raw-produce".to_owned(),
             key,
             value: 1,
+            idempotency_key: None,
         };
         keyed.push((key.to_string(), codec.encode(&increment).await?));
     }

@@ -47,6 +47,7 @@ fn main() -> anyhow::Result<()> {
             known_type: true,
             user_id: Some(format!("user-{i:08}")),
             device_id: Some(format!("device-{i:08}")),
+            idempotency_key: None,
         })
         .collect();
     let before = rss().unwrap_or_default();

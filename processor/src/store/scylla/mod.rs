@@ -39,8 +39,10 @@
 //! - `aggregates`: counters and clicks (read, add, write back).
 //! - `events`: events, per-type counts, errors and notifications.
 //! - `rules`: session rules' timers and watermark.
+//! - `dedup`: the idempotency keys each partition applied.
 
 mod aggregates;
+mod dedup;
 mod events;
 mod rules;
 mod statements;

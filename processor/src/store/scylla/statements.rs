@@ -131,4 +131,11 @@ cql_statements! {
     delete_rule_state(topic: &str, partition: i32, kind: &str, rule: &str, user_id: &str, correlation: &str) =>
         "DELETE FROM rule_state WHERE topic = ? AND partition = ? AND kind = ? AND rule = ? AND user_id = ? \
          AND correlation = ?";
+    /// A key a partition applied, kept for the dedup window and an hour.
+    remember(topic: &str, partition: i32, hour: CqlTimestamp, identity: Uuid, first_offset: i64, received_at: i64, ttl: i32, timestamp: i64) =>
+        "INSERT INTO dedup_keys (topic, partition, hour, identity, first_offset, received_at) \
+         VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?";
+    /// The keys a partition applied that ingest received in one UTC hour.
+    read_remembered(topic: &str, partition: i32, hour: CqlTimestamp) =>
+        "SELECT identity, first_offset, received_at FROM dedup_keys WHERE topic = ? AND partition = ? AND hour = ?";
 }
