@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Ingest benchmark on the local default: single increments and 100-item
-# batches through wrk (2 threads, 32 connections, loopback), beside three
+# Ingest benchmark on the local default: single increments (without and
+# with an Idempotency-Key of their own each) and 100-item batches through wrk (2 threads, 32 connections, loopback), beside three
 # ceilings measured in the same run: a bare axum handler answering 202, and
 # raw rdkafka producing into the same in-process broker (on a topic of its
 # own that nothing reads) with 32 records in flight, each sender waiting for
@@ -59,6 +59,8 @@ settle() {
 settle
 read -r single_rps single_p50 single_p99 single_bad < <(run_wrk http://127.0.0.1:18180 bench/increment.lua)
 settle
+read -r keyed_rps keyed_p50 keyed_p99 keyed_bad < <(run_wrk http://127.0.0.1:18180 bench/increment-keyed.lua)
+settle
 read -r batch_rps batch_p50 batch_p99 batch_bad < <(run_wrk http://127.0.0.1:18180 bench/batch.lua)
 settle
 read -r bare_rps bare_p50 bare_p99 _ < <(run_wrk http://127.0.0.1:18190 bench/increment.lua)
@@ -70,11 +72,13 @@ raw_rate="$(./target/release/raw-produce 127.0.0.1:19192 bench-raw 200000 90 | r
 settle
 raw_pipeline="$(./target/release/raw-produce 127.0.0.1:19192 increments 200000 90 | rate_of)"
 batch_items="$(awk -v r="$batch_rps" 'BEGIN {printf "%.0f", r * 100}')"
+keyed_ratio="$(awk -v k="$keyed_rps" -v s="$single_rps" 'BEGIN {printf "%.2f", k / s}')"
 
 cat <<TABLE
 | run | requests/s | events/s | p50 | p99 | non-2xx |
 |---|---|---|---|---|---|
 | ingest, single increment | $single_rps | $single_rps | $single_p50 | $single_p99 | $single_bad |
+| ingest, single increment with Idempotency-Key (×$keyed_ratio of the above) | $keyed_rps | $keyed_rps | $keyed_p50 | $keyed_p99 | $keyed_bad |
 | ingest, batch of 100 | $batch_rps | $batch_items | $batch_p50 | $batch_p99 | $batch_bad |
 | ceiling: bare axum 202 | $bare_rps | — | $bare_p50 | $bare_p99 | — |
 | ceiling: raw rdkafka, 32 records in flight (acks=all) | — | $raw_single | — | — | — |

@@ -34,12 +34,25 @@ impl Eventide {
         Self::start_with_broker(data_dir, free_port(), env)
     }
 
+    /// `eventide processor` alone on `data_dir`'s store, consuming from the
+    /// broker at `broker` (another process's local broker): a second member
+    /// of the processors' group.
+    pub(crate) fn start_processor(data_dir: &Path, broker: &str) -> Self {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventide"));
+        command
+            .arg("processor")
+            .env("EVENTIDE_KAFKA_BROKERS", broker)
+            .env("EVENTIDE_PROCESSOR_LISTEN", format!("127.0.0.1:{}", free_port()));
+        let mut started = Self::spawn(command, data_dir, &[]);
+        started.broker = broker.to_owned();
+        started
+    }
+
     /// As [`Eventide::start`], with the local broker on `broker`.
     pub(crate) fn start_with_broker(data_dir: &Path, broker: u16, env: &[(&str, &str)]) -> Self {
         let [ingest, query, processor] = [free_port(), free_port(), free_port()];
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventide"));
         command
-            .env("EVENTIDE_DATA_DIR", data_dir)
             .env(
                 "EVENTIDE_LOCAL_BROKER_LISTEN",
                 format!("127.0.0.1:{broker}"),
@@ -49,7 +62,22 @@ impl Eventide {
             .env(
                 "EVENTIDE_PROCESSOR_LISTEN",
                 format!("127.0.0.1:{processor}"),
-            )
+            );
+        let mut started = Self::spawn(command, data_dir, env);
+        started.broker = format!("127.0.0.1:{broker}");
+        started.ingest = format!("http://127.0.0.1:{ingest}");
+        started.query = format!("http://127.0.0.1:{query}");
+        started
+    }
+
+    /// Runs `command` on `data_dir` with `env`, its output drained.
+    fn spawn(
+        mut command: tokio::process::Command,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        command
+            .env("EVENTIDE_DATA_DIR", data_dir)
             .env("EVENTIDE_LOG_FORMAT", "json")
             // The machine's own disk is not what these tests test (the
             // low-disk test sets its floor on a file system it mounts).
@@ -74,9 +102,9 @@ impl Eventide {
             child,
             output,
             drains,
-            broker: format!("127.0.0.1:{broker}"),
-            ingest: format!("http://127.0.0.1:{ingest}"),
-            query: format!("http://127.0.0.1:{query}"),
+            broker: String::new(),
+            ingest: String::new(),
+            query: String::new(),
         }
     }
 
