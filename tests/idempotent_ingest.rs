@@ -221,7 +221,11 @@ async fn every_request_sent_two_or_three_times_counts_once() {
     )
     .await;
     let copies: usize = requests.iter().map(|r| r.copies).sum();
-    assert_eq!(accepted.load(Ordering::Relaxed), copies, "every copy accepted");
+    assert_eq!(
+        accepted.load(Ordering::Relaxed),
+        copies,
+        "every copy accepted"
+    );
     assert_eq!(ids.len(), REQUESTS);
     assert_one_id_per_key(&requests, &ids);
     assert_totals_exact(&http, &eventide, &requests, DEADLINE).await;
@@ -332,7 +336,11 @@ async fn retries_count_once_across_a_killed_processor_and_a_killed_process() {
         &AtomicBool::new(false),
     )
     .await;
-    assert_eq!(after.len(), REQUESTS, "every request accepted after the restart");
+    assert_eq!(
+        after.len(),
+        REQUESTS,
+        "every request accepted after the restart"
+    );
     let mut ids = before;
     for (n, answered) in after {
         ids.entry(n).or_default().extend(answered);

@@ -42,7 +42,10 @@ impl Eventide {
         command
             .arg("processor")
             .env("EVENTIDE_KAFKA_BROKERS", broker)
-            .env("EVENTIDE_PROCESSOR_LISTEN", format!("127.0.0.1:{}", free_port()));
+            .env(
+                "EVENTIDE_PROCESSOR_LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            );
         let mut started = Self::spawn(command, data_dir, &[]);
         started.broker = broker.to_owned();
         started
@@ -71,11 +74,7 @@ impl Eventide {
     }
 
     /// Runs `command` on `data_dir` with `env`, its output drained.
-    fn spawn(
-        mut command: tokio::process::Command,
-        data_dir: &Path,
-        env: &[(&str, &str)],
-    ) -> Self {
+    fn spawn(mut command: tokio::process::Command, data_dir: &Path, env: &[(&str, &str)]) -> Self {
         command
             .env("EVENTIDE_DATA_DIR", data_dir)
             .env("EVENTIDE_LOG_FORMAT", "json")
