@@ -564,6 +564,29 @@ class Kafka(unittest.TestCase):
                 volumes = {v["name"]: v for v in obj["spec"]["template"]["spec"]["volumes"]}
                 self.assertEqual(volumes["kafka-properties"]["secret"]["secretName"], "kafka-client")
 
+    def test_registry_credentials_and_lookup_only_come_from_values_and_the_secret(self):
+        base = {"schemaRegistry": {"url": "https://registry.example:8081", "autoRegister": False}}
+        for kind, expected in (
+            ("basic", {"EVENTIDE_SCHEMA_REGISTRY_USERNAME": "user", "EVENTIDE_SCHEMA_REGISTRY_PASSWORD": "secret"}),
+            ("bearer", {"EVENTIDE_SCHEMA_REGISTRY_TOKEN": "bearer-token"}),
+        ):
+            auth = {"type": kind, "existingSecret": "registry", "usernameKey": "user", "passwordKey": "secret", "tokenKey": "bearer-token"}
+            objects = render(base, {"schemaRegistry": {"auth": auth}})
+            for obj in by_kind(objects, "Deployment"):
+                with self.subTest(kind=kind, obj=obj["metadata"]["name"]):
+                    variables = env(obj)
+                    self.assertEqual(variables["EVENTIDE_SCHEMA_REGISTRY_URL"], "https://registry.example:8081")
+                    self.assertEqual(variables["EVENTIDE_SCHEMA_REGISTRY_AUTO_REGISTER"], "false")
+                    for name, key in expected.items():
+                        self.assertEqual(variables[name]["secretKeyRef"], {"name": "registry", "key": key})
+                    for name in ("EVENTIDE_SCHEMA_REGISTRY_USERNAME", "EVENTIDE_SCHEMA_REGISTRY_TOKEN"):
+                        if name not in expected:
+                            self.assertNotIn(name, variables)
+        with self.assertRaises(RenderError):
+            render(base, {"schemaRegistry": {"auth": {"type": "basic"}}})
+        with self.assertRaises(RenderError):
+            render(base, {"schemaRegistry": {"auth": {"type": "digest", "existingSecret": "registry"}}})
+
     def test_option_values_keep_their_commas(self):
         objects = render({"kafka": {"options": {"client.id": "a,b=c"}}})
         options = env(find(objects, "Deployment", "eventide-ingest"))["EVENTIDE_KAFKA_OPTIONS"].split("\n")

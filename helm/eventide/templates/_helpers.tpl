@@ -248,6 +248,27 @@ referenced here as $(VAR), which the kubelet expands.
 {{- with $v.schemaRegistry.url }}
 - name: EVENTIDE_SCHEMA_REGISTRY_URL
   value: {{ . | quote }}
+- name: EVENTIDE_SCHEMA_REGISTRY_AUTO_REGISTER
+  value: {{ $v.schemaRegistry.autoRegister | quote }}
+{{- $auth := $v.schemaRegistry.auth }}
+{{- if eq $auth.type "basic" }}
+- name: EVENTIDE_SCHEMA_REGISTRY_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "schemaRegistry.auth.existingSecret is required with auth.type basic" $auth.existingSecret | quote }}
+      key: {{ $auth.usernameKey | quote }}
+- name: EVENTIDE_SCHEMA_REGISTRY_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $auth.existingSecret | quote }}
+      key: {{ $auth.passwordKey | quote }}
+{{- else if eq $auth.type "bearer" }}
+- name: EVENTIDE_SCHEMA_REGISTRY_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "schemaRegistry.auth.existingSecret is required with auth.type bearer" $auth.existingSecret | quote }}
+      key: {{ $auth.tokenKey | quote }}
+{{- end }}
 {{- end }}
 {{- if $v.scylla.enabled }}
 - name: EVENTIDE_SCYLLA_CONTACT_POINTS
