@@ -104,11 +104,28 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         batch: usize,
     },
+    /// Schema registry tasks (`--schema-registry-url` and its credentials).
+    Schemas {
+        #[command(subcommand)]
+        action: SchemasAction,
+    },
     /// Print the SHA-256 of an API key, as the keys file stores it.
     HashKey {
         /// The key (read from standard input when omitted).
         key: Option<String>,
     },
+}
+
+/// What `eventide schemas` does.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum SchemasAction {
+    /// Write every version of the compiled-in catalogue to the registry
+    /// under the id the catalogue pins for it (the registry's IMPORT mode),
+    /// and print the id of each: run it before moving a system that ran on
+    /// the catalogue to a registry, so records already written keep their
+    /// meaning. Versions already there are left alone; an id the registry
+    /// gave another schema stops it, naming the id.
+    Register,
 }
 
 /// Options every service shares.

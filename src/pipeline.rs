@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::cli::{Cli, Command, CommonArgs};
+use crate::cli::{Cli, Command, CommonArgs, SchemasAction};
 use crate::kafka::{TopicLayout, client_config, ensure_topics};
 use crate::local_broker::LocalBroker;
 
@@ -69,6 +69,9 @@ async fn unless_stopped<T>(
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::HashKey { key }) => return hash_key(key.as_deref()),
+        Some(Command::Schemas {
+            action: SchemasAction::Register,
+        }) => return register_schemas(&cli.common).await,
         Some(Command::Send { url, key, item }) => {
             return crate::tools::send(url, key, item.as_deref()).await;
         }
@@ -89,6 +92,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     }
     cli.ingest.validate()?;
     let codec = codec(&cli.common)?;
+    warn_of_id_collisions(&cli.common).await;
     if cli.common.schema_registry_url.is_some() && !cli.common.schema_registry_auto_register {
         // Lookup-only: a schema missing from the registry stops the start.
         codec
@@ -364,6 +368,57 @@ fn auth(cli: &Cli) -> anyhow::Result<Auth> {
     bail!(
         "--keys-file (EVENTIDE_KEYS_FILE) is required to run a single service; --insecure-no-auth disables authentication"
     )
+}
+
+/// On a registry, warns when it gives one of the catalogue's pinned ids to
+/// another schema: records written on the catalogue (the local default)
+/// would be misread, unless none are left on the topics.
+async fn warn_of_id_collisions(common: &CommonArgs) {
+    let Some(url) = &common.schema_registry_url else {
+        return;
+    };
+    let Ok(client) = RegistryClient::new(url, REGISTRY_TIMEOUT, &common.registry_auth()) else {
+        return;
+    };
+    match client.catalogue_collisions().await {
+        Ok(ids) if ids.is_empty() => {}
+        Ok(ids) => warn!(
+            ?ids,
+            "the schema registry gives these catalogue ids to other schemas: records written without a registry (the catalogue) would be misread; if any are on the topics, run `eventide schemas register` on a registry that has not handed those ids out"
+        ),
+        Err(err) => {
+            warn!(error = %err, "could not compare the registry's ids with the catalogue's")
+        }
+    }
+}
+
+/// `eventide schemas register`: the catalogue into the registry under its
+/// pinned ids; prints a line per version.
+async fn register_schemas(common: &CommonArgs) -> anyhow::Result<()> {
+    let Some(url) = &common.schema_registry_url else {
+        bail!(
+            "--schema-registry-url (EVENTIDE_SCHEMA_REGISTRY_URL) names the registry to write to"
+        );
+    };
+    let client = RegistryClient::new(url, REGISTRY_TIMEOUT, &common.registry_auth())?;
+    let names = TopicNames::with_prefix(common.topic_prefix.clone());
+    let imported = client
+        .import_catalogue(&names)
+        .await
+        .context("importing the schema catalogue")?;
+    println!("subject\tversion\tcatalogue id\tregistry id\tstatus");
+    for version in imported {
+        let done = if version.already_there {
+            "already there"
+        } else {
+            "imported"
+        };
+        println!(
+            "{}\t{}\t{}\t{}\t{done}",
+            version.subject, version.version, version.id, version.id
+        );
+    }
+    Ok(())
 }
 
 fn hash_key(key: Option<&str>) -> anyhow::Result<()> {

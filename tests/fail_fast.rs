@@ -127,3 +127,49 @@ async fn a_lookup_only_registry_without_our_schemas_stops_the_start_naming_the_s
         "checked before the broker starts: {output}"
     );
 }
+
+#[tokio::test]
+async fn schemas_register_names_what_it_needs_and_what_the_registry_refused() {
+    let run = |env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_eventide"));
+        command
+            .args(["schemas", "register"])
+            .env_remove("EVENTIDE_SCHEMA_REGISTRY_URL");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let output = command.output().expect("eventide runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status, text)
+    };
+    let (status, output) = run(&[]);
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("--schema-registry-url"), "{output}");
+
+    // A registry that knows nothing and allows no mode change.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            [("content-type", "application/vnd.schemaregistry.v1+json")],
+            r#"{"error_code": 40401, "message": "Not found"}"#,
+        )
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (status, output) =
+        tokio::task::spawn_blocking(move || run(&[("EVENTIDE_SCHEMA_REGISTRY_URL", url.as_str())]))
+            .await
+            .expect("runs");
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("IMPORT mode") && output.contains("dead-letters-value"),
+        "{output}"
+    );
+}

@@ -17,9 +17,19 @@ use schema_registry_converter::schema_registry_common::{
 use crate::catalogue::parse;
 use crate::codec::CodecError;
 
+mod import;
+
+pub use import::Imported;
+
 /// Registers and resolves schemas against a registry over HTTP.
 pub struct RegistryClient {
     settings: SrSettings,
+    /// The registry's base URL, without a trailing slash.
+    url: String,
+    /// The credentials and timeout, for the calls the converter has none
+    /// for (importing the catalogue).
+    auth: RegistryAuth,
+    timeout: Duration,
     /// Whether a schema missing under its subject is registered, or refused
     /// (lookup-only, for registries whose schemas are managed elsewhere).
     auto_register: bool,
@@ -65,7 +75,8 @@ impl RegistryClient {
     ///
     /// [`CodecError::Registry`] if the HTTP client cannot be built.
     pub fn new(url: &str, timeout: Duration, auth: &RegistryAuth) -> Result<Self, CodecError> {
-        let mut builder = SrSettings::new_builder(url.trim_end_matches('/').to_owned());
+        let url = url.trim_end_matches('/').to_owned();
+        let mut builder = SrSettings::new_builder(url.clone());
         builder.set_timeout(timeout);
         match auth {
             RegistryAuth::None => {}
@@ -81,6 +92,9 @@ impl RegistryClient {
         })?;
         Ok(Self {
             settings,
+            url,
+            auth: auth.clone(),
+            timeout,
             auto_register: true,
             ids: Mutex::default(),
             schemas: Mutex::default(),

@@ -7,7 +7,11 @@
 //! fetches by id, so the tests can check which subjects the codec registers
 //! under (topic name strategy, with the topic prefix), that the frame carries
 //! the id the registry assigned, that ids and schemas are cached per process,
-//! and that registry failures surface as `CodecError::Registry`.
+//! and that registry failures surface as `CodecError::Registry`. For
+//! `eventide schemas register` it also keeps Confluent's IMPORT mode:
+//! `PUT /mode/{subject}`, and a registration naming its `id` and `version`,
+//! accepted only in that mode and only for an id free or holding the same
+//! schema.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,6 +44,12 @@ struct RegistryState {
     gets_by_id: usize,
     /// The `Authorization` header every request must carry, if any.
     authorization: Option<String>,
+    /// The first id handed out (a fresh registry starts at 1).
+    first_id: u32,
+    /// Subject → mode set with `PUT /mode/{subject}`.
+    modes: HashMap<String, String>,
+    /// Whether modes may not change (Confluent's `mode.mutability` off).
+    immutable_modes: bool,
 }
 
 type Shared = Arc<Mutex<RegistryState>>;
@@ -61,9 +71,14 @@ impl FakeRegistry {
             .expect("bind the fake registry");
         let addr = listener.local_addr().expect("fake registry address");
         let state = Shared::default();
-        state.lock().expect("registry state").authorization = authorization.map(str::to_owned);
+        {
+            let mut registry = state.lock().expect("registry state");
+            registry.authorization = authorization.map(str::to_owned);
+            registry.first_id = FIRST_ID;
+        }
         let app = Router::new()
             .route("/subjects/{subject}/versions", post(register))
+            .route("/mode/{subject}", axum::routing::put(set_mode))
             .route("/subjects/{subject}/versions/latest", get(latest))
             .route("/schemas/ids/{id}", get(schema_by_id))
             .layer(axum::middleware::from_fn_with_state(
@@ -153,10 +168,64 @@ async fn register(
         return registry_error(StatusCode::UNPROCESSABLE_ENTITY, 42201, "Invalid schema");
     };
     let mut registry = state.lock().expect("registry state");
-    let next = FIRST_ID + u32::try_from(registry.ids.len()).expect("few schemas");
-    let id = *registry.ids.entry(schema.to_owned()).or_insert(next);
-    registry.posts.push((subject, id));
-    registry_json(StatusCode::OK, &json!({ "id": id }))
+    if let Some(pinned) = request["id"].as_u64() {
+        let pinned = u32::try_from(pinned).expect("an id");
+        if registry.modes.get(&subject).map(String::as_str) != Some("IMPORT") {
+            return registry_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                42205,
+                "Subject is not in import mode",
+            );
+        }
+        let taken = registry
+            .ids
+            .iter()
+            .any(|(text, id)| *id == pinned && text != schema);
+        if taken {
+            return registry_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                42207,
+                "Id already used by another schema",
+            );
+        }
+        registry.ids.insert(schema.to_owned(), pinned);
+        registry.posts.push((subject, pinned));
+        return registry_json(StatusCode::OK, &json!({ "id": pinned }));
+    }
+    if let Some(id) = registry.ids.get(schema).copied() {
+        registry.posts.push((subject, id));
+        return registry_json(StatusCode::OK, &json!({ "id": id }));
+    }
+    let next = (registry.first_id..)
+        .find(|id| !registry.ids.values().any(|taken| taken == id))
+        .expect("a free id");
+    registry.ids.insert(schema.to_owned(), next);
+    registry.posts.push((subject, next));
+    registry_json(StatusCode::OK, &json!({ "id": next }))
+}
+
+/// `PUT /mode/{subject}` with `{"mode": ...}`.
+async fn set_mode(
+    State(state): State<Shared>,
+    Path(subject): Path<String>,
+    body: String,
+) -> Response {
+    let mut registry = state.lock().expect("registry state");
+    if registry.immutable_modes {
+        return registry_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42205,
+            "Mode changes are not allowed",
+        );
+    }
+    let mode = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|body| body["mode"].as_str().map(str::to_owned));
+    let Some(mode) = mode else {
+        return registry_error(StatusCode::UNPROCESSABLE_ENTITY, 42204, "Invalid mode");
+    };
+    registry.modes.insert(subject, mode.clone());
+    registry_json(StatusCode::OK, &json!({ "mode": mode }))
 }
 
 /// `GET /subjects/{subject}/versions/latest`: the last schema registered
@@ -387,4 +456,143 @@ async fn lookup_only_finds_registered_schemas_and_names_a_missing_subject() {
         "{missing:?}"
     );
     assert_eq!(registry.posts().len(), 1, "lookup-only never registers");
+}
+
+impl FakeRegistry {
+    /// A registry that has handed out no id yet: its first is 1, where the
+    /// catalogue's pinned ids start.
+    async fn fresh() -> Self {
+        let registry = Self::start().await;
+        registry.state.lock().expect("registry state").first_id = 1;
+        registry
+    }
+
+    fn client(&self) -> RegistryClient {
+        RegistryClient::new(&self.url, TIMEOUT, &RegistryAuth::None).expect("client builds")
+    }
+}
+
+fn catalogue_codec() -> Codec {
+    Codec::new(SchemaSource::Catalogue, TopicNames::with_prefix("p.")).expect("codec builds")
+}
+
+#[tokio::test]
+async fn importing_the_catalogue_keeps_every_pinned_id_and_old_records_readable() {
+    let registry = FakeRegistry::fresh().await;
+    let imported = registry
+        .client()
+        .import_catalogue(&TopicNames::with_prefix("p."))
+        .await
+        .expect("imports");
+    let expected: Vec<(String, u32, u32)> = schemas::catalogue::ENTRIES
+        .iter()
+        .map(|entry| {
+            (
+                format!("p.{}-value", entry.topic.default_name()),
+                entry.version,
+                entry.id,
+            )
+        })
+        .collect();
+    let got: Vec<(String, u32, u32)> = imported
+        .iter()
+        .map(|i| (i.subject.clone(), i.version, i.id))
+        .collect();
+    assert_eq!(got, expected, "every version under its pinned id");
+    assert!(imported.iter().all(|i| !i.already_there));
+    let modes = registry.state.lock().expect("registry state").modes.clone();
+    assert_eq!(modes.len(), 6, "{modes:?}");
+    assert!(
+        modes.values().all(|mode| mode == "READWRITE"),
+        "modes restored: {modes:?}"
+    );
+
+    // A record the local default wrote (framed with the catalogue's id)
+    // decodes through the registry, and the registry codec frames new
+    // records with the same ids.
+    let record = increment();
+    let old = catalogue_codec().encode(&record).await.expect("encodes");
+    let back: Increment = registry
+        .codec()
+        .decode(&old)
+        .await
+        .expect("decodes via registry");
+    assert_eq!(back, record);
+    let new = registry
+        .codec()
+        .encode(&record)
+        .await
+        .expect("encodes via registry");
+    assert_eq!(
+        split_frame(&new).expect("framed").0,
+        split_frame(&old).expect("framed").0
+    );
+    assert!(
+        registry
+            .client()
+            .catalogue_collisions()
+            .await
+            .expect("compares")
+            .is_empty()
+    );
+
+    // Running it again changes nothing.
+    let again = registry
+        .client()
+        .import_catalogue(&TopicNames::with_prefix("p."))
+        .await
+        .expect("imports again");
+    assert!(again.iter().all(|i| i.already_there), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_registry_that_gave_a_catalogue_id_away_is_refused_naming_it() {
+    let registry = FakeRegistry::fresh().await;
+    // Without importing, a service registers this build's schemas: the
+    // fresh registry hands them ids 1 and 2, which the catalogue pins to
+    // other versions.
+    registry
+        .codec()
+        .encode(&redirect())
+        .await
+        .expect("registers");
+    registry
+        .codec()
+        .encode(&increment())
+        .await
+        .expect("registers");
+    let collisions = registry
+        .client()
+        .catalogue_collisions()
+        .await
+        .expect("compares");
+    assert_eq!(collisions, [1, 2]);
+    let refused = registry
+        .client()
+        .import_catalogue(&TopicNames::with_prefix("p."))
+        .await
+        .expect_err("id 1 holds another schema");
+    assert!(
+        matches!(&refused, CodecError::Registry { reason } if reason.contains("schema id 1 ") && reason.contains("p.redirects-value")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_registry_without_mode_changes_is_named_in_the_error() {
+    let registry = FakeRegistry::fresh().await;
+    registry
+        .state
+        .lock()
+        .expect("registry state")
+        .immutable_modes = true;
+    let refused = registry
+        .client()
+        .import_catalogue(&TopicNames::with_prefix("p."))
+        .await
+        .expect_err("IMPORT mode refused");
+    assert!(
+        matches!(&refused, CodecError::Registry { reason } if reason.contains("IMPORT mode") && reason.contains("42205")),
+        "{refused:?}"
+    );
 }
