@@ -830,7 +830,7 @@ fn idempotency_key() -> Object {
         .schema_type(Type::String)
         .min_length(Some(1))
         .max_length(Some(MAX_KEY_LEN))
-        .pattern(Some("^[ -~]+$"))
+        .pattern(Some("^[!-~]([ -~]*[!-~])?$"))
         .description(Some(
             "the producer's key for this request: every retry with the same key (per application) \
              is applied once within the processor's `--dedup-window` (default 24h), and answered \

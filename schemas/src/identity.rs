@@ -13,7 +13,8 @@ use crate::records::{Event, Increment, Redirect};
 pub const MAX_KEY_LEN: usize = 128;
 
 /// A producer's idempotency key: 1 to [`MAX_KEY_LEN`] printable ASCII
-/// characters (space to `~`).
+/// characters (space to `~`), not starting or ending with a space (an HTTP
+/// header value cannot carry those).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
 
@@ -24,7 +25,7 @@ pub enum KeyError {
     Empty,
     #[error("must be at most {MAX_KEY_LEN} characters")]
     TooLong,
-    #[error("must be printable ASCII (space to `~`)")]
+    #[error("must be printable ASCII (space to `~`), not starting or ending with a space")]
     NotPrintable,
 }
 
@@ -41,7 +42,10 @@ impl IdempotencyKey {
         if key.len() > MAX_KEY_LEN {
             return Err(KeyError::TooLong);
         }
-        if !key.bytes().all(|byte| (b' '..=b'~').contains(&byte)) {
+        if !key.bytes().all(|byte| (b' '..=b'~').contains(&byte))
+            || key.starts_with(' ')
+            || key.ends_with(' ')
+        {
             return Err(KeyError::NotPrintable);
         }
         Ok(Self(key.to_owned()))
@@ -107,6 +111,8 @@ mod tests {
         );
         assert_eq!(IdempotencyKey::parse("a\tb"), Err(KeyError::NotPrintable));
         assert_eq!(IdempotencyKey::parse("é"), Err(KeyError::NotPrintable));
+        assert_eq!(IdempotencyKey::parse(" k"), Err(KeyError::NotPrintable));
+        assert_eq!(IdempotencyKey::parse("k "), Err(KeyError::NotPrintable));
         let longest = "~".repeat(MAX_KEY_LEN);
         assert_eq!(
             IdempotencyKey::parse(&longest).map(|key| key.as_str().len()),
