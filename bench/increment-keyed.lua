@@ -18,6 +18,11 @@ local run = tostring(os.time())
 request = function()
   n = n + 1
   local body = string.format('{"key":"%s","value":%d}', keys[(n % 1000) + 1], (n % 5) + 1)
-  local headers = { ["Idempotency-Key"] = string.format("bench-%s-%d-%d", run, tid or 0, n) }
+  -- wrk.format takes these instead of wrk.headers, not beside them.
+  local headers = {
+    ["Content-Type"] = wrk.headers["Content-Type"],
+    ["Authorization"] = wrk.headers["Authorization"],
+    ["Idempotency-Key"] = string.format("bench-%s-%d-%d", run, tid or 0, n),
+  }
   return wrk.format(nil, "/v1/increment", headers, body)
 end

@@ -116,6 +116,20 @@ pub enum Command {
     },
 }
 
+impl Cli {
+    /// The role whose service names the process's own spans: the
+    /// subcommand's, `None` for the all-in-one and the tools.
+    pub fn role(&self) -> Option<&'static str> {
+        match self.command {
+            Some(Command::Ingest) => Some("ingest"),
+            Some(Command::Processor) => Some("processor"),
+            Some(Command::Delivery) => Some("delivery"),
+            Some(Command::QueryApi) => Some("query-api"),
+            _ => None,
+        }
+    }
+}
+
 /// What `eventide schemas` does.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum SchemasAction {

@@ -12,16 +12,19 @@ use tracing::{error, info, warn};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.common.log_format);
+    let telemetry = telemetry::init(cli.common.log_format, cli.role());
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    match pipeline::run(cli, shutdown).await {
+    let outcome = match pipeline::run(cli, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             error!(error = format!("{err:#}"), "eventide stopped with an error");
             ExitCode::FAILURE
         }
-    }
+    };
+    // The exporter's HTTP client blocks: flush the last spans off the runtime.
+    drop(tokio::task::spawn_blocking(move || telemetry.shutdown()).await);
+    outcome
 }
 
 /// First SIGTERM or Ctrl-C: graceful shutdown. Second: exit at once.

@@ -1,7 +1,15 @@
-//! Log setup: human-readable text by default, JSON lines for log collectors.
+//! Logs, traces and the metrics recorder. Logs are human-readable text by
+//! default or JSON lines for collectors, with `trace_id` and `span_id` when a
+//! span is exported; traces go over OTLP/HTTP when the standard `OTEL_*`
+//! variables ask for it (`telemetry::export`).
 
 use clap::ValueEnum;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use telemetry::logs::WithTraceIds;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -12,17 +20,66 @@ pub enum LogFormat {
     Json,
 }
 
+/// What [`init`] set up; [`Telemetry::shutdown`] exports the spans still
+/// buffered.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    traces: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Whether spans are exported.
+    pub fn exporting(&self) -> bool {
+        self.traces.is_some()
+    }
+
+    /// Exports what is buffered and stops the exporter (blocking: call it
+    /// outside async code, or in `spawn_blocking`).
+    pub fn shutdown(self) {
+        if let Some(provider) = self.traces {
+            drop(provider.shutdown());
+        }
+    }
+}
+
 /// Installs the global subscriber; `RUST_LOG` overrides the default filter.
-pub fn init(format: LogFormat) {
+/// `role` names the spans of the process's own code (`None`: the
+/// all-in-one). A bad OTLP setting is logged and traces stay off.
+pub fn init(format: LogFormat, role: Option<&'static str>) -> Telemetry {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn,tansu=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let installed = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let (traces, trouble) = match telemetry::export::provider(role) {
+        Ok(traces) => (traces, None),
+        Err(err) => (None, Some(err)),
     };
+    let otel = traces
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("eventide")));
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let installed = match format {
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().event_format(WithTraceIds(
+                tracing_subscriber::fmt::format().with_ansi(false),
+            )))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .event_format(WithTraceIds(
+                        tracing_subscriber::fmt::format().json().flatten_event(true),
+                    )),
+            )
+            .try_init(),
+    };
+    if let Some(err) = trouble {
+        tracing::warn!(error = %err, "trace export is off");
+    }
     // A second init (tests start many pipelines) keeps the first subscriber.
-    drop(installed);
+    match installed {
+        Ok(()) => Telemetry { traces },
+        Err(_) => Telemetry::default(),
+    }
 }
 
 /// The process-wide Prometheus recorder, installed on first use; every

@@ -94,8 +94,9 @@ async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiEr
     }
 }
 
-/// Gives every request an id (in its span and its response) and counts it
-/// by route and status.
+/// Gives every request an id (in its span and its response), continues the
+/// caller's W3C trace (`traceparent`) in its span, and counts it by route
+/// and status.
 async fn observe(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
     let request_id = request
         .headers()
@@ -104,7 +105,17 @@ async fn observe(matched: Option<MatchedPath>, request: Request, next: Next) -> 
         .filter(|id| !id.is_empty() && id.len() <= 128)
         .map_or_else(|| Uuid::now_v7().to_string(), str::to_owned);
     let route = matched.map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let span = info_span!("request", %request_id, %route);
+    let span = info_span!(
+        "request",
+        otel.name = format!("{} {route}", request.method()),
+        otel.kind = "server",
+        %request_id,
+        %route
+    );
+    telemetry::propagation::continue_trace(
+        &span,
+        &telemetry::propagation::from_http(request.headers()),
+    );
     let mut response = next.run(request).instrument(span).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!(crate::metrics::REQUESTS, "route" => route, "status" => status).increment(1);
@@ -270,7 +281,12 @@ async fn single(
     })?;
     state
         .sink
-        .enqueue(outgoing.topic(), outgoing.key().as_bytes(), &payload)?
+        .enqueue(
+            outgoing.topic(),
+            outgoing.key().as_bytes(),
+            &payload,
+            trace_headers(&headers),
+        )?
         .await
         .inspect_err(|err| warn!(error = %err, topic = %outgoing.topic(), "record not written"))?;
     Ok((
@@ -342,13 +358,19 @@ pub(crate) async fn batch(
     }
     // Encode everything first, then enqueue in item order so records of one
     // key keep their order, then await every acknowledgement together.
+    let trace = trace_headers(&headers);
     let mut pending = Vec::with_capacity(outgoing.len());
     let mut unwritten = 0usize;
     for (index, record) in &outgoing {
         let enqueued = match record.encode(&state.codec).await {
             Ok(payload) => state
                 .sink
-                .enqueue(record.topic(), record.key().as_bytes(), &payload)
+                .enqueue(
+                    record.topic(),
+                    record.key().as_bytes(),
+                    &payload,
+                    trace.clone(),
+                )
                 .map_err(ApiError::from),
             Err(err) => {
                 warn!(error = %err, "encoding failed");
@@ -397,6 +419,13 @@ pub(crate) async fn batch(
         return Ok(response);
     }
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// The record headers carrying this request's trace: the request span's when
+/// traces are exported, else the caller's `traceparent` passed on as it came.
+fn trace_headers(headers: &HeaderMap) -> Option<rdkafka::message::OwnedHeaders> {
+    let caller = telemetry::propagation::from_http(headers);
+    telemetry::propagation::kafka_headers(&telemetry::propagation::current_or(&caller))
 }
 
 /// The `Idempotency-Key` header, if sent.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use schemas::{Topic, TopicNames};
@@ -141,7 +142,7 @@ impl KafkaSink {
         key: &[u8],
         payload: &[u8],
     ) -> Result<Written, SinkError> {
-        self.enqueue(topic, key, payload)?.await
+        self.enqueue(topic, key, payload, None)?.await
     }
 
     /// Puts one record in the producer's queue now (so records enqueued in
@@ -164,6 +165,7 @@ impl KafkaSink {
         topic: Topic,
         key: &[u8],
         payload: &[u8],
+        headers: Option<OwnedHeaders>,
     ) -> Result<impl Future<Output = Result<Written, SinkError>> + Send + 'static, SinkError> {
         if self.health.down.load(Ordering::Relaxed) {
             self.probe_until_up();
@@ -173,7 +175,10 @@ impl KafkaSink {
             self.probe_until_up();
         }
         let name = self.names.name(topic);
-        let record = FutureRecord::to(&name).key(key).payload(payload);
+        let mut record = FutureRecord::to(&name).key(key).payload(payload);
+        if let Some(headers) = headers {
+            record = record.headers(headers);
+        }
         let delivery = self
             .producer
             .send_result(record)

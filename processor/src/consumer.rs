@@ -17,7 +17,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use schemas::Codec;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, debug, info, warn};
 
 use crate::aggregate::Aggregate;
 use crate::dead_letters::{DeadLetterError, DeadLetters, Failed, PendingLetter};
@@ -44,6 +44,8 @@ pub(crate) struct Received {
     pub(crate) key: Option<Vec<u8>>,
     pub(crate) payload: Option<Vec<u8>>,
     pub(crate) timestamp_ms: Option<i64>,
+    /// The trace context its headers carry, if any.
+    pub(crate) trace: Option<opentelemetry::Context>,
 }
 
 /// Why a record was not applied.
@@ -378,6 +380,7 @@ impl<A: Aggregate> TopicWorker<A> {
             ref key,
             ref payload,
             timestamp_ms,
+            ..
         } = *record;
         if let Some(state) = self.partitions.get_mut(&partition)
             && state.boundary.is_some_and(|boundary| offset >= boundary)
@@ -555,7 +558,14 @@ impl<A: Aggregate> TopicWorker<A> {
             }
             let batch = state.aggregate.batch();
             let started = std::time::Instant::now();
-            let outcome = A::flush(io.store, &self.store_name, *partition, &batch).await?;
+            let span = tracing::info_span!(
+                "flush",
+                otel.name = format!("flush {}", self.store_name),
+                partition = *partition
+            );
+            let outcome = A::flush(io.store, &self.store_name, *partition, &batch)
+                .instrument(span)
+                .await?;
             metrics::histogram!(crate::metrics::FLUSH_SECONDS)
                 .record(started.elapsed().as_secs_f64());
             match outcome {

@@ -50,7 +50,7 @@ use rdkafka::message::Message;
 use schemas::Codec;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{Instrument as _, info, warn};
 
 pub use settings::Settings;
 pub use store::{Store, StoreError};
@@ -214,9 +214,26 @@ pub async fn run(
                         key: message.key().map(<[u8]>::to_vec),
                         payload: message.payload().map(<[u8]>::to_vec),
                         timestamp_ms: message.timestamp().to_millis(),
+                        trace: message.headers().and_then(telemetry::propagation::from_kafka),
                     };
                     drop(message);
-                    workers.handle(&io, &topic, &record).await?;
+                    // A record that carries a trace is processed in a span
+                    // continuing it: the rules it fires pass it on.
+                    let span = match &record.trace {
+                        Some(trace) => {
+                            let span = tracing::info_span!(
+                                "process",
+                                otel.name = format!("process {topic}"),
+                                otel.kind = "consumer",
+                                partition = record.partition,
+                                offset = record.offset
+                            );
+                            telemetry::propagation::continue_trace(&span, trace);
+                            span
+                        }
+                        None => tracing::Span::none(),
+                    };
+                    workers.handle(&io, &topic, &record).instrument(span).await?;
                 }
                 Err(err) => warn!(error = %err, "consumer error"),
             },

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use schemas::{Codec, CodecError, Notification, Topic};
 use thiserror::Error;
-use tracing::warn;
+use tracing::{Instrument as _, warn};
 
 /// How long a resend of an unacknowledged notification may take.
 const RESEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,9 +34,12 @@ pub struct Notifier {
     producer: FutureProducer,
     codec: Codec,
     topic: String,
-    in_flight: Vec<(Notification, DeliveryFuture)>,
-    unsent: Vec<Notification>,
+    in_flight: Vec<(Pending, DeliveryFuture)>,
+    unsent: Vec<Pending>,
 }
+
+/// A notification with the trace headers of the event that fired it.
+type Pending = (Notification, Option<OwnedHeaders>);
 
 impl std::fmt::Debug for Notifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,26 +74,42 @@ impl Notifier {
         })
     }
 
-    /// Starts writing `notification` without waiting for the broker.
+    /// Starts writing `notification` without waiting for the broker. Fired
+    /// while an event's trace is current (its processing span), the rule's
+    /// span continues that trace and the record carries it on.
     pub async fn send(&mut self, notification: Notification) {
         metrics::counter!(crate::metrics::NOTIFICATIONS_FIRED, "rule" => notification.rule.clone())
             .increment(1);
-        let payload = match self.codec.encode(&notification).await {
+        let span = tracing::info_span!(
+            "rule fired",
+            otel.name = format!("rule {}", notification.rule),
+            rule = %notification.rule,
+            id = %notification.event_id
+        );
+        let headers = span.in_scope(|| {
+            telemetry::propagation::kafka_headers(&telemetry::propagation::current_or(
+                &opentelemetry::Context::new(),
+            ))
+        });
+        let payload = match self.codec.encode(&notification).instrument(span).await {
             Ok(payload) => payload,
             Err(err) => {
                 warn!(error = %err, "notification not encoded yet; retrying at the next flush");
-                self.unsent.push(notification);
+                self.unsent.push((notification, headers));
                 return;
             }
         };
-        let record = FutureRecord::to(&self.topic)
+        let mut record = FutureRecord::to(&self.topic)
             .key(notification.user_id.as_bytes())
             .payload(&payload);
+        if let Some(headers) = &headers {
+            record = record.headers(headers.clone());
+        }
         match self.producer.send_result(record) {
-            Ok(delivery) => self.in_flight.push((notification, delivery)),
+            Ok(delivery) => self.in_flight.push(((notification, headers), delivery)),
             Err((err, _)) => {
                 warn!(error = %err, "notification not queued yet; retrying at the next flush");
-                self.unsent.push(notification);
+                self.unsent.push((notification, headers));
             }
         }
     }
@@ -102,29 +122,32 @@ impl Notifier {
     /// [`NotifyError`] if a notification still cannot be written; the
     /// partition must not move past its trigger then.
     pub async fn settle(&mut self) -> Result<(), NotifyError> {
-        for (notification, delivery) in std::mem::take(&mut self.in_flight) {
+        for (pending, delivery) in std::mem::take(&mut self.in_flight) {
             match delivery.await {
                 Ok(Ok(_)) => {}
                 Ok(Err((err, _))) => {
-                    warn!(error = %err, id = %notification.event_id, "notification write failed; resending");
-                    self.unsent.push(notification);
+                    warn!(error = %err, id = %pending.0.event_id, "notification write failed; resending");
+                    self.unsent.push(pending);
                 }
-                Err(_) => self.unsent.push(notification),
+                Err(_) => self.unsent.push(pending),
             }
         }
-        while let Some(notification) = self.unsent.pop() {
+        while let Some((notification, headers)) = self.unsent.pop() {
             let payload = match self.codec.encode(&notification).await {
                 Ok(payload) => payload,
                 Err(err) => {
-                    self.unsent.push(notification);
+                    self.unsent.push((notification, headers));
                     return Err(err.into());
                 }
             };
-            let record = FutureRecord::to(&self.topic)
+            let mut record = FutureRecord::to(&self.topic)
                 .key(notification.user_id.as_bytes())
                 .payload(&payload);
+            if let Some(headers) = &headers {
+                record = record.headers(headers.clone());
+            }
             if let Err((err, _)) = self.producer.send(record, RESEND_TIMEOUT).await {
-                self.unsent.push(notification);
+                self.unsent.push((notification, headers));
                 return Err(err.into());
             }
         }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, debug, info, warn};
 
 use super::backoff::Backoff;
 use super::destinations::{Destination, Source};
@@ -37,6 +37,9 @@ struct Job {
     /// The record as read, for a dead letter.
     original: Vec<u8>,
     timestamp_ms: Option<i64>,
+    /// The trace its headers carry: the delivery continues it and passes it
+    /// on to the receiver as `traceparent`.
+    trace: Option<opentelemetry::Context>,
 }
 
 /// What every delivery of a destination shares.
@@ -166,10 +169,11 @@ impl Worker {
                     let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
                     let original = message.payload().unwrap_or_default().to_vec();
                     let timestamp_ms = message.timestamp().to_millis();
+                    let trace = message.headers().and_then(telemetry::propagation::from_kafka);
                     drop(message);
                     match self.prepare(&original).await {
                         Ok(Some((id, body))) => {
-                            let job = Job { partition, offset, key: key.clone(), id, body, original, timestamp_ms };
+                            let job = Job { partition, offset, key: key.clone(), id, body, original, timestamp_ms, trace };
                             if let Some(job) = lanes.admit(partition, offset, &key, job) {
                                 tasks.spawn(deliver(self.shared.clone(), job, done_tx.clone()));
                             }
@@ -266,6 +270,25 @@ impl Worker {
 /// Delivers `job`, retrying with backoff, then dead-letters it; reports
 /// it finished on `done`.
 async fn deliver(shared: Arc<Shared>, job: Job, done: mpsc::UnboundedSender<(i32, i64, String)>) {
+    let span = tracing::info_span!(
+        "deliver",
+        otel.name = format!("deliver {}", shared.destination.name),
+        otel.kind = "client",
+        destination = %shared.destination.name,
+        id = %job.id
+    );
+    if let Some(trace) = &job.trace {
+        telemetry::propagation::continue_trace(&span, trace);
+    }
+    attempt_all(shared, job, done).instrument(span).await;
+}
+
+/// Posts `job` until it is delivered or given up (then dead-lettered).
+async fn attempt_all(
+    shared: Arc<Shared>,
+    job: Job,
+    done: mpsc::UnboundedSender<(i32, i64, String)>,
+) {
     let name = shared.destination.name.as_str();
     let began = Instant::now();
     let mut attempts = 0_u32;
@@ -363,6 +386,10 @@ async fn post(shared: &Shared, job: &Job) -> Result<(), Failure> {
     if let Some(secret) = &shared.destination.secret {
         request = request.header(signature::HEADER, signature::sign(secret, &job.body));
     }
+    let trace = telemetry::propagation::current_or(&job.trace.clone().unwrap_or_default());
+    let mut trace_headers = reqwest::header::HeaderMap::new();
+    telemetry::propagation::into_http(&trace, &mut trace_headers);
+    request = request.headers(trace_headers);
     let response = request.send().await.map_err(|err| Failure::Retry {
         reason: format!("request failed: {err}"),
         retry_after: None,
