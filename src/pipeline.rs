@@ -91,6 +91,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         _ => {}
     }
     cli.ingest.validate()?;
+    telemetry::process::report(env!("CARGO_PKG_VERSION"));
     let codec = codec(&cli.common)?;
     warn_of_id_collisions(&cli.common).await;
     if cli.common.schema_registry_url.is_some() && !cli.common.schema_registry_auto_register {

@@ -177,5 +177,57 @@ async fn a_callers_trace_runs_through_ingest_the_processor_and_delivery_to_the_r
     ] {
         assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
     }
+    assert_every_series_is_served(&http, &eventide).await;
     assert!(eventide.terminate().await.success());
+}
+
+/// The series an operator needs (issue 15, point 3), all served on
+/// `/metrics` (the all-in-one's roles share one registry; librdkafka's
+/// statistics come every few seconds, hence the wait).
+async fn assert_every_series_is_served(http: &reqwest::Client, eventide: &Eventide) {
+    const SERIES: &[&str] = &[
+        "eventide_http_request_seconds_bucket{service=\"ingest\"",
+        "eventide_http_request_seconds_bucket{service=\"query-api\"",
+        "eventide_processor_consumer_lag{",
+        "eventide_processor_flush_seconds_bucket{backend=\"sqlite\"",
+        "eventide_processor_flush_records_bucket{",
+        "eventide_processor_freshness_seconds{topic=\"events\"}",
+        "eventide_processor_rule_state_pending ",
+        "eventide_processor_notifications_fired_total{",
+        "eventide_processor_notifications_late_total{",
+        "eventide_processor_notification_lateness_seconds_bucket{",
+        "eventide_delivery_attempts_total{destination=\"notify\"}",
+        "eventide_delivery_delivered_total{destination=\"notify\"}",
+        "eventide_delivery_retried_total{destination=\"notify\"}",
+        "eventide_delivery_dead_lettered_total{destination=\"notify\"}",
+        "eventide_delivery_seconds_bucket{destination=\"notify\"",
+        "eventide_ingest_producer_queue_messages ",
+        "eventide_ingest_broker_rtt_p99_seconds{",
+        "eventide_build_info{version=",
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+    ];
+    let missing = eventually(DEADLINE, || async {
+        let text = http
+            .get(format!("{}/metrics", eventide.ingest))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let missing: Vec<&str> = SERIES
+            .iter()
+            .copied()
+            .filter(|series| !text.lines().any(|line| line.starts_with(series)))
+            .collect();
+        Ok(if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("not served yet: {missing:?}"))
+        })
+    })
+    .await;
+    if let Err(err) = missing {
+        panic!("{err}");
+    }
 }

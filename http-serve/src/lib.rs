@@ -18,6 +18,7 @@
 
 mod guard;
 mod limits;
+mod timing;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use tracing::debug;
 
 pub use guard::{BodyTimedOut, REFUSED_METRIC, Refusal, is_body_timeout};
 pub use limits::{Limits, MAX_HEADER_FIELDS};
+pub use timing::{REQUEST_SECONDS, timed};
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves,
 /// then waits for the requests in flight.

@@ -19,3 +19,10 @@ pub const DISK_FREE_BYTES: &str = "eventide_disk_free_bytes";
 pub const DISK_MIN_FREE_BYTES: &str = "eventide_disk_min_free_bytes";
 /// 1 while writes are refused for low disk, else 0.
 pub const DISK_LOW: &str = "eventide_disk_low";
+/// Records in the producer's queue, not yet acknowledged (librdkafka statistics).
+pub const PRODUCER_QUEUE_MESSAGES: &str = "eventide_ingest_producer_queue_messages";
+/// Bytes in the producer's queue (librdkafka statistics).
+pub const PRODUCER_QUEUE_BYTES: &str = "eventide_ingest_producer_queue_bytes";
+/// 99th percentile of the broker round-trip time, by `broker`, over the last
+/// statistics interval.
+pub const BROKER_RTT_SECONDS: &str = "eventide_ingest_broker_rtt_p99_seconds";

@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state("ingest", http_serve::timed))
         .with_state(state);
     // Outermost: a preflight is answered before authentication.
     match cors {

@@ -58,6 +58,22 @@ pub struct SinkContext {
 }
 
 impl ClientContext for SinkContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`): the
+    /// producer's queue and each broker's round-trip time.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        #[expect(clippy::cast_precision_loss, reason = "gauges")]
+        {
+            metrics::gauge!(crate::metrics::PRODUCER_QUEUE_MESSAGES).set(statistics.msg_cnt as f64);
+            metrics::gauge!(crate::metrics::PRODUCER_QUEUE_BYTES).set(statistics.msg_size as f64);
+            for broker in statistics.brokers.values() {
+                if let Some(rtt) = &broker.rtt {
+                    metrics::gauge!(crate::metrics::BROKER_RTT_SECONDS, "broker" => broker.name.clone())
+                        .set(rtt.p99 as f64 / 1_000_000.0);
+                }
+            }
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             self.health.suspect.store(true, Ordering::Relaxed);
@@ -116,7 +132,9 @@ impl KafkaSink {
                 settings.delivery_timeout.as_millis().to_string(),
             )
             .set("linger.ms", settings.produce_linger.as_millis().to_string())
-            .set("queue.buffering.max.messages", "200000");
+            .set("queue.buffering.max.messages", "200000")
+            // Queue depth and broker round trips for /metrics.
+            .set("statistics.interval.ms", "5000");
         let health = Arc::new(BrokerHealth::default());
         let producer = config.create_with_context(SinkContext {
             health: Arc::clone(&health),

@@ -23,7 +23,7 @@ use crate::aggregate::Aggregate;
 use crate::dead_letters::{DeadLetterError, DeadLetters, Failed, PendingLetter};
 use crate::dedup::Seen;
 use crate::rules::NotifyError;
-use crate::store::{FlushOutcome, Store, StoreError};
+use crate::store::{Fenced as _, FlushOutcome, Store, StoreError};
 
 /// Why handling a record failed; either stops the processor.
 #[derive(Debug, thiserror::Error)]
@@ -566,8 +566,11 @@ impl<A: Aggregate> TopicWorker<A> {
             let outcome = A::flush(io.store, &self.store_name, *partition, &batch)
                 .instrument(span)
                 .await?;
-            metrics::histogram!(crate::metrics::FLUSH_SECONDS)
+            metrics::histogram!(crate::metrics::FLUSH_SECONDS, "backend" => io.store.backend())
                 .record(started.elapsed().as_secs_f64());
+            #[expect(clippy::cast_precision_loss, reason = "a count for a histogram")]
+            metrics::histogram!(crate::metrics::FLUSH_RECORDS, "backend" => io.store.backend(), "checkpoint" => self.store_name.clone())
+                .record((A::batch_next_offset(&batch) - batch.expected_next_offset()) as f64);
             match outcome {
                 FlushOutcome::Written => {
                     state.aggregate.flushed(&batch);

@@ -34,6 +34,7 @@ pub mod counters;
 pub mod dead_letters;
 pub mod dedup;
 pub mod event_store;
+mod freshness;
 mod health;
 pub mod metrics;
 pub mod notifications;
@@ -171,6 +172,7 @@ pub async fn run(
         dead_letters: &dead_letters,
         dedup_window: config.settings.dedup_window,
     };
+    let mut freshness = freshness::Freshness::default();
     let mut flush_tick = tokio::time::interval(config.settings.flush_interval);
     flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -204,6 +206,7 @@ pub async fn run(
                 workers.flush_all(&io, CommitMode::Async).await?;
                 let fresh = workers.fresh(&consumer::caught_up(&consumer));
                 store.record_progress(&fresh, schemas::time::now_micros()).await?;
+                freshness.observe(&fresh);
             }
             received = consumer.recv() => match received {
                 Ok(message) => {

@@ -97,6 +97,14 @@ impl Store {
         })
     }
 
+    /// The backend's name, for metric labels: `sqlite` or `scylla`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Scylla(_) => "scylla",
+        }
+    }
+
     /// Where the first flush after loading a partition must end, if a flush
     /// crashed half-written (ScyllaDB only; SQLite flushes are atomic).
     ///

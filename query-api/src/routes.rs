@@ -64,6 +64,10 @@ pub fn router(state: AppState) -> Router {
         .route("/docs", get(docs))
         .fallback(no_endpoint)
         .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn_with_state(
+            "query-api",
+            http_serve::timed,
+        ))
         .with_state(state)
 }
 

@@ -80,6 +80,11 @@ impl Notifier {
     pub async fn send(&mut self, notification: Notification) {
         metrics::counter!(crate::metrics::NOTIFICATIONS_FIRED, "rule" => notification.rule.clone())
             .increment(1);
+        metrics::counter!(crate::metrics::NOTIFICATIONS_LATE, "rule" => notification.rule.clone())
+            .increment(u64::from(notification.late_by_micros > 0));
+        #[expect(clippy::cast_precision_loss, reason = "seconds for a histogram")]
+        metrics::histogram!(crate::metrics::NOTIFICATION_LATENESS_SECONDS, "rule" => notification.rule.clone())
+            .record(notification.late_by_micros.max(0) as f64 / 1_000_000.0);
         let span = tracing::info_span!(
             "rule fired",
             otel.name = format!("rule {}", notification.rule),

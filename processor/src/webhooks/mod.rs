@@ -39,6 +39,8 @@ pub use destinations::{Destination, DestinationsError, Filter, Source};
 pub mod metrics {
     /// Records delivered, by `destination`.
     pub const DELIVERED: &str = "eventide_delivery_delivered_total";
+    /// Requests sent to a destination (first tries and retries), by `destination`.
+    pub const ATTEMPTED: &str = "eventide_delivery_attempts_total";
     /// Attempts that failed and were retried, by `destination`.
     pub const RETRIED: &str = "eventide_delivery_retried_total";
     /// Records given up on and dead-lettered, by `destination`.

@@ -130,6 +130,15 @@ impl Worker {
     pub(super) async fn run(self, shutdown: CancellationToken) -> Result<(), DeliveryError> {
         let name = self.shared.destination.name.clone();
         info!(destination = %name, url = %self.shared.destination.url, topic = %self.shared.topic, "delivering");
+        // Every destination's series exist from the start, at 0.
+        for counter in [
+            names::ATTEMPTED,
+            names::DELIVERED,
+            names::RETRIED,
+            names::DEAD_LETTERED,
+        ] {
+            metrics::counter!(counter, "destination" => name.clone()).increment(0);
+        }
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i32, i64, String)>();
         let (released_tx, mut released_rx) = mpsc::unbounded_channel::<(i32, i64)>();
         let mut lanes: Lanes<Job> = Lanes::default();
@@ -377,6 +386,8 @@ async fn write_dead_letter(shared: &Shared, letter: &Letter<'_>, reason: &str) {
 
 /// One attempt.
 async fn post(shared: &Shared, job: &Job) -> Result<(), Failure> {
+    metrics::counter!(names::ATTEMPTED, "destination" => shared.destination.name.clone())
+        .increment(1);
     let mut request = shared
         .http
         .post(&shared.destination.url)
