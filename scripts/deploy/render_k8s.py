@@ -43,6 +43,15 @@ class Dumper(yaml.SafeDumper):
         return super().increase_indent(flow, False)
 
 
+def literal_blocks(dumper, text):
+    """Multi-line strings (a dashboard's JSON, option lists) as `|` blocks."""
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+Dumper.add_representer(str, literal_blocks)
+
+
 def dump(data):
     return yaml.dump(data, Dumper=Dumper, sort_keys=False, width=1000, default_flow_style=False)
 

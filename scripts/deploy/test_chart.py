@@ -63,6 +63,18 @@ def helm_template(*value_sets, production=False, kube_version=KUBE_VERSION, char
     return result.stdout
 
 
+def exported_metrics():
+    """Every metric name a crate's source writes as a string literal."""
+    names = set()
+    for crate in ("src", "ingest/src", "processor/src", "query-api/src", "http-serve/src", "telemetry/src", "schemas/src"):
+        for root, _, files in os.walk(os.path.join(ROOT, crate)):
+            for name in files:
+                if name.endswith(".rs"):
+                    with open(os.path.join(root, name), encoding="utf-8") as handle:
+                        names.update(re.findall(r'"((?:eventide|process)_[a-z0-9_]+)"', handle.read()))
+    return names
+
+
 def render(*value_sets, **kwargs):
     return [doc for doc in yaml.safe_load_all(helm_template(*value_sets, **kwargs)) if doc]
 
@@ -586,6 +598,36 @@ class Kafka(unittest.TestCase):
             render(base, {"schemaRegistry": {"auth": {"type": "basic"}}})
         with self.assertRaises(RenderError):
             render(base, {"schemaRegistry": {"auth": {"type": "digest", "existingSecret": "registry"}}})
+
+    def test_dashboard_and_alerts_query_only_metrics_the_code_exports(self):
+        exported = exported_metrics()
+        self.assertIn("eventide_http_request_seconds", exported)
+        objects = render(production=True)
+        (dashboard,) = [o for o in by_kind(objects, "ConfigMap") if o["metadata"]["name"].endswith("-dashboard")]
+        self.assertEqual(dashboard["metadata"]["labels"]["grafana_dashboard"], "1")
+        board = json.loads(dashboard["data"]["eventide.json"])
+        titles = [p["title"] for p in board["panels"] if p["type"] == "row"]
+        self.assertEqual(titles, ["Ingest", "Processor", "Freshness", "Rules", "Delivery", "Query API", "Processes"])
+        queries = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+        (rule,) = by_kind(objects, "PrometheusRule")
+        alerts = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
+        self.assertEqual(
+            set(alerts),
+            {"EventideConsumerLagGrowing", "EventideStale", "EventideDeadLettersGrowing",
+             "EventideDestinationFailing", "EventideHttpErrors", "EventidePodNotReady"},
+        )
+        for expr in queries + list(alerts.values()):
+            with self.subTest(expr=expr):
+                named = set(re.findall(r"\b((?:eventide|process)_[a-z0-9_]+)", expr))
+                self.assertTrue(named or "kube_pod_status_ready" in expr, expr)
+                for metric in named:
+                    base = re.sub(r"_(bucket|sum|count)$", "", metric)
+                    self.assertIn(base, exported, f"{expr} names {metric}, which no crate exports")
+
+    def test_dashboard_and_alerts_are_off_by_default(self):
+        objects = render()
+        self.assertFalse(by_kind(objects, "PrometheusRule"))
+        self.assertFalse([o for o in by_kind(objects, "ConfigMap") if o["metadata"]["name"].endswith("-dashboard")])
 
     def test_option_values_keep_their_commas(self):
         objects = render({"kafka": {"options": {"client.id": "a,b=c"}}})

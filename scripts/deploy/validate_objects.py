@@ -19,6 +19,7 @@ import yaml
 
 CUSTOM_RESOURCES = {
     ("monitoring.coreos.com", "ServiceMonitor"): "Prometheus Operator CRD",
+    ("monitoring.coreos.com", "PrometheusRule"): "Prometheus Operator CRD",
     ("keda.sh", "ScaledObject"): "KEDA CRD",
     ("keda.sh", "TriggerAuthentication"): "KEDA CRD",
 }
