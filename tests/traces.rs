@@ -177,6 +177,13 @@ async fn a_callers_trace_runs_through_ingest_the_processor_and_delivery_to_the_r
     ] {
         assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
     }
+    // Log lines written within the trace carry its id.
+    assert!(
+        eventide
+            .output()
+            .contains(&format!("\"trace_id\":\"{TRACE_ID}\"")),
+        "no log line names the trace"
+    );
     assert_every_series_is_served(&http, &eventide).await;
     assert!(eventide.terminate().await.success());
 }

@@ -487,6 +487,7 @@ impl<A: Aggregate> TopicWorker<A> {
                     key: key.as_deref(),
                     payload: payload.as_deref().unwrap_or_default(),
                     timestamp_ms,
+                    trace: record.trace.as_ref(),
                 };
                 let letter = io
                     .dead_letters

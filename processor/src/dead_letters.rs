@@ -31,6 +31,8 @@ pub struct Failed<'a> {
     pub payload: &'a [u8],
     /// The broker timestamp in milliseconds, if any.
     pub timestamp_ms: Option<i64>,
+    /// The trace its headers carried: the letter carries it on.
+    pub trace: Option<&'a opentelemetry::Context>,
 }
 
 /// How long the broker has to acknowledge a dead letter (librdkafka's
@@ -156,7 +158,10 @@ impl DeadLetters {
         let payload = self.codec.encode(&letter).await?;
         let topic = self.codec.names().name(Topic::DeadLetters);
         let key = failed.key.unwrap_or_default();
-        let record = FutureRecord::to(&topic).key(key).payload(&payload);
+        let mut record = FutureRecord::to(&topic).key(key).payload(&payload);
+        if let Some(headers) = failed.trace.and_then(telemetry::propagation::kafka_headers) {
+            record = record.headers(headers);
+        }
         let delivery = self.producer.send_result(record).map_err(|(err, _)| err)?;
         Ok(PendingLetter {
             delivery,

@@ -92,6 +92,7 @@ impl Notifier {
             id = %notification.event_id
         );
         let headers = span.in_scope(|| {
+            tracing::info!(rule = %notification.rule, id = %notification.event_id, late_by_micros = notification.late_by_micros, "rule fired");
             telemetry::propagation::kafka_headers(&telemetry::propagation::current_or(
                 &opentelemetry::Context::new(),
             ))

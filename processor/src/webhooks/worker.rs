@@ -195,7 +195,7 @@ impl Worker {
                             if lanes.hold(partition, offset) {
                                 let (shared, released) = (self.shared.clone(), released_tx.clone());
                                 tasks.spawn(async move {
-                                    let letter = Letter { partition, offset, key: &key, original: &original, timestamp_ms };
+                                    let letter = Letter { partition, offset, key: &key, original: &original, timestamp_ms, trace: trace.as_ref() };
                                     write_dead_letter(&shared, &letter, &reason).await;
                                     _ = released.send((partition, offset));
                                 });
@@ -340,6 +340,7 @@ async fn attempt_all(
         key: &job.key,
         original: &job.original,
         timestamp_ms: job.timestamp_ms,
+        trace: job.trace.as_ref(),
     };
     write_dead_letter(&shared, &letter, &reason).await;
     metrics::counter!(names::DEAD_LETTERED, "destination" => name.to_owned()).increment(1);
@@ -353,6 +354,7 @@ struct Letter<'a> {
     key: &'a str,
     original: &'a [u8],
     timestamp_ms: Option<i64>,
+    trace: Option<&'a opentelemetry::Context>,
 }
 
 /// Writes `letter`'s dead letter with `reason`, retrying with backoff until
@@ -368,6 +370,7 @@ async fn write_dead_letter(shared: &Shared, letter: &Letter<'_>, reason: &str) {
             key: Some(letter.key.as_bytes()),
             payload: letter.original,
             timestamp_ms: letter.timestamp_ms,
+            trace: letter.trace,
         };
         match shared
             .dead_letters
