@@ -16,15 +16,14 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 # --- build ----------------------------------------------------------------------
 FROM ${RUST_IMAGE} AS build
 
-# rdkafka-sys bundles librdkafka and builds it with CMake and make: it needs
-# a C/C++ toolchain, perl, pkg-config and the zlib and OpenSSL headers (TLS
-# and SASL_SSL to production Kafka; libcurl for OAUTHBEARER/OIDC is built from
-# curl-sys's bundled source and linked statically). The rust image
+# rdkafka-sys bundles librdkafka and builds it with ./configure and make: it
+# needs a C/C++ toolchain, perl, pkg-config and the zlib and OpenSSL headers
+# (TLS and SASL_SSL to production Kafka). The rust image
 # ships most of them; installing them explicitly keeps the build working if it
 # stops doing so. Versions come from the pinned base image's Debian release.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake gcc g++ make perl pkg-config zlib1g-dev libssl-dev \
+ && apt-get install -y --no-install-recommends gcc g++ make perl pkg-config zlib1g-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

@@ -148,83 +148,40 @@ mod tests {
         );
     }
 
-    /// OAUTHBEARER with the OIDC token method (what Confluent Cloud, MSK with
-    /// IAM-brokered OIDC and Aiven offer): librdkafka, built with libcurl,
-    /// fetches a token from the identity provider with the client
-    /// credentials at start. A small token endpoint stands in for the
-    /// provider and records what arrives.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn oauthbearer_oidc_fetches_a_token_with_the_client_credentials() {
-        use std::sync::{Arc, Mutex};
-        type Seen = Arc<Mutex<Vec<(Option<String>, String)>>>;
-        let seen: Seen = Arc::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binds");
-        let url = format!("http://{}/token", listener.local_addr().expect("address"));
-        let app = axum::Router::new()
-            .route(
-                "/token",
-                axum::routing::post(
-                    |axum::extract::State(seen): axum::extract::State<Seen>,
-                     headers: axum::http::HeaderMap,
-                     body: String| async move {
-                        let authorization = headers
-                            .get("authorization")
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned);
-                        seen.lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push((authorization, body));
-                        // An unsigned JWT with the claims librdkafka reads.
-                        let token = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJldmVudGlkZSIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNzAwMDAwMDAwfQ.";
-                        axum::Json(serde_json::json!({
-                            "access_token": token,
-                            "token_type": "bearer",
-                            "expires_in": 3600
-                        }))
-                    },
-                ),
-            )
-            .with_state(Arc::clone(&seen));
-        tokio::spawn(async move { axum::serve(listener, app).await });
+    /// OAUTHBEARER's OIDC token method needs librdkafka built with libcurl,
+    /// which this build is not (see the README: the CMake build that links a
+    /// static libcurl stops librdkafka reporting "all brokers down", on which
+    /// ingest's immediate 503 rests). The build refuses it at client creation,
+    /// naming the property, rather than failing at the first connection.
+    #[test]
+    fn oauthbearer_oidc_is_refused_at_client_creation_by_this_build() {
         let options = [
-            ("security.protocol", "SASL_PLAINTEXT"),
+            ("security.protocol", "SASL_SSL"),
             ("sasl.mechanism", "OAUTHBEARER"),
             ("sasl.oauthbearer.method", "oidc"),
             ("sasl.oauthbearer.client.id", "eventide"),
-            ("sasl.oauthbearer.client.secret", "s3cr,et=x"),
-            ("sasl.oauthbearer.scope", "kafka"),
-            ("sasl.oauthbearer.token.endpoint.url", url.as_str()),
+            ("sasl.oauthbearer.client.secret", "secret"),
+            (
+                "sasl.oauthbearer.token.endpoint.url",
+                "https://idp.example/token",
+            ),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let producer: FutureProducer = client_config("127.0.0.1:1", &options)
-            .create()
-            .expect("librdkafka takes the OIDC method (built with libcurl)");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let first = loop {
-            let first = seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .first()
-                .cloned();
-            if let Some(first) = first {
-                break first;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no token request within 30 s"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        };
-        drop(producer);
-        let (authorization, body) = first;
-        // base64("eventide:s3cr,et=x"): the secret reached the provider intact.
-        assert_eq!(
-            authorization.as_deref(),
-            Some("Basic ZXZlbnRpZGU6czNjcixldD14")
-        );
-        assert!(body.contains("grant_type=client_credentials"), "{body}");
-        assert!(body.contains("scope=kafka"), "{body}");
+        let refused = client_config("127.0.0.1:1", &options)
+            .create::<FutureProducer>()
+            .err()
+            .map(|err| err.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("libcurl"), "{refused}");
+        // OAUTHBEARER itself is built: a token from the application (the
+        // unsecured JWT method here) is accepted.
+        let unsecured = [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("enable.sasl.oauthbearer.unsecure.jwt", "true"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let producer: Result<FutureProducer, _> = client_config("127.0.0.1:1", &unsecured).create();
+        assert!(producer.is_ok(), "{:?}", producer.err());
     }
 }

@@ -89,10 +89,7 @@ pub fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
     static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                ])
+            let recorder = buckets()
                 .map(|builder| builder.build_recorder())
                 .unwrap_or_else(|_| {
                     metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder()
@@ -103,4 +100,31 @@ pub fn prometheus() -> metrics_exporter_prometheus::PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Histogram buckets that fit what each measures: request and flush times
+/// from half a millisecond to seconds, deliveries (retries and backoff
+/// included) up to minutes, timer lateness up to an hour, records per flush
+/// by powers of ten.
+fn buckets()
+-> Result<metrics_exporter_prometheus::PrometheusBuilder, metrics_exporter_prometheus::BuildError> {
+    use metrics_exporter_prometheus::Matcher;
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ])?
+        .set_buckets_for_metric(
+            Matcher::Full(processor::webhooks::metrics::DELIVERY_SECONDS.to_owned()),
+            &[
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(processor::metrics::NOTIFICATION_LATENESS_SECONDS.to_owned()),
+            &[0.0, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(processor::metrics::FLUSH_RECORDS.to_owned()),
+            &[1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0, 1_000_000.0],
+        )
 }
