@@ -46,27 +46,28 @@ request = function()
 end
 LUA
 
-run() { # run <name> [env...] -> "requests/s p50 p99"
-  local name=$1
-  shift
+run() { # run <name> <port base> [env...] -> "requests/s p50 p99"
+  local name=$1 base=$2
+  shift 2
   mkdir -p "$work/$name"
   env "$@" EVENTIDE_RATE_LIMIT=10000000 ./target/release/eventide --data-dir "$work/$name" \
-    --local-broker-listen 127.0.0.1:19292 --ingest-listen 127.0.0.1:18280 \
-    --query-listen 127.0.0.1:18281 --processor-listen 127.0.0.1:18282 >"$work/$name.log" 2>&1 &
+    --local-broker-listen "127.0.0.1:$((base + 12))" --ingest-listen "127.0.0.1:$base" \
+    --query-listen "127.0.0.1:$((base + 1))" --processor-listen "127.0.0.1:$((base + 2))" >"$work/$name.log" 2>&1 &
   eventide_pid=$!
-  for _ in $(seq 1 300); do
-    curl -sf http://127.0.0.1:18280/readyz >/dev/null && break
+  for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$base/readyz" >/dev/null && break
     sleep 0.1
   done
-  wrk -t2 -c32 -d"${secs}s" --latency -s "$work/traced.lua" http://127.0.0.1:18280 | awk '
+  curl -sf "http://127.0.0.1:$base/readyz" >/dev/null || { tail -20 "$work/$name.log" >&2; exit 1; }
+  wrk -t2 -c32 -d"${secs}s" --latency -s "$work/traced.lua" "http://127.0.0.1:$base" | awk '
     /Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
     END {printf "%s %s %s\n", rps, p50, p99}'
   kill "$eventide_pid"
   wait "$eventide_pid" 2>/dev/null || true
 }
 
-read -r off_rps off_p50 off_p99 < <(run off)
-read -r on_rps on_p50 on_p99 < <(run on OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:19318 OTEL_TRACES_SAMPLER=always_on)
+read -r off_rps off_p50 off_p99 < <(run off 18280)
+read -r on_rps on_p50 on_p99 < <(run on 18380 OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:19318 OTEL_TRACES_SAMPLER=always_on)
 ratio="$(awk -v a="$on_rps" -v b="$off_rps" 'BEGIN {printf "%.2f", a / b}')"
 cat <<TABLE
 | run | requests/s | p50 | p99 |
