@@ -38,16 +38,32 @@ impl Eventide {
     /// broker at `broker` (another process's local broker): a second member
     /// of the processors' group.
     pub(crate) fn start_processor(data_dir: &Path, broker: &str) -> Self {
+        Self::start_role(data_dir, broker, "processor", &[])
+    }
+
+    /// `eventide <role>` alone (`ingest`, `processor` or `query-api`) on
+    /// `data_dir`'s store and the broker at `broker`; its HTTP address (the
+    /// role's `/metrics`) is in `ingest`.
+    pub(crate) fn start_role(
+        data_dir: &Path,
+        broker: &str,
+        role: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let listen = match role {
+            "ingest" => "EVENTIDE_INGEST_LISTEN",
+            "query-api" => "EVENTIDE_QUERY_LISTEN",
+            _ => "EVENTIDE_PROCESSOR_LISTEN",
+        };
+        let addr = format!("127.0.0.1:{}", free_port());
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventide"));
         command
-            .arg("processor")
+            .arg(role)
             .env("EVENTIDE_KAFKA_BROKERS", broker)
-            .env(
-                "EVENTIDE_PROCESSOR_LISTEN",
-                format!("127.0.0.1:{}", free_port()),
-            );
-        let mut started = Self::spawn(command, data_dir, &[]);
+            .env(listen, &addr);
+        let mut started = Self::spawn(command, data_dir, env);
         started.broker = broker.to_owned();
+        started.ingest = format!("http://{addr}");
         started
     }
 
