@@ -109,6 +109,11 @@ pub enum Command {
         #[command(subcommand)]
         action: SchemasAction,
     },
+    /// Webhook destinations: signing secrets.
+    Destinations {
+        #[command(subcommand)]
+        action: DestinationsAction,
+    },
     /// Print the SHA-256 of an API key, as the keys file stores it.
     HashKey {
         /// The key (read from standard input when omitted).
@@ -140,6 +145,14 @@ pub enum SchemasAction {
     /// meaning. Versions already there are left alone; an id the registry
     /// gave another schema stops it, naming the id.
     Register,
+}
+
+/// What `eventide destinations` does.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum DestinationsAction {
+    /// Print a fresh signing secret (`whsec_` and 32 random bytes in
+    /// base64) for a destination's `secrets` or `--notify-secret`.
+    NewSecret,
 }
 
 /// Options every service shares.

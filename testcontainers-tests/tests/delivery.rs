@@ -19,12 +19,16 @@ use testcontainers_tests::{Options, Pipeline, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
+/// The notify destination's two active secrets, mid-rotation.
+const OLD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const NEW_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
 /// One request as a receiver saw it.
 #[derive(Debug, Clone)]
 struct Call {
     destination: String,
     idempotency_key: String,
-    signature: Option<String>,
+    headers: HeaderMap,
     raw: Vec<u8>,
     body: Value,
     at: Instant,
@@ -103,7 +107,7 @@ async fn record(
     let call = Call {
         destination: destination.clone(),
         idempotency_key: header("idempotency-key").unwrap_or_default(),
-        signature: header(signature::HEADER),
+        headers: headers.clone(),
         raw: body.to_vec(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         at: Instant::now(),
@@ -130,7 +134,7 @@ async fn record(
 fn delivery(destinations_file: Option<PathBuf>, notify_url: Option<String>) -> webhooks::Settings {
     webhooks::Settings {
         notify_url,
-        notify_secret: Some("notify-secret".into()),
+        notify_secret: Some(format!("{OLD_SECRET} {NEW_SECRET}")),
         destinations_file,
         retry_initial: Duration::from_millis(20),
         retry_cap: Duration::from_millis(100),
@@ -234,16 +238,31 @@ async fn notifications_reach_the_notify_webhook_signed_with_the_reference_fields
         call.body["id"].as_str(),
         Some(call.idempotency_key.as_str())
     );
-    // Three calls in all, one idempotency key, each signed over its body.
+    // Three calls in all, one id, each signed by the Standard Webhooks
+    // scheme with both active secrets, as the reference library verifies.
     let calls = receiver.calls("notify");
     assert_eq!(calls.len(), 3, "{calls:?}");
     for attempt in &calls {
         assert_eq!(attempt.idempotency_key, call.idempotency_key);
         assert_eq!(
-            attempt.signature.as_deref(),
-            Some(signature::sign("notify-secret", &attempt.raw).as_str())
+            attempt
+                .headers
+                .get(signature::ID)
+                .and_then(|v| v.to_str().ok()),
+            Some(call.idempotency_key.as_str())
         );
+        assert_eq!(
+            attempt
+                .headers
+                .get("user-agent")
+                .and_then(|v| v.to_str().ok()),
+            Some(concat!("Eventide/", env!("CARGO_PKG_VERSION")))
+        );
+        for secret in [OLD_SECRET, NEW_SECRET] {
+            standardwebhooks::Webhook::new(secret)?.verify(&attempt.raw, &attempt.headers)?;
+        }
     }
+    assert_receivers_refuse_forgeries_and_replays(&calls[0])?;
     // The stored notification has the same id.
     let id = call.body["id"].clone();
     eventually(DEADLINE, || async {
@@ -255,6 +274,40 @@ async fn notifications_reach_the_notify_webhook_signed_with_the_reference_fields
         })
     })
     .await?;
+    Ok(())
+}
+
+/// A tampered body, an unknown secret and the same request captured and
+/// replayed ten minutes later are each refused by a receiver verifying with
+/// the Standard Webhooks reference library.
+fn assert_receivers_refuse_forgeries_and_replays(call: &Call) -> anyhow::Result<()> {
+    use standardwebhooks::{Webhook, WebhookError};
+    let sent: i64 = call
+        .headers
+        .get(signature::TIMESTAMP)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no timestamp: {:?}", call.headers))?;
+    let skew = (chrono::Utc::now().timestamp() - sent).abs();
+    assert!(skew <= 60, "timestamp {sent} is {skew} s off");
+    let receiver = Webhook::new(NEW_SECRET)?;
+    let mut tampered = call.raw.clone();
+    tampered.push(b' ');
+    assert!(matches!(
+        receiver.verify(&tampered, &call.headers),
+        Err(WebhookError::InvalidSignature)
+    ));
+    assert!(matches!(
+        Webhook::new("whsec_c2VjcmV0LW5vYm9keS1lbHNlLWhhcy1ibGFo")?
+            .verify(&call.raw, &call.headers),
+        Err(WebhookError::InvalidSignature)
+    ));
+    let mut replayed = call.headers.clone();
+    replayed.insert(signature::TIMESTAMP, (sent - 600).into());
+    assert!(matches!(
+        receiver.verify(&call.raw, &replayed),
+        Err(WebhookError::TimestampTooOldError)
+    ));
     Ok(())
 }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+use super::signature::Signer;
+
 /// Why the destinations cannot be used.
 #[derive(Debug, Error)]
 pub enum DestinationsError {
@@ -74,8 +76,9 @@ pub struct Destination {
     pub name: String,
     /// Where records are `POST`ed.
     pub url: String,
-    /// Signs each body (HMAC-SHA256) when set.
-    pub secret: Option<String>,
+    /// Active signing secrets (`whsec_…`), oldest first; none leaves
+    /// requests unsigned.
+    pub secrets: Vec<String>,
     pub source: Source,
     pub filter: Filter,
     /// Longest wait for one answer.
@@ -87,7 +90,7 @@ impl std::fmt::Debug for Destination {
         f.debug_struct("Destination")
             .field("name", &self.name)
             .field("url", &self.url)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secrets", &self.secrets.len())
             .field("source", &self.source)
             .field("filter", &self.filter)
             .field("timeout", &self.timeout)
@@ -101,11 +104,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 impl Destination {
     /// The notify destination of the fitness app: `POST {base}/v1/notify`
     /// for every notification.
-    pub fn notify(base: &str, secret: Option<String>) -> Self {
+    pub fn notify(base: &str, secrets: Vec<String>) -> Self {
         Self {
             name: "notify".into(),
             url: format!("{}/v1/notify", base.trim_end_matches('/')),
-            secret,
+            secrets,
             source: Source::Notifications,
             filter: Filter::default(),
             timeout: DEFAULT_TIMEOUT,
@@ -126,12 +129,22 @@ struct DestinationSpec {
     name: String,
     url: String,
     secret: Option<String>,
+    secrets: Option<Vec<String>>,
     secret_env: Option<String>,
     #[serde(default = "events_source")]
     source: Source,
     timeout: Option<String>,
     #[serde(default)]
     filter: Filter,
+}
+
+/// Secrets given in one string (an environment variable, `--notify-secret`):
+/// separated by spaces or commas, oldest first.
+pub fn split_secrets(text: &str) -> Vec<String> {
+    text.split([' ', ','])
+        .filter(|part| !part.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn events_source() -> Source {
@@ -191,17 +204,21 @@ pub fn parse(
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid("url must be http or https".into()));
         }
-        let secret = match (&spec.secret, &spec.secret_env) {
-            (Some(_), Some(_)) => {
-                return Err(invalid("set `secret` or `secret_env`, not both".into()));
-            }
-            (Some(secret), None) => Some(secret.clone()),
-            (None, Some(name)) => Some(
-                env(name)
+        let secrets = match (&spec.secret, &spec.secrets, &spec.secret_env) {
+            (None, None, None) => Vec::new(),
+            (Some(secret), None, None) => vec![secret.clone()],
+            (None, Some(secrets), None) => secrets.clone(),
+            (None, None, Some(name)) => split_secrets(
+                &env(name)
                     .ok_or_else(|| invalid(format!("environment variable {name} is not set")))?,
             ),
-            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "set one of `secret`, `secrets` and `secret_env`".into(),
+                ));
+            }
         };
+        Signer::new(&secrets).map_err(|err| invalid(err.to_string()))?;
         let timeout = match &spec.timeout {
             None => DEFAULT_TIMEOUT,
             Some(text) => humantime::parse_duration(text)
@@ -210,7 +227,7 @@ pub fn parse(
         destinations.push(Destination {
             name: spec.name.clone(),
             url: spec.url.clone(),
-            secret,
+            secrets,
             source: spec.source,
             filter: spec.filter.clone(),
             timeout,
@@ -239,20 +256,27 @@ mod tests {
         source = "notifications"
     "#;
 
+    /// The Standard Webhooks specification's example secret.
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
     fn env(name: &str) -> Option<String> {
-        (name == "ANALYTICS_SECRET").then(|| "s3cret".to_owned())
+        (name == "ANALYTICS_SECRET").then(|| format!("{SECRET} {SECRET}"))
     }
 
     #[test]
     fn a_file_gives_destinations_with_secrets_filters_and_timeouts() {
         let destinations = parse(FILE, "test", env).expect("valid");
         assert_eq!(destinations.len(), 2);
-        assert_eq!(destinations[0].secret.as_deref(), Some("s3cret"));
+        assert_eq!(
+            destinations[0].secrets,
+            [SECRET, SECRET],
+            "two active secrets"
+        );
         assert_eq!(destinations[0].timeout, Duration::from_secs(2));
         assert_eq!(destinations[0].source, Source::Events);
         assert_eq!(destinations[1].source, Source::Notifications);
-        assert!(!format!("{:?}", destinations[0]).contains("s3cret"));
-        let notify = Destination::notify("http://notify:8080/", None);
+        assert!(!format!("{:?}", destinations[0]).contains(SECRET));
+        let notify = Destination::notify("http://notify:8080/", Vec::new());
         assert_eq!(notify.url, "http://notify:8080/v1/notify");
     }
 
@@ -306,7 +330,14 @@ mod tests {
                 url = "http://x"
                 secret = "s"
                 secret_env = "ANALYTICS_SECRET""#,
-                "not both",
+                "one of",
+            ),
+            (
+                r#"[[destination]]
+                name = "a"
+                url = "http://x"
+                secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "s3cret"]"#,
+                "secret #2 must be `whsec_`",
             ),
             (
                 r#"[[destination]]

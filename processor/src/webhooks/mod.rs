@@ -8,8 +8,9 @@
 //! one at a time, while other users of the same partition go ahead; failed
 //! attempts are retried with exponential backoff and full jitter, then the
 //! record goes to `dead-letters` with the last error. Every request carries
-//! `Idempotency-Key` (the notification's deterministic id or the event id)
-//! and, when the destination has a secret, an HMAC-SHA256 signature.
+//! the record's id (the notification's deterministic id or the event id) as
+//! `webhook-id` and `Idempotency-Key`, and the Standard Webhooks timestamp
+//! and, when the destination has secrets, signature.
 //!
 //! - [`destinations`]: the destinations file and the notify destination.
 //! - [`backoff`]: retry delays.
@@ -59,7 +60,9 @@ pub struct Settings {
     #[arg(long, env = "EVENTIDE_NOTIFY_URL", global = true, value_parser = http_url)]
     pub notify_url: Option<String>,
 
-    /// Secret the notify requests are signed with (HMAC-SHA256).
+    /// Secrets the notify requests are signed with (Standard Webhooks,
+    /// `whsec_…`), oldest first, separated by spaces or commas: during a
+    /// rotation both the old and the new one sign.
     #[arg(
         long,
         env = "EVENTIDE_NOTIFY_SECRET",
@@ -158,7 +161,17 @@ impl Settings {
     pub fn destinations(&self) -> Result<Vec<Destination>, DestinationsError> {
         let mut all = Vec::new();
         if let Some(url) = &self.notify_url {
-            all.push(Destination::notify(url, self.notify_secret.clone()));
+            let secrets = self
+                .notify_secret
+                .as_deref()
+                .map(destinations::split_secrets)
+                .unwrap_or_default();
+            signature::Signer::new(&secrets).map_err(|err| DestinationsError::Invalid {
+                origin: "--notify-secret".into(),
+                name: "notify".into(),
+                message: err.to_string(),
+            })?;
+            all.push(Destination::notify(url, secrets));
         }
         if let Some(path) = &self.destinations_file {
             all.extend(destinations::load(path)?);

@@ -22,6 +22,9 @@ use super::lanes::Lanes;
 use super::{DeliveryError, metrics as names, signature};
 use crate::dead_letters::{DeadLetters, Failed};
 
+/// Every request's `User-Agent`.
+const USER_AGENT: &str = concat!("Eventide/", env!("CARGO_PKG_VERSION"));
+
 /// How often finished offsets are committed.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -48,6 +51,7 @@ struct Shared {
     stage: String,
     topic: String,
     http: reqwest::Client,
+    signer: signature::Signer,
     backoff: Backoff,
     dead_letters: DeadLetters,
 }
@@ -106,7 +110,15 @@ impl Worker {
         consumer
             .subscribe(&[&topic])
             .map_err(DeliveryError::Consumer)?;
+        let signer = signature::Signer::new(&destination.secrets).map_err(|err| {
+            DeliveryError::Destinations(super::DestinationsError::Invalid {
+                origin: "destination".into(),
+                name: destination.name.clone(),
+                message: err.to_string(),
+            })
+        })?;
         let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
             .timeout(destination.timeout)
             .build()
             .map_err(|err| DeliveryError::Http(err.to_string()))?;
@@ -117,6 +129,7 @@ impl Worker {
                 destination,
                 topic,
                 http,
+                signer,
                 backoff,
                 dead_letters,
             }),
@@ -391,14 +404,21 @@ async fn write_dead_letter(shared: &Shared, letter: &Letter<'_>, reason: &str) {
 async fn post(shared: &Shared, job: &Job) -> Result<(), Failure> {
     metrics::counter!(names::ATTEMPTED, "destination" => shared.destination.name.clone())
         .increment(1);
+    let timestamp = chrono::Utc::now().timestamp();
     let mut request = shared
         .http
         .post(&shared.destination.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("idempotency-key", &job.id)
+        .header(signature::ID, &job.id)
+        .header(signature::TIMESTAMP, timestamp)
         .body(job.body.clone());
-    if let Some(secret) = &shared.destination.secret {
-        request = request.header(signature::HEADER, signature::sign(secret, &job.body));
+    if !shared.signer.is_empty() {
+        let signed = shared
+            .signer
+            .sign(&job.id, timestamp, &job.body)
+            .map_err(|err| Failure::Permanent(err.to_string()))?;
+        request = request.header(signature::SIGNATURE, signed);
     }
     let trace = telemetry::propagation::current_or(&job.trace.clone().unwrap_or_default());
     let mut trace_headers = reqwest::header::HeaderMap::new();
