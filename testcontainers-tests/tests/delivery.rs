@@ -2,7 +2,6 @@
 //! rules and the notifications topic, to real HTTP receivers started in the
 //! test (the notification service cannot run here; a small server stands in).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +31,8 @@ struct Call {
     raw: Vec<u8>,
     body: Value,
     at: Instant,
+    /// How the receiver answered.
+    status: StatusCode,
 }
 
 /// How a receiver answers: by destination and body, and how many calls
@@ -77,16 +78,9 @@ impl Receiver {
 
     /// Successful calls of `destination`, in arrival order.
     fn delivered(&self, destination: &str) -> Vec<Call> {
-        let calls = self.calls(destination);
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        calls
+        self.calls(destination)
             .into_iter()
-            .filter(|call| {
-                let before = seen.entry(call.idempotency_key.clone()).or_default();
-                let status = (self.behaviour)(&call.destination, &call.body, *before).0;
-                *before += 1;
-                status.is_success()
-            })
+            .filter(|call| call.status.is_success())
             .collect()
     }
 }
@@ -111,6 +105,7 @@ async fn record(
         raw: body.to_vec(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         at: Instant::now(),
+        status: StatusCode::OK,
     };
     let before = receiver.calls.lock().map_or(0, |calls| {
         calls
@@ -120,12 +115,18 @@ async fn record(
     });
     let (status, delay) = (receiver.behaviour)(&destination, &call.body, before);
     if let Ok(mut calls) = receiver.calls.lock() {
-        calls.push(call);
+        calls.push(Call { status, ..call });
     }
     tokio::time::sleep(delay).await;
     if status == StatusCode::TOO_MANY_REQUESTS {
-        // A rate-limited receiver says when to come back.
-        return (status, [(axum::http::header::RETRY_AFTER, "1")]).into_response();
+        // A rate-limited receiver says when to come back: in seconds, or as
+        // an HTTP date (whole seconds, so 1 to 2 s from now) for `dated-*`.
+        let after = if destination.starts_with("dated") {
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2))
+        } else {
+            "1".to_owned()
+        };
+        return (status, [(axum::http::header::RETRY_AFTER, after)]).into_response();
     }
     status.into_response()
 }
@@ -652,6 +653,159 @@ url = "{base}/tracked/hook"
         data,
         payloads.iter().collect::<Vec<_>>(),
         "in order, unchanged"
+    );
+    Ok(())
+}
+
+/// Arrival times of `calls`, in seconds from the first.
+fn arrivals(calls: &[Call]) -> Vec<f64> {
+    let Some(first) = calls.first().map(|c| c.at) else {
+        return Vec::new();
+    };
+    calls
+        .iter()
+        .map(|c| c.at.duration_since(first).as_secs_f64())
+        .collect()
+}
+
+/// The most arrivals within any window of `width` seconds.
+fn busiest_window(times: &[f64], width: f64) -> usize {
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| **t < times[i] + width)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_destination_limited_to_20_per_second_never_exceeds_it() -> anyhow::Result<()> {
+    const RECORDS: usize = 300;
+    let (receiver, base) = Receiver::start(|_, _, _| (StatusCode::OK, Duration::ZERO)).await?;
+    let (pipeline, _dir) = with_destinations(&format!(
+        "[[destination]]\nname = \"paced\"\nurl = \"{base}/paced/hook\"\nrate_limit = 20\n"
+    ))
+    .await?;
+    // Many users, so per-user order is not what holds deliveries back.
+    let events: Vec<Value> = (0..RECORDS)
+        .map(|i| {
+            app_event(
+                &format!("user-{}", i % 60),
+                "screen_viewed",
+                &format!("2021-03-01 10:{:02}:{:02}", i / 60, i % 60),
+            )
+        })
+        .collect();
+    post_events(&pipeline, &events).await?;
+    let delivered = eventually(Duration::from_secs(90), || async {
+        let delivered = receiver.delivered("paced");
+        Ok(if delivered.len() >= RECORDS {
+            Ok(delivered)
+        } else {
+            Err(format!("{} of {RECORDS} delivered", delivered.len()))
+        })
+    })
+    .await?;
+    let times = arrivals(&receiver.calls("paced"));
+    let busiest = busiest_window(&times, 10.0);
+    println!(
+        "rate_limit 20/s: {} requests in {:.1} s; busiest 10 s window {busiest}, busiest 1 s window {}",
+        times.len(),
+        times.last().copied().unwrap_or_default(),
+        busiest_window(&times, 1.0)
+    );
+    assert!(
+        (180..=220).contains(&busiest),
+        "busiest 10 s window held {busiest} requests; 20/s +-10% is 180..=220"
+    );
+    assert_eq!(delivered.len(), RECORDS, "each record delivered once");
+    Ok(())
+}
+
+/// A receiver that answers `429` with an HTTP-date `Retry-After` to a burst
+/// slows the whole destination: the retries come paced at half the rate of
+/// the burst, not all at once when the date passes, and then everything is
+/// delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_429_burst_slows_the_destination_down_and_it_recovers() -> anyhow::Result<()> {
+    const RECORDS: usize = 40;
+    // Everything in the first second after the first call is refused.
+    let first_call: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let (receiver, base) = Receiver::start(move |_, _, _| {
+        let Ok(mut first) = first_call.lock() else {
+            return (StatusCode::INTERNAL_SERVER_ERROR, Duration::ZERO);
+        };
+        let first = *first.get_or_insert_with(Instant::now);
+        if first.elapsed() < Duration::from_secs(1) {
+            (StatusCode::TOO_MANY_REQUESTS, Duration::ZERO)
+        } else {
+            (StatusCode::OK, Duration::ZERO)
+        }
+    })
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let pipeline = Pipeline::start(Options {
+        partitions: 1,
+        delivery: Some(webhooks::Settings {
+            retry_cap: Duration::from_secs(5),
+            ..delivery(Some(one_destination(&dir, "dated-limited", &base)?), None)
+        }),
+        ..Options::default()
+    })
+    .await?;
+    // One batch, so the first attempts go out together.
+    let items: Vec<Value> = (0..RECORDS)
+        .map(|i| {
+            let mut item = app_event(&format!("user-{i}"), "app_launch", "2021-03-01 10:00:00");
+            item["event_type"] = json!("app_launch");
+            item["type"] = json!("app");
+            item
+        })
+        .collect();
+    let (status, body) = pipeline
+        .post_to("/v1/batch", &json!({ "items": items }))
+        .await?;
+    anyhow::ensure!(status == 200 || status == 202, "{status}: {body}");
+    let delivered = eventually(DEADLINE, || async {
+        let delivered = receiver.delivered("dated-limited");
+        Ok(if delivered.len() >= RECORDS {
+            Ok(delivered)
+        } else {
+            Err(format!(
+                "{} of {RECORDS} delivered, {} calls",
+                delivered.len(),
+                receiver.calls("dated-limited").len()
+            ))
+        })
+    })
+    .await?;
+    assert_eq!(delivered.len(), RECORDS);
+    let calls = receiver.calls("dated-limited");
+    let first_refusal = calls[0].at;
+    let retries: Vec<&Call> = calls.iter().filter(|c| c.at >= delivered[0].at).collect();
+    let waited = delivered[0].at.duration_since(first_refusal);
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the first retry came {waited:?} after a Retry-After of 1 to 2 s"
+    );
+    let times: Vec<f64> = retries
+        .iter()
+        .map(|c| c.at.duration_since(delivered[0].at).as_secs_f64())
+        .collect();
+    let burst = busiest_window(&times, 0.2);
+    println!(
+        "429 burst of {}: retries over {:.2} s, busiest 200 ms window {burst}",
+        calls.len() - retries.len(),
+        times.last().copied().unwrap_or_default()
+    );
+    // Unpaced, all 40 retries would come at once when the date passes;
+    // paced at 20/s rising by half per quiet second, at most ~10 do.
+    assert!(
+        burst <= 15,
+        "{burst} retries within 200 ms: the destination was not slowed down"
     );
     Ok(())
 }

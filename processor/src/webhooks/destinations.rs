@@ -70,7 +70,7 @@ impl Filter {
 }
 
 /// One webhook destination.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct Destination {
     /// Unique; names the consumer group and the dead-letter stage.
     pub name: String,
@@ -83,6 +83,10 @@ pub struct Destination {
     pub filter: Filter,
     /// Longest wait for one answer.
     pub timeout: Duration,
+    /// Most requests per second; unlimited when `None`.
+    pub rate_limit: Option<f64>,
+    /// Most requests in flight at once; unlimited when `None`.
+    pub max_concurrency: Option<usize>,
 }
 
 impl std::fmt::Debug for Destination {
@@ -94,6 +98,8 @@ impl std::fmt::Debug for Destination {
             .field("source", &self.source)
             .field("filter", &self.filter)
             .field("timeout", &self.timeout)
+            .field("rate_limit", &self.rate_limit)
+            .field("max_concurrency", &self.max_concurrency)
             .finish()
     }
 }
@@ -112,6 +118,8 @@ impl Destination {
             source: Source::Notifications,
             filter: Filter::default(),
             timeout: DEFAULT_TIMEOUT,
+            rate_limit: None,
+            max_concurrency: None,
         }
     }
 }
@@ -134,6 +142,8 @@ struct DestinationSpec {
     #[serde(default = "events_source")]
     source: Source,
     timeout: Option<String>,
+    rate_limit: Option<f64>,
+    max_concurrency: Option<usize>,
     #[serde(default)]
     filter: Filter,
 }
@@ -224,6 +234,16 @@ pub fn parse(
             Some(text) => humantime::parse_duration(text)
                 .map_err(|err| invalid(format!("timeout {text:?}: {err}")))?,
         };
+        if let Some(rate) = spec.rate_limit
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(invalid(format!(
+                "rate_limit must be more than 0 requests/s, not {rate}"
+            )));
+        }
+        if spec.max_concurrency == Some(0) {
+            return Err(invalid("max_concurrency must be at least 1".into()));
+        }
         destinations.push(Destination {
             name: spec.name.clone(),
             url: spec.url.clone(),
@@ -231,6 +251,8 @@ pub fn parse(
             source: spec.source,
             filter: spec.filter.clone(),
             timeout,
+            rate_limit: spec.rate_limit,
+            max_concurrency: spec.max_concurrency,
         });
     }
     Ok(destinations)
@@ -246,6 +268,8 @@ mod tests {
         url = "https://analytics.example/hook"
         secret_env = "ANALYTICS_SECRET"
         timeout = "2s"
+        rate_limit = 20
+        max_concurrency = 4
         [destination.filter]
         categories = ["app"]
         names = ["app_launch"]
@@ -273,6 +297,9 @@ mod tests {
             "two active secrets"
         );
         assert_eq!(destinations[0].timeout, Duration::from_secs(2));
+        assert_eq!(destinations[0].rate_limit, Some(20.0));
+        assert_eq!(destinations[0].max_concurrency, Some(4));
+        assert_eq!(destinations[1].rate_limit, None);
         assert_eq!(destinations[0].source, Source::Events);
         assert_eq!(destinations[1].source, Source::Notifications);
         assert!(!format!("{:?}", destinations[0]).contains(SECRET));
@@ -345,6 +372,20 @@ mod tests {
                 url = "http://x"
                 timeout = "soon""#,
                 "timeout",
+            ),
+            (
+                r#"[[destination]]
+                name = "a"
+                url = "http://x"
+                rate_limit = 0"#,
+                "rate_limit must be more than 0",
+            ),
+            (
+                r#"[[destination]]
+                name = "a"
+                url = "http://x"
+                max_concurrency = 0"#,
+                "max_concurrency must be at least 1",
             ),
         ];
         for (text, expected) in cases {

@@ -16,11 +16,13 @@
 //! - [`backoff`]: retry delays.
 //! - [`signature`]: request signing.
 //! - [`lanes`]: per-key order and safe commit points, without I/O.
+//! - [`pace`]: a destination's request rate, slowed by `429`/`503`.
 //! - `worker`: one destination's loop.
 
 pub mod backoff;
 pub mod destinations;
 pub mod lanes;
+pub mod pace;
 pub mod signature;
 mod worker;
 
@@ -48,6 +50,9 @@ pub mod metrics {
     pub const DEAD_LETTERED: &str = "eventide_delivery_dead_lettered_total";
     /// Seconds from the first attempt to success, by `destination`.
     pub const DELIVERY_SECONDS: &str = "eventide_delivery_seconds";
+    /// Requests/s a destination is paced to now (its `rate_limit`, or less
+    /// after `429`/`503` answers); 0 when unpaced. By `destination`.
+    pub const PACE: &str = "eventide_delivery_pace";
 }
 
 /// Delivery's options.

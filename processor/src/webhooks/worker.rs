@@ -19,6 +19,7 @@ use tracing::{Instrument as _, debug, info, warn};
 use super::backoff::Backoff;
 use super::destinations::{Destination, Source};
 use super::lanes::Lanes;
+use super::pace::{self, Pace};
 use super::{DeliveryError, metrics as names, signature};
 use crate::dead_letters::{DeadLetters, Failed};
 
@@ -52,6 +53,9 @@ struct Shared {
     topic: String,
     http: reqwest::Client,
     signer: signature::Signer,
+    pace: std::sync::Mutex<Pace>,
+    /// Bounds requests in flight when the destination sets `max_concurrency`.
+    concurrency: Option<tokio::sync::Semaphore>,
     backoff: Backoff,
     dead_letters: DeadLetters,
 }
@@ -117,6 +121,8 @@ impl Worker {
                 message: err.to_string(),
             })
         })?;
+        let pace = std::sync::Mutex::new(Pace::new(destination.rate_limit, Instant::now()));
+        let concurrency = destination.max_concurrency.map(tokio::sync::Semaphore::new);
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(destination.timeout)
@@ -130,6 +136,8 @@ impl Worker {
                 topic,
                 http,
                 signer,
+                pace,
+                concurrency,
                 backoff,
                 dead_letters,
             }),
@@ -144,6 +152,8 @@ impl Worker {
         let name = self.shared.destination.name.clone();
         info!(destination = %name, url = %self.shared.destination.url, topic = %self.shared.topic, "delivering");
         // Every destination's series exist from the start, at 0.
+        metrics::gauge!(names::PACE, "destination" => name.clone())
+            .set(self.shared.destination.rate_limit.unwrap_or(0.0));
         for counter in [
             names::ATTEMPTED,
             names::DELIVERED,
@@ -400,8 +410,46 @@ async fn write_dead_letter(shared: &Shared, letter: &Letter<'_>, reason: &str) {
     }
 }
 
-/// One attempt.
+impl Shared {
+    /// The destination's pace, whatever another task did while holding it.
+    fn pace(&self) -> std::sync::MutexGuard<'_, Pace> {
+        self.pace
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records how the receiver answered in the pace and its gauge.
+    fn answered(&self, status: StatusCode, retry_after: Option<Duration>) {
+        let mut pace = self.pace();
+        let before = pace.rate();
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            pace.throttled(Instant::now(), retry_after);
+        } else if status.is_success() {
+            pace.succeeded(Instant::now());
+        }
+        let after = pace.rate();
+        drop(pace);
+        if after != before {
+            info!(destination = %self.destination.name, %status, requests_per_second = after.unwrap_or(0.0), "destination pace changed");
+            metrics::gauge!(names::PACE, "destination" => self.destination.name.clone())
+                .set(after.unwrap_or(0.0));
+        }
+    }
+}
+
+/// One attempt, when the destination's concurrency and pace allow.
 async fn post(shared: &Shared, job: &Job) -> Result<(), Failure> {
+    let _permit = match &shared.concurrency {
+        Some(semaphore) => semaphore.acquire().await.ok(),
+        None => None,
+    };
+    loop {
+        let taken = shared.pace().take(Instant::now());
+        let Err(due) = taken else { break };
+        // Waiters wake spread over one interval, not all at the due time.
+        let spread = shared.pace().interval().mul_f64(rand::random::<f64>());
+        tokio::time::sleep_until((due + spread).into()).await;
+    }
     metrics::counter!(names::ATTEMPTED, "destination" => shared.destination.name.clone())
         .increment(1);
     let timestamp = chrono::Utc::now().timestamp();
@@ -429,15 +477,15 @@ async fn post(shared: &Shared, job: &Job) -> Result<(), Failure> {
         retry_after: None,
     })?;
     let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
     let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(|v| pace::retry_after(v, std::time::SystemTime::now()));
+    shared.answered(status, retry_after);
+    if status.is_success() {
+        return Ok(());
+    }
     let reason = format!("answered {status}");
     if status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
