@@ -109,7 +109,7 @@ pub enum Command {
         #[command(subcommand)]
         action: SchemasAction,
     },
-    /// Webhook destinations: signing secrets.
+    /// Webhook destinations: pause, resume, list, and signing secrets.
     Destinations {
         #[command(subcommand)]
         action: DestinationsAction,
@@ -150,6 +150,26 @@ pub enum SchemasAction {
 /// What `eventide destinations` does.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum DestinationsAction {
+    /// Pause a destination: every delivery replica holds its records (none
+    /// is skipped or dead-lettered) until it is resumed; durable.
+    Pause {
+        /// The destination's name.
+        name: String,
+        /// Why, shown by `list`.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Resume a paused destination: its held records go out, in order.
+    Resume {
+        /// The destination's name.
+        name: String,
+        /// Why, shown by `list`.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Print each destination's state, lag (records not yet finished),
+    /// when and by whom it last changed, and why.
+    List,
     /// Print a fresh signing secret (`whsec_` and 32 random bytes in
     /// base64) for a destination's `secrets` or `--notify-secret`.
     NewSecret,

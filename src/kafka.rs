@@ -57,17 +57,28 @@ pub async fn ensure_topics(
 ) -> Result<(), TopicSetupError> {
     let admin: AdminClient<DefaultClientContext> =
         config.create().map_err(TopicSetupError::Client)?;
-    let physical: Vec<(String, i32)> = Topic::ALL
+    let physical: Vec<(String, i32, bool)> = Topic::ALL
         .iter()
-        .map(|topic| (names.name(*topic), layout.partitions.of(*topic)))
+        .map(|topic| {
+            (
+                names.name(*topic),
+                layout.partitions.of(*topic),
+                topic.is_compacted(),
+            )
+        })
         .collect();
     let retention_ms = layout.retention.as_millis().to_string();
     let new_topics: Vec<NewTopic<'_>> = physical
         .iter()
-        .map(|(name, count)| {
-            NewTopic::new(name, *count, TopicReplication::Fixed(layout.replication))
-                .set("cleanup.policy", "delete")
-                .set("retention.ms", &retention_ms)
+        .map(|(name, count, compacted)| {
+            let topic = NewTopic::new(name, *count, TopicReplication::Fixed(layout.replication));
+            if *compacted {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+                    .set("cleanup.policy", "delete")
+                    .set("retention.ms", &retention_ms)
+            }
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));

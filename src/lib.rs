@@ -7,6 +7,7 @@
 //! # Layout
 //!
 //! - [`cli`]: the command line and its `EVENTIDE_*` environment fallbacks.
+//! - [`destinations`]: `eventide destinations` (pause, resume, list).
 //! - [`kafka`]: the base client configuration and topic creation.
 //! - [`local_broker`]: the in-process Kafka-API broker of the local default.
 //! - [`pipeline`]: starting services and running them until shutdown.
@@ -15,6 +16,7 @@
 //! - [`tools`]: `eventide send` and `eventide loadgen`, on the ingest client.
 
 pub mod cli;
+pub mod destinations;
 pub mod kafka;
 pub mod local_broker;
 pub mod pipeline;

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::cli::{Cli, Command, CommonArgs, DestinationsAction, SchemasAction};
+use crate::cli::{Cli, Command, CommonArgs, SchemasAction};
 use crate::kafka::{TopicLayout, client_config, ensure_topics};
 use crate::local_broker::LocalBroker;
 
@@ -69,11 +69,8 @@ async fn unless_stopped<T>(
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::HashKey { key }) => return hash_key(key.as_deref()),
-        Some(Command::Destinations {
-            action: DestinationsAction::NewSecret,
-        }) => {
-            println!("{}", processor::webhooks::signature::new_secret());
-            return Ok(());
+        Some(Command::Destinations { action }) => {
+            return crate::destinations::run(&cli, action).await;
         }
         Some(Command::Schemas {
             action: SchemasAction::Register,

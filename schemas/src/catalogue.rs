@@ -83,6 +83,12 @@ pub const ENTRIES: &[CatalogueEntry] = &[
         version: 2,
         text: include_str!("../avro/history/event/v2.avsc"),
     },
+    CatalogueEntry {
+        id: 10,
+        topic: Topic::DestinationStates,
+        version: 1,
+        text: include_str!("../avro/history/destination_state/v1.avsc"),
+    },
 ];
 
 /// The current schema text of a topic: what writers write and readers read into.
@@ -94,6 +100,7 @@ pub fn current_text(topic: Topic) -> &'static str {
         Topic::Notifications => include_str!("../avro/notification.avsc"),
         Topic::IngestRejects => include_str!("../avro/reject.avsc"),
         Topic::DeadLetters => include_str!("../avro/dead_letter.avsc"),
+        Topic::DestinationStates => include_str!("../avro/destination_state.avsc"),
     }
 }
 

@@ -39,5 +39,7 @@ pub mod time;
 pub mod topics;
 
 pub use codec::{Codec, CodecError, SchemaSource};
-pub use records::{DeadLetter, Event, Increment, Notification, Record, Redirect, Reject};
+pub use records::{
+    DeadLetter, DestinationState, Event, Increment, Notification, Record, Redirect, Reject,
+};
 pub use topics::{Topic, TopicNames, TopicPartitions};

@@ -144,6 +144,21 @@ impl Record for DeadLetter {
     const TOPIC: Topic = Topic::DeadLetters;
 }
 
+/// Whether a webhook destination is paused, as changed by an operator or
+/// by auto-pause.
+#[derive(Debug, Clone, PartialEq, Eq, SerializeDerive, Deserialize)]
+pub struct DestinationState {
+    pub destination: String,
+    pub paused: bool,
+    pub changed_at: Micros,
+    pub changed_by: String,
+    pub reason: String,
+}
+
+impl Record for DestinationState {
+    const TOPIC: Topic = Topic::DestinationStates;
+}
+
 /// Avro `bytes` through serde: serialise as bytes, not as a sequence of ints.
 mod serde_bytes_compat {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -18,17 +18,21 @@ pub enum Topic {
     IngestRejects,
     /// Records that could not be processed or delivered, keyed by original key.
     DeadLetters,
+    /// Whether each webhook destination is paused, keyed by destination
+    /// name; compacted, the newest record per key is the state.
+    DestinationStates,
 }
 
 impl Topic {
     /// Every topic, in a stable order.
-    pub const ALL: [Topic; 6] = [
+    pub const ALL: [Topic; 7] = [
         Topic::Redirects,
         Topic::Increments,
         Topic::Events,
         Topic::Notifications,
         Topic::IngestRejects,
         Topic::DeadLetters,
+        Topic::DestinationStates,
     ];
 
     /// The default physical name (without prefix).
@@ -40,6 +44,7 @@ impl Topic {
             Topic::Notifications => "notifications",
             Topic::IngestRejects => "ingest-rejects",
             Topic::DeadLetters => "dead-letters",
+            Topic::DestinationStates => "destination-states",
         }
     }
 
@@ -50,8 +55,18 @@ impl Topic {
     pub fn is_low_volume(self) -> bool {
         matches!(
             self,
-            Topic::Notifications | Topic::IngestRejects | Topic::DeadLetters
+            Topic::Notifications
+                | Topic::IngestRejects
+                | Topic::DeadLetters
+                | Topic::DestinationStates
         )
+    }
+
+    /// Whether the topic is compacted (the newest record per key is kept
+    /// forever) rather than deleted after the retention period: a state
+    /// must outlive any retention.
+    pub fn is_compacted(self) -> bool {
+        self == Topic::DestinationStates
     }
 }
 
@@ -136,6 +151,7 @@ mod tests {
                 (Topic::Notifications, 1),
                 (Topic::IngestRejects, 1),
                 (Topic::DeadLetters, 1),
+                (Topic::DestinationStates, 1),
             ]
         );
     }

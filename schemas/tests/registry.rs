@@ -29,7 +29,7 @@ use schemas::{Codec, CodecError, Increment, Redirect, SchemaSource, TopicNames};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// Ids the fake hands out start here, well clear of the catalogue's pinned 1..=6.
+/// Ids the fake hands out start here, well clear of the catalogue's pinned 1..=10.
 const FIRST_ID: u32 = 100;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -501,7 +501,7 @@ async fn importing_the_catalogue_keeps_every_pinned_id_and_old_records_readable(
     assert_eq!(got, expected, "every version under its pinned id");
     assert!(imported.iter().all(|i| !i.already_there));
     let modes = registry.state.lock().expect("registry state").modes.clone();
-    assert_eq!(modes.len(), 6, "{modes:?}");
+    assert_eq!(modes.len(), schemas::Topic::ALL.len(), "{modes:?}");
     assert!(
         modes.values().all(|mode| mode == "READWRITE"),
         "modes restored: {modes:?}"

@@ -2,6 +2,7 @@
 //! rules and the notifications topic, to real HTTP receivers started in the
 //! test (the notification service cannot run here; a small server stands in).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use processor::webhooks::{self, signature};
 use schemas::{DeadLetter, Topic};
 use serde_json::{Value, json};
 use testcontainers_tests::{Options, Pipeline, eventually};
+use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -807,5 +809,238 @@ async fn a_429_burst_slows_the_destination_down_and_it_recovers() -> anyhow::Res
         burst <= 15,
         "{burst} retries within 200 ms: the destination was not slowed down"
     );
+    Ok(())
+}
+
+/// One delivery process of its own (a replica), stopped gracefully by
+/// cancelling its token.
+struct Replica {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), webhooks::DeliveryError>>,
+}
+
+impl Replica {
+    fn start(pipeline: &Pipeline, settings: &webhooks::Settings) -> Self {
+        let config = webhooks::DeliveryConfig {
+            settings: settings.clone(),
+            kafka: pipeline.kafka(),
+            codec: pipeline.codec.clone(),
+        };
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(webhooks::run(config, stop.clone()));
+        Self { stop, task }
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.await??;
+        Ok(())
+    }
+}
+
+async fn set_paused(pipeline: &Pipeline, name: &str, paused: bool) -> anyhow::Result<()> {
+    let state = schemas::DestinationState {
+        destination: name.to_owned(),
+        paused,
+        changed_at: schemas::time::now_micros(),
+        changed_by: "test".into(),
+        reason: "receiver maintenance".into(),
+    };
+    webhooks::control::publish(&pipeline.kafka(), &pipeline.codec, &state).await?;
+    Ok(())
+}
+
+/// Each user's `occurred_at` values in arrival order.
+fn per_user_times(calls: &[Call]) -> HashMap<String, Vec<String>> {
+    let mut times: HashMap<String, Vec<String>> = HashMap::new();
+    for call in calls {
+        times
+            .entry(call.body["user_id"].as_str().unwrap_or_default().to_owned())
+            .or_default()
+            .push(
+                call.body["occurred_at"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+    }
+    times
+}
+
+/// A paused destination receives nothing — while two delivery replicas
+/// run, and after both restart — while another destination gets every
+/// record; resumed, it receives every record once, each user's in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_destination_holds_everything_until_resumed_across_a_restart() -> anyhow::Result<()>
+{
+    const PER_ROUND: usize = 40;
+    let (receiver, base) = Receiver::start(|_, _, _| (StatusCode::OK, Duration::ZERO)).await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("destinations.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[destination]]\nname = \"held\"\nurl = \"{base}/held/hook\"\n\n\
+             [[destination]]\nname = \"free\"\nurl = \"{base}/free/hook\"\n"
+        ),
+    )?;
+    let pipeline = Pipeline::start(Options {
+        partitions: 2,
+        ..Options::default()
+    })
+    .await?;
+    let settings = delivery(Some(file), None);
+    set_paused(&pipeline, "held", true).await?;
+    let round = |first: usize| -> Vec<Value> {
+        (first..first + PER_ROUND)
+            .map(|i| {
+                app_event(
+                    &format!("user-{}", i % 8),
+                    "screen_viewed",
+                    &format!("2021-03-01 10:{:02}:{:02}", i / 60, i % 60),
+                )
+            })
+            .collect()
+    };
+
+    // Two replicas share the partitions; both hold.
+    let replicas = [
+        Replica::start(&pipeline, &settings),
+        Replica::start(&pipeline, &settings),
+    ];
+    post_events(&pipeline, &round(0)).await?;
+    wait_for(&receiver, "free", PER_ROUND).await?;
+    assert!(
+        receiver.calls("held").is_empty(),
+        "a paused destination was called"
+    );
+
+    // Both restart; the pause holds.
+    for replica in replicas {
+        replica.stop().await?;
+    }
+    let replicas = [
+        Replica::start(&pipeline, &settings),
+        Replica::start(&pipeline, &settings),
+    ];
+    post_events(&pipeline, &round(PER_ROUND)).await?;
+    wait_for(&receiver, "free", 2 * PER_ROUND).await?;
+    assert!(
+        receiver.calls("held").is_empty(),
+        "a paused destination was called after a restart"
+    );
+
+    // Resumed: everything, once, each user's in order.
+    set_paused(&pipeline, "held", false).await?;
+    let held = wait_for(&receiver, "held", 2 * PER_ROUND).await?;
+    let ids: std::collections::HashSet<&str> = held
+        .iter()
+        .filter_map(|c| c.headers.get(signature::ID)?.to_str().ok())
+        .collect();
+    assert_eq!(ids.len(), 2 * PER_ROUND, "each record once, by webhook-id");
+    for (user, times) in per_user_times(&held) {
+        let mut sorted = times.clone();
+        sorted.sort_unstable();
+        assert_eq!(times, sorted, "{user}'s records out of order");
+    }
+    assert_eq!(receiver.calls("held").len(), 2 * PER_ROUND, "nothing twice");
+    for replica in replicas {
+        replica.stop().await?;
+    }
+    Ok(())
+}
+
+/// A destination failing for longer than its `auto_pause_after` pauses
+/// itself — recorded on the states topic and listed in `GET /v1/errors` —
+/// holds its records instead of dead-lettering them, and delivers them all
+/// once resumed after the receiver recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_destination_failing_too_long_pauses_itself_and_loses_nothing() -> anyhow::Result<()> {
+    const RECORDS: usize = 10;
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answer = healthy.clone();
+    let (receiver, base) = Receiver::start(move |_, _, _| {
+        if answer.load(std::sync::atomic::Ordering::SeqCst) {
+            (StatusCode::OK, Duration::ZERO)
+        } else {
+            (StatusCode::BAD_GATEWAY, Duration::ZERO)
+        }
+    })
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("destinations.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[destination]]\nname = \"flaky\"\nurl = \"{base}/flaky/hook\"\nauto_pause_after = \"2s\"\n"
+        ),
+    )?;
+    let pipeline = Pipeline::start(Options {
+        partitions: 1,
+        delivery: Some(webhooks::Settings {
+            // Records retry for longer than auto_pause_after.
+            retry_max_attempts: 1_000,
+            ..delivery(Some(file), None)
+        }),
+        ..Options::default()
+    })
+    .await?;
+    let events: Vec<Value> = (0..RECORDS)
+        .map(|i| {
+            app_event(
+                &format!("user-{}", i % 3),
+                "screen_viewed",
+                &format!("2021-03-01 10:00:{i:02}"),
+            )
+        })
+        .collect();
+    // Records keep coming, so the destination keeps failing for 2 s.
+    for event in &events {
+        post_events(&pipeline, std::slice::from_ref(event)).await?;
+        tokio::task::yield_now().await;
+    }
+    let errors = eventually(DEADLINE, || async {
+        let (_, body) = pipeline.query("/v1/errors?kind=dead_letter").await?;
+        let rows = body["errors"].as_array().cloned().unwrap_or_default();
+        Ok(
+            match rows.iter().find(|row| {
+                row["source"]
+                    .as_str()
+                    .is_some_and(|source| source.ends_with("(auto-pause:flaky)"))
+            }) {
+                Some(row) => Ok(row.clone()),
+                None => Err(format!("no auto-pause listed: {rows:?}")),
+            },
+        )
+    })
+    .await?;
+    assert!(
+        errors["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("auto_pause_after 2s") && r.contains("502")),
+        "{errors}"
+    );
+    let stop = CancellationToken::new();
+    let states =
+        webhooks::control::follow(&pipeline.kafka(), pipeline.codec.clone(), stop.clone()).await?;
+    let state = states.watch("flaky").borrow().clone();
+    stop.cancel();
+    let state = state.ok_or_else(|| anyhow::anyhow!("no state for flaky"))?;
+    assert!(
+        state.paused && state.changed_by == "auto-pause",
+        "{state:?}"
+    );
+
+    // Nothing was dead-lettered (a dead-lettered record is finished and
+    // never sent again): the receiver recovers, the operator resumes, and
+    // every record arrives.
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    set_paused(&pipeline, "flaky", false).await?;
+    let delivered = wait_for(&receiver, "flaky", RECORDS).await?;
+    let ids: std::collections::HashSet<String> = delivered
+        .iter()
+        .map(|c| c.idempotency_key.clone())
+        .collect();
+    assert_eq!(ids.len(), RECORDS, "{delivered:?}");
     Ok(())
 }

@@ -87,6 +87,8 @@ pub struct Destination {
     pub rate_limit: Option<f64>,
     /// Most requests in flight at once; unlimited when `None`.
     pub max_concurrency: Option<usize>,
+    /// Pause the destination once every attempt has failed for this long.
+    pub auto_pause_after: Option<Duration>,
 }
 
 impl std::fmt::Debug for Destination {
@@ -100,6 +102,7 @@ impl std::fmt::Debug for Destination {
             .field("timeout", &self.timeout)
             .field("rate_limit", &self.rate_limit)
             .field("max_concurrency", &self.max_concurrency)
+            .field("auto_pause_after", &self.auto_pause_after)
             .finish()
     }
 }
@@ -120,6 +123,7 @@ impl Destination {
             timeout: DEFAULT_TIMEOUT,
             rate_limit: None,
             max_concurrency: None,
+            auto_pause_after: None,
         }
     }
 }
@@ -144,6 +148,7 @@ struct DestinationSpec {
     timeout: Option<String>,
     rate_limit: Option<f64>,
     max_concurrency: Option<usize>,
+    auto_pause_after: Option<String>,
     #[serde(default)]
     filter: Filter,
 }
@@ -241,6 +246,19 @@ pub fn parse(
                 "rate_limit must be more than 0 requests/s, not {rate}"
             )));
         }
+        let auto_pause_after = match &spec.auto_pause_after {
+            None => None,
+            Some(text) => Some(
+                humantime::parse_duration(text)
+                    .ok()
+                    .filter(|after| !after.is_zero())
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "auto_pause_after {text:?} must be a duration like \"10m\""
+                        ))
+                    })?,
+            ),
+        };
         if spec.max_concurrency == Some(0) {
             return Err(invalid("max_concurrency must be at least 1".into()));
         }
@@ -253,6 +271,7 @@ pub fn parse(
             timeout,
             rate_limit: spec.rate_limit,
             max_concurrency: spec.max_concurrency,
+            auto_pause_after,
         });
     }
     Ok(destinations)
@@ -270,6 +289,7 @@ mod tests {
         timeout = "2s"
         rate_limit = 20
         max_concurrency = 4
+        auto_pause_after = "15m"
         [destination.filter]
         categories = ["app"]
         names = ["app_launch"]
@@ -300,6 +320,10 @@ mod tests {
         assert_eq!(destinations[0].rate_limit, Some(20.0));
         assert_eq!(destinations[0].max_concurrency, Some(4));
         assert_eq!(destinations[1].rate_limit, None);
+        assert_eq!(
+            destinations[0].auto_pause_after,
+            Some(Duration::from_secs(900))
+        );
         assert_eq!(destinations[0].source, Source::Events);
         assert_eq!(destinations[1].source, Source::Notifications);
         assert!(!format!("{:?}", destinations[0]).contains(SECRET));
@@ -386,6 +410,13 @@ mod tests {
                 url = "http://x"
                 max_concurrency = 0"#,
                 "max_concurrency must be at least 1",
+            ),
+            (
+                r#"[[destination]]
+                name = "a"
+                url = "http://x"
+                auto_pause_after = "later""#,
+                "auto_pause_after",
             ),
         ];
         for (text, expected) in cases {

@@ -17,9 +17,11 @@
 //! - [`signature`]: request signing.
 //! - [`lanes`]: per-key order and safe commit points, without I/O.
 //! - [`pace`]: a destination's request rate, slowed by `429`/`503`.
+//! - [`control`]: pause and resume, on the `destination-states` topic.
 //! - `worker`: one destination's loop.
 
 pub mod backoff;
+pub mod control;
 pub mod destinations;
 pub mod lanes;
 pub mod pace;
@@ -53,6 +55,11 @@ pub mod metrics {
     /// Requests/s a destination is paced to now (its `rate_limit`, or less
     /// after `429`/`503` answers); 0 when unpaced. By `destination`.
     pub const PACE: &str = "eventide_delivery_pace";
+    /// Times a destination paused itself after failing for its
+    /// `auto_pause_after`, by `destination`.
+    pub const AUTO_PAUSED: &str = "eventide_delivery_auto_paused_total";
+    /// 1 while a destination is paused, else 0; by `destination`.
+    pub const PAUSED: &str = "eventide_delivery_paused";
 }
 
 /// Delivery's options.
@@ -223,6 +230,9 @@ pub enum DeliveryError {
     /// A dead letter could not be written.
     #[error(transparent)]
     DeadLetter(#[from] crate::dead_letters::DeadLetterError),
+    /// The destination states could not be read.
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
     /// A destination's task ended abnormally.
     #[error("destination task: {0}")]
     Task(String),
@@ -241,8 +251,12 @@ pub async fn run(config: DeliveryConfig, shutdown: CancellationToken) -> Result<
         shutdown.cancelled().await;
         return Ok(());
     }
+    // Every state before any destination starts: a paused one must not
+    // deliver a single record after a restart.
+    let states = control::follow(&config.kafka, config.codec.clone(), shutdown.clone()).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for destination in destinations {
+        let state = states.watch(&destination.name);
         let worker = worker::Worker::new(
             destination,
             &config.kafka,
@@ -250,6 +264,7 @@ pub async fn run(config: DeliveryConfig, shutdown: CancellationToken) -> Result<
             &config.settings.delivery_group_prefix,
             config.settings.backoff(),
             config.settings.delivery_max_in_flight,
+            state,
         )?;
         tasks.spawn(worker.run(shutdown.clone()));
     }

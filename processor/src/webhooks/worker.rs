@@ -9,19 +9,24 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use reqwest::StatusCode;
+use schemas::DestinationState;
 use schemas::{Codec, Event, Notification, Topic};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, debug, info, warn};
 
 use super::backoff::Backoff;
+use super::control;
 use super::destinations::{Destination, Source};
 use super::lanes::Lanes;
 use super::pace::{self, Pace};
 use super::{DeliveryError, metrics as names, signature};
 use crate::dead_letters::{DeadLetters, Failed};
+
+/// Who an automatic pause is by, and its error stage's prefix.
+const AUTO_PAUSE: &str = "auto-pause";
 
 /// Every request's `User-Agent`.
 const USER_AGENT: &str = concat!("Eventide/", env!("CARGO_PKG_VERSION"));
@@ -56,6 +61,13 @@ struct Shared {
     pace: std::sync::Mutex<Pace>,
     /// Bounds requests in flight when the destination sets `max_concurrency`.
     concurrency: Option<tokio::sync::Semaphore>,
+    /// Paused or not.
+    state: watch::Receiver<Option<DestinationState>>,
+    /// Since when every attempt failed, for auto-pause.
+    failing_since: std::sync::Mutex<Option<Instant>>,
+    /// For publishing an auto-pause.
+    kafka: ClientConfig,
+    codec: Codec,
     backoff: Backoff,
     dead_letters: DeadLetters,
 }
@@ -95,6 +107,7 @@ impl Worker {
         group_prefix: &str,
         backoff: Backoff,
         max_in_flight: usize,
+        state: watch::Receiver<Option<DestinationState>>,
     ) -> Result<Self, DeliveryError> {
         let topic = codec.names().name(match destination.source {
             Source::Events => Topic::Events,
@@ -138,6 +151,10 @@ impl Worker {
                 signer,
                 pace,
                 concurrency,
+                state,
+                failing_since: std::sync::Mutex::new(None),
+                kafka: kafka.clone(),
+                codec: codec.clone(),
                 backoff,
                 dead_letters,
             }),
@@ -159,6 +176,7 @@ impl Worker {
             names::DELIVERED,
             names::RETRIED,
             names::DEAD_LETTERED,
+            names::AUTO_PAUSED,
         ] {
             metrics::counter!(counter, "destination" => name.clone()).increment(0);
         }
@@ -168,10 +186,19 @@ impl Worker {
         let mut tasks = JoinSet::new();
         let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut state = self.shared.state.clone();
+        let mut followed = true;
+        self.hold_fetching(self.shared.paused());
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                changed = state.changed(), if followed => {
+                    followed = changed.is_ok();
+                    let paused = control::is_paused(&state.borrow_and_update());
+                    info!(destination = %name, paused, "destination {}", if paused { "paused: holding its records" } else { "resumed" });
+                    self.hold_fetching(paused);
+                }
                 Some((partition, offset, key)) = done_rx.recv() => {
                     if let Some(next) = lanes.finish(partition, offset, &key) {
                         tasks.spawn(deliver(self.shared.clone(), next, done_tx.clone()));
@@ -180,6 +207,10 @@ impl Worker {
                 Some((partition, offset)) = released_rx.recv() => lanes.release(partition, offset),
                 _ = commit_tick.tick() => {
                     self.commit(&lanes, CommitMode::Async);
+                    if self.shared.paused() {
+                        // Partitions assigned since the pause.
+                        self.hold_fetching(true);
+                    }
                     while let Some(finished) = tasks.try_join_next() {
                         if let Err(err) = finished {
                             // Its record stays unfinished: commits stop there
@@ -267,6 +298,24 @@ impl Worker {
         Ok(Some((id, body)))
     }
 
+    /// Stops fetching the partitions held now while paused (records already
+    /// read wait for the resume), and starts again after.
+    fn hold_fetching(&self, paused: bool) {
+        metrics::gauge!(names::PAUSED, "destination" => self.shared.destination.name.clone())
+            .set(if paused { 1.0 } else { 0.0 });
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let done = if paused {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        if let Err(err) = done {
+            debug!(error = %err, paused, "pausing or resuming the fetch failed; records read meanwhile wait");
+        }
+    }
+
     /// Commits finished offsets of the partitions this consumer holds now;
     /// a revoked partition's offsets belong to its new owner.
     fn commit(&self, lanes: &Lanes<Job>, mode: CommitMode) {
@@ -322,11 +371,15 @@ async fn attempt_all(
     done: mpsc::UnboundedSender<(i32, i64, String)>,
 ) {
     let name = shared.destination.name.as_str();
-    let began = Instant::now();
+    let mut began = Instant::now();
     let mut attempts = 0_u32;
     let last_error = loop {
+        // Time paused does not count towards giving up.
+        began += shared.until_resumed().await;
         attempts += 1;
-        match post(&shared, &job).await {
+        let outcome = post(&shared, &job).await;
+        shared.health(outcome.as_ref().err()).await;
+        let reason = match outcome {
             Ok(()) => {
                 metrics::counter!(names::DELIVERED, "destination" => name.to_owned()).increment(1);
                 metrics::histogram!(names::DELIVERY_SECONDS, "destination" => name.to_owned())
@@ -334,23 +387,35 @@ async fn attempt_all(
                 drop(done.send((job.partition, job.offset, job.key)));
                 return;
             }
-            Err(Failure::Permanent(reason)) => break reason,
+            Err(Failure::Permanent(reason)) => reason,
             Err(Failure::Retry {
                 reason,
                 retry_after,
             }) => {
                 if !shared.backoff.may_retry(attempts, began.elapsed()) {
-                    break reason;
+                    reason
+                } else {
+                    metrics::counter!(names::RETRIED, "destination" => name.to_owned())
+                        .increment(1);
+                    let delay = retry_after.map_or_else(
+                        || shared.backoff.delay(attempts - 1),
+                        |wait| wait.min(shared.backoff.cap),
+                    );
+                    debug!(destination = name, id = %job.id, attempts, ?delay, reason, "retrying");
+                    tokio::time::sleep(delay).await;
+                    continue;
                 }
-                metrics::counter!(names::RETRIED, "destination" => name.to_owned()).increment(1);
-                let delay = retry_after.map_or_else(
-                    || shared.backoff.delay(attempts - 1),
-                    |wait| wait.min(shared.backoff.cap),
-                );
-                debug!(destination = name, id = %job.id, attempts, ?delay, reason, "retrying");
-                tokio::time::sleep(delay).await;
             }
+        };
+        // A paused destination holds its records: given up on while
+        // paused, a record starts over once the destination resumes.
+        if shared.paused() {
+            debug!(destination = name, id = %job.id, "paused; holding the record");
+            attempts = 0;
+            began = Instant::now();
+            continue;
         }
+        break reason;
     };
     warn!(destination = name, id = %job.id, attempts, reason = %last_error, "giving up; dead-lettering");
     let reason = format!(
@@ -411,6 +476,85 @@ async fn write_dead_letter(shared: &Shared, letter: &Letter<'_>, reason: &str) {
 }
 
 impl Shared {
+    /// Whether the destination is paused now.
+    fn paused(&self) -> bool {
+        control::is_paused(&self.state.borrow())
+    }
+
+    /// Waits while the destination is paused; how long it waited.
+    async fn until_resumed(&self) -> Duration {
+        if !self.paused() {
+            return Duration::ZERO;
+        }
+        let began = Instant::now();
+        let mut state = self.state.clone();
+        // An error means the states are no longer followed (shutdown).
+        drop(state.wait_for(|state| !control::is_paused(state)).await);
+        began.elapsed()
+    }
+
+    /// Tracks how long the destination has been failing and pauses it
+    /// once that exceeds its `auto_pause_after`.
+    async fn health(&self, failure: Option<&Failure>) {
+        let Some(after) = self.destination.auto_pause_after else {
+            return;
+        };
+        let reason = match failure {
+            None => {
+                *self.failing_since() = None;
+                return;
+            }
+            Some(Failure::Retry { reason, .. } | Failure::Permanent(reason)) => reason,
+        };
+        let since = *self.failing_since().get_or_insert_with(Instant::now);
+        if since.elapsed() < after || self.paused() {
+            return;
+        }
+        *self.failing_since() = None;
+        let name = &self.destination.name;
+        let reason = format!(
+            "auto-paused: failing for {} (auto_pause_after {}); last error: {reason}",
+            humantime::format_duration(Duration::from_secs(since.elapsed().as_secs())),
+            humantime::format_duration(after)
+        );
+        warn!(destination = %name, %reason, "pausing destination");
+        let state = DestinationState {
+            destination: name.clone(),
+            paused: true,
+            changed_at: schemas::time::now_micros(),
+            changed_by: AUTO_PAUSE.into(),
+            reason: reason.clone(),
+        };
+        if let Err(err) = control::publish(&self.kafka, &self.codec, &state).await {
+            warn!(destination = %name, error = %err, "auto-pause not written; still delivering");
+            return;
+        }
+        metrics::counter!(names::AUTO_PAUSED, "destination" => name.clone()).increment(1);
+        // Shown in `GET /v1/errors` beside the dead letters.
+        let failed = Failed {
+            topic: &self.codec.names().name(schemas::Topic::DestinationStates),
+            partition: 0,
+            offset: 0,
+            key: Some(name.as_bytes()),
+            payload: &[],
+            timestamp_ms: None,
+            trace: None,
+        };
+        if let Err(err) = self
+            .dead_letters
+            .send(&format!("{AUTO_PAUSE}:{name}"), failed, &reason)
+            .await
+        {
+            warn!(destination = %name, error = %err, "auto-pause error entry not written");
+        }
+    }
+
+    fn failing_since(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.failing_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The destination's pace, whatever another task did while holding it.
     fn pace(&self) -> std::sync::MutexGuard<'_, Pace> {
         self.pace

@@ -1,0 +1,236 @@
+//! Pause and resume: each destination's state lives on the compacted
+//! `destination-states` topic, keyed by destination name, the newest record
+//! winning. Every delivery process reads the topic to its end before any
+//! destination starts (a paused destination never delivers after a
+//! restart), then follows it, so a change reaches every replica within a
+//! fetch (well under a second on an idle topic).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use schemas::{Codec, CodecError, DestinationState, Topic};
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// How long loading the states to the topic's end may take.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the broker has to acknowledge a state change.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the states cannot be read or changed.
+#[derive(Debug, Error)]
+pub enum ControlError {
+    /// The broker refused or could not be reached.
+    #[error("destination states ({topic}): {source}")]
+    Kafka {
+        topic: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A state could not be encoded.
+    #[error("destination state encoding: {0}")]
+    Codec(#[from] CodecError),
+    /// The topic was not read to its end in time.
+    #[error("destination states ({topic}) not read to the end within {LOAD_TIMEOUT:?}")]
+    Timeout { topic: String },
+    /// A blocking broker call's thread ended abnormally.
+    #[error("destination states: {0}")]
+    Task(String),
+}
+
+/// The newest state of every destination, as a process follows them.
+#[derive(Debug, Clone, Default)]
+pub struct States {
+    watches: Arc<Mutex<HashMap<String, watch::Sender<Option<DestinationState>>>>>,
+}
+
+impl States {
+    /// Follows `destination`'s state: `None` until it was ever changed
+    /// (then it is not paused).
+    pub fn watch(&self, destination: &str) -> watch::Receiver<Option<DestinationState>> {
+        self.sender(destination).subscribe()
+    }
+
+    /// Every destination's newest state, by name.
+    pub fn snapshot(&self) -> Vec<DestinationState> {
+        let watches = self.watches.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<DestinationState> = watches
+            .values()
+            .filter_map(|sender| sender.borrow().clone())
+            .collect();
+        all.sort_by(|a, b| a.destination.cmp(&b.destination));
+        all
+    }
+
+    fn set(&self, state: DestinationState) {
+        self.sender(&state.destination).send_replace(Some(state));
+    }
+
+    fn sender(&self, destination: &str) -> watch::Sender<Option<DestinationState>> {
+        self.watches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(destination.to_owned())
+            .or_insert_with(|| watch::Sender::new(None))
+            .clone()
+    }
+}
+
+/// Whether `state` pauses its destination.
+pub fn is_paused(state: &Option<DestinationState>) -> bool {
+    state.as_ref().is_some_and(|state| state.paused)
+}
+
+/// Reads every state to the topic's end, then follows the topic until
+/// `shutdown` in a task of its own.
+///
+/// # Errors
+///
+/// [`ControlError`] if the topic cannot be read to its end.
+pub async fn follow(
+    kafka: &ClientConfig,
+    codec: Codec,
+    shutdown: CancellationToken,
+) -> Result<States, ControlError> {
+    let topic = codec.names().name(Topic::DestinationStates);
+    let kafka_error = |source| ControlError::Kafka {
+        topic: topic.clone(),
+        source,
+    };
+    let consumer: StreamConsumer = kafka
+        .clone()
+        // Assigned, not subscribed: every process reads every state, and
+        // no offsets are committed.
+        .set("group.id", "eventide-destination-states")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .map_err(kafka_error)?;
+    let consumer = Arc::new(consumer);
+    let ends = {
+        let (consumer, topic) = (consumer.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || ends(&consumer, &topic))
+            .await
+            .map_err(|err| ControlError::Task(err.to_string()))?
+            .map_err(kafka_error)?
+    };
+    let mut assignment = TopicPartitionList::new();
+    for partition in ends.keys() {
+        assignment
+            .add_partition_offset(&topic, *partition, Offset::Beginning)
+            .map_err(kafka_error)?;
+    }
+    consumer.assign(&assignment).map_err(kafka_error)?;
+    let states = States::default();
+    // Up to each partition's end before anything delivers.
+    let mut behind: HashMap<i32, i64> = ends.into_iter().filter(|(_, end)| *end > 0).collect();
+    let deadline = Instant::now() + LOAD_TIMEOUT;
+    while !behind.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = match tokio::time::timeout(left, consumer.recv()).await {
+            Err(_) => return Err(ControlError::Timeout { topic }),
+            Ok(Err(err)) => {
+                warn!(error = %err, "destination states: consumer error");
+                continue;
+            }
+            Ok(Ok(message)) => message,
+        };
+        apply(&states, &codec, message.payload()).await;
+        if behind
+            .get(&message.partition())
+            .is_some_and(|end| message.offset() + 1 >= *end)
+        {
+            behind.remove(&message.partition());
+        }
+    }
+    let paused: Vec<String> = states
+        .snapshot()
+        .into_iter()
+        .filter(|state| state.paused)
+        .map(|state| state.destination)
+        .collect();
+    info!(?paused, "destination states loaded");
+    let following = states.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                received = consumer.recv() => match received {
+                    Ok(message) => apply(&following, &codec, message.payload()).await,
+                    Err(err) => warn!(error = %err, "destination states: consumer error"),
+                },
+            }
+        }
+    });
+    Ok(states)
+}
+
+/// Each partition's end offset.
+fn ends(
+    consumer: &StreamConsumer,
+    topic: &str,
+) -> Result<HashMap<i32, i64>, rdkafka::error::KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), LOAD_TIMEOUT)?;
+    let mut ends = HashMap::new();
+    for partition in metadata
+        .topics()
+        .iter()
+        .flat_map(|topic| topic.partitions())
+    {
+        let (_, high) = consumer.fetch_watermarks(topic, partition.id(), LOAD_TIMEOUT)?;
+        ends.insert(partition.id(), high);
+    }
+    Ok(ends)
+}
+
+async fn apply(states: &States, codec: &Codec, payload: Option<&[u8]>) {
+    let Some(payload) = payload else { return };
+    match codec.decode::<DestinationState>(payload).await {
+        Ok(state) => {
+            info!(destination = %state.destination, paused = state.paused, by = %state.changed_by, reason = %state.reason, "destination state");
+            states.set(state);
+        }
+        Err(err) => warn!(error = %err, "destination states: undecodable record skipped"),
+    }
+}
+
+/// Writes a state change and waits until the broker has it.
+///
+/// # Errors
+///
+/// [`ControlError`] if it cannot be encoded or written.
+pub async fn publish(
+    kafka: &ClientConfig,
+    codec: &Codec,
+    state: &DestinationState,
+) -> Result<(), ControlError> {
+    let topic = codec.names().name(Topic::DestinationStates);
+    let kafka_error = |source| ControlError::Kafka {
+        topic: topic.clone(),
+        source,
+    };
+    let producer: FutureProducer = kafka
+        .clone()
+        .set("acks", "all")
+        .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
+        .create()
+        .map_err(kafka_error)?;
+    let payload = codec.encode(state).await?;
+    producer
+        .send(
+            FutureRecord::to(&topic)
+                .key(&state.destination)
+                .payload(&payload),
+            SEND_TIMEOUT,
+        )
+        .await
+        .map_err(|(err, _)| kafka_error(err))?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! `eventide destinations` as an operator runs it against a running
+//! all-in-one: pause, list, resume, and a fresh signing secret. The running
+//! delivery follows each change (its log says so) without a restart.
+
+mod support;
+
+use std::process::Output;
+
+use eventide::wait::eventually;
+use support::{DEADLINE, Eventide, free_port};
+
+/// Runs `eventide destinations <args>` against `broker` with `file`.
+async fn destinations(broker: &str, file: &std::path::Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_eventide"))
+        .arg("destinations")
+        .args(args)
+        .env("EVENTIDE_KAFKA_BROKERS", broker)
+        .env("EVENTIDE_DESTINATIONS_FILE", file)
+        .env("USER", "operator")
+        .output()
+        .await
+        .expect("eventide runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Waits until the all-in-one logged a state change of `hook` to `paused`.
+async fn logged(process: &Eventide, paused: bool) {
+    let wanted = format!("\"paused\":{paused}");
+    let seen = eventually(DEADLINE, || async {
+        let output = process.output();
+        Ok(
+            if output.lines().any(|line| {
+                line.contains("destination state")
+                    && line.contains("\"destination\":\"hook\"")
+                    && line.contains(&wanted)
+            }) {
+                Ok(())
+            } else {
+                Err(format!("no state change to paused={paused} logged yet"))
+            },
+        )
+    })
+    .await;
+    if let Err(err) = seen {
+        panic!("{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_pauses_lists_and_resumes_a_destination() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let file = data_dir.path().join("destinations.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[destination]]\nname = \"hook\"\nurl = \"http://127.0.0.1:{}/in\"\n",
+            free_port()
+        ),
+    )
+    .expect("destinations file");
+    let file_env = file.display().to_string();
+    let http = reqwest::Client::new();
+    let process = Eventide::start(
+        data_dir.path(),
+        &[("EVENTIDE_DESTINATIONS_FILE", file_env.as_str())],
+    );
+    process.wait_healthy(&http).await;
+    let broker = process.broker.clone();
+
+    let paused = destinations(
+        &broker,
+        &file,
+        &["pause", "hook", "--reason", "receiver upgrade"],
+    )
+    .await;
+    assert!(paused.status.success(), "{}", text(&paused));
+    assert_eq!(
+        String::from_utf8_lossy(&paused.stdout).trim(),
+        "hook: paused"
+    );
+    logged(&process, true).await;
+
+    let listed = destinations(&broker, &file, &["list"]).await;
+    assert!(listed.status.success(), "{}", text(&listed));
+    let row = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .find(|line| line.starts_with("hook\t"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no row for hook: {}", text(&listed)));
+    let columns: Vec<&str> = row.split('\t').collect();
+    assert_eq!(columns[1], "paused", "{row}");
+    assert_eq!(columns[2], "0", "lag: {row}");
+    assert_eq!(columns[4], "cli:operator", "{row}");
+    assert_eq!(columns[5], "receiver upgrade", "{row}");
+
+    let unknown = destinations(&broker, &file, &["pause", "nope"]).await;
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown).contains("no destination is named") && text(&unknown).contains("nope"),
+        "{}",
+        text(&unknown)
+    );
+
+    let resumed = destinations(&broker, &file, &["resume", "hook"]).await;
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    logged(&process, false).await;
+    let listed = destinations(&broker, &file, &["list"]).await;
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("hook\tactive\t"),
+        "{}",
+        text(&listed)
+    );
+
+    let secret = destinations(&broker, &file, &["new-secret"]).await;
+    let secret = String::from_utf8_lossy(&secret.stdout).trim().to_owned();
+    assert!(
+        processor::webhooks::signature::Signer::new(std::slice::from_ref(&secret)).is_ok(),
+        "{secret}"
+    );
+    assert_ne!(
+        secret,
+        String::from_utf8_lossy(&destinations(&broker, &file, &["new-secret"]).await.stdout).trim()
+    );
+}
