@@ -114,6 +114,10 @@ pub enum Command {
         #[command(subcommand)]
         action: DestinationsAction,
     },
+    /// Send dead letters back to the stage that gave up on them: a
+    /// destination's to that destination only, or processing's (after the
+    /// cause is fixed) back into processing. Each record at most once per run.
+    Replay(ReplayArgs),
     /// Print the SHA-256 of an API key, as the keys file stores it.
     HashKey {
         /// The key (read from standard input when omitted).
@@ -145,6 +149,32 @@ pub enum SchemasAction {
     /// meaning. Versions already there are left alone; an id the registry
     /// gave another schema stops it, naming the id.
     Register,
+}
+
+/// What `eventide replay` replays.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ReplayArgs {
+    /// A destination's dead letters (stage `delivery:<name>`).
+    #[arg(long)]
+    pub destination: Option<String>,
+    /// `processing`: records the processor could not decode.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// With `--stage processing`: only records of this topic (`events`, …).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Only dead letters written at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only dead letters written before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only this user's records.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Print what would be replayed (time, id, user, reason); send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// What `eventide destinations` does.

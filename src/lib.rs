@@ -8,6 +8,7 @@
 //!
 //! - [`cli`]: the command line and its `EVENTIDE_*` environment fallbacks.
 //! - [`destinations`]: `eventide destinations` (pause, resume, list).
+//! - [`replay`]: `eventide replay`.
 //! - [`kafka`]: the base client configuration and topic creation.
 //! - [`local_broker`]: the in-process Kafka-API broker of the local default.
 //! - [`pipeline`]: starting services and running them until shutdown.
@@ -20,6 +21,7 @@ pub mod destinations;
 pub mod kafka;
 pub mod local_broker;
 pub mod pipeline;
+pub mod replay;
 pub mod telemetry;
 pub mod tools;
 pub mod wait;

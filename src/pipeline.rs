@@ -69,6 +69,7 @@ async fn unless_stopped<T>(
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::HashKey { key }) => return hash_key(key.as_deref()),
+        Some(Command::Replay(args)) => return crate::replay::run(&cli, args).await,
         Some(Command::Destinations { action }) => {
             return crate::destinations::run(&cli, action).await;
         }

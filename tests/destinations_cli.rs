@@ -129,3 +129,102 @@ async fn an_operator_pauses_lists_and_resumes_a_destination() {
         String::from_utf8_lossy(&destinations(&broker, &file, &["new-secret"]).await.stdout).trim()
     );
 }
+
+/// `eventide replay` as an operator runs it: a dry run lists the dead
+/// letters of a destination that refused a record, then the replay sends
+/// it back and counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_dry_runs_and_replays_a_destinations_dead_letters() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let file = data_dir.path().join("destinations.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[destination]]\nname = \"gone\"\nurl = \"http://127.0.0.1:{}/in\"\n",
+            free_port()
+        ),
+    )
+    .expect("destinations file");
+    let file_env = file.display().to_string();
+    let http = reqwest::Client::new();
+    let process = Eventide::start(
+        data_dir.path(),
+        &[
+            ("EVENTIDE_DESTINATIONS_FILE", file_env.as_str()),
+            ("EVENTIDE_RETRY_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    process.wait_healthy(&http).await;
+    let broker = process.broker.clone();
+    let accepted = http
+        .post(format!("{}/v1/event", process.ingest))
+        .bearer_auth("dev-producer")
+        .json(
+            &serde_json::json!({"user_id": "u-replay", "device_id": "d", "type": "app_launch",
+                                  "training_program_id": "1", "time_stamp": "2021-02-28 16:22:52"}),
+        )
+        .send()
+        .await
+        .expect("ingest answers");
+    assert_eq!(accepted.status().as_u16(), 202);
+
+    let listed = eventually(DEADLINE, || async {
+        let output =
+            destinations_replay(&broker, &file, &["--destination", "gone", "--dry-run"]).await;
+        let out = text(&output);
+        Ok(if out.contains("would replay 1 record(s)") {
+            Ok(out)
+        } else {
+            Err(format!("not dead-lettered yet: {out}"))
+        })
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    assert!(listed.contains("\tu-replay\t"), "{listed}");
+    assert!(listed.contains("failed after 1 attempt(s)"), "{listed}");
+
+    let other_user = destinations_replay(
+        &broker,
+        &file,
+        &[
+            "--destination",
+            "gone",
+            "--user-id",
+            "someone-else",
+            "--dry-run",
+        ],
+    )
+    .await;
+    assert!(
+        text(&other_user).contains("would replay 0 record(s)"),
+        "{}",
+        text(&other_user)
+    );
+
+    let replayed = destinations_replay(&broker, &file, &["--destination", "gone"]).await;
+    assert!(replayed.status.success(), "{}", text(&replayed));
+    assert!(
+        text(&replayed).contains("1 record(s) replayed to delivery:gone"),
+        "{}",
+        text(&replayed)
+    );
+    let refused = destinations_replay(&broker, &file, &["--stage", "nothing"]).await;
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("only `processing`"),
+        "{}",
+        text(&refused)
+    );
+}
+
+/// Runs `eventide replay <args>` against `broker` with `file`.
+async fn destinations_replay(broker: &str, file: &std::path::Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_eventide"))
+        .arg("replay")
+        .args(args)
+        .env("EVENTIDE_KAFKA_BROKERS", broker)
+        .env("EVENTIDE_DESTINATIONS_FILE", file)
+        .output()
+        .await
+        .expect("eventide runs")
+}

@@ -21,6 +21,8 @@
 //! - `aggregate`: what the loop needs from an aggregate; both implement it.
 //! - [`store`]: the store's write side (SQLite through libSQL).
 //! - [`dead_letters`]: undecodable records to the dead-letters topic.
+//! - [`replay`]: dead letters sent back to the stage that gave up on them.
+//! - [`scan`]: reading a topic to its end without a consumer group.
 //! - `consumer`: the consumer loop, rebalances and flushes.
 //! - `health`: `/healthz`, `/readyz` and `/metrics` for probes.
 //! - `workers`: every topic worker, listed once.
@@ -38,7 +40,9 @@ mod freshness;
 mod health;
 pub mod metrics;
 pub mod notifications;
+pub mod replay;
 pub mod rules;
+pub mod scan;
 pub mod settings;
 pub mod store;
 pub mod user_agent;

@@ -89,6 +89,12 @@ pub const ENTRIES: &[CatalogueEntry] = &[
         version: 1,
         text: include_str!("../avro/history/destination_state/v1.avsc"),
     },
+    CatalogueEntry {
+        id: 11,
+        topic: Topic::Replays,
+        version: 1,
+        text: include_str!("../avro/history/replay/v1.avsc"),
+    },
 ];
 
 /// The current schema text of a topic: what writers write and readers read into.
@@ -101,6 +107,7 @@ pub fn current_text(topic: Topic) -> &'static str {
         Topic::IngestRejects => include_str!("../avro/reject.avsc"),
         Topic::DeadLetters => include_str!("../avro/dead_letter.avsc"),
         Topic::DestinationStates => include_str!("../avro/destination_state.avsc"),
+        Topic::Replays => include_str!("../avro/replay.avsc"),
     }
 }
 

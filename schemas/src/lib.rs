@@ -40,6 +40,6 @@ pub mod topics;
 
 pub use codec::{Codec, CodecError, SchemaSource};
 pub use records::{
-    DeadLetter, DestinationState, Event, Increment, Notification, Record, Redirect, Reject,
+    DeadLetter, DestinationState, Event, Increment, Notification, Record, Redirect, Reject, Replay,
 };
 pub use topics::{Topic, TopicNames, TopicPartitions};

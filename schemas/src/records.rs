@@ -159,6 +159,31 @@ impl Record for DestinationState {
     const TOPIC: Topic = Topic::DestinationStates;
 }
 
+/// A dead-lettered record sent back to the stage that gave up on it.
+#[derive(Debug, Clone, PartialEq, Eq, SerializeDerive, Deserialize)]
+pub struct Replay {
+    #[serde(with = "uuid_as_string")]
+    pub run_id: Uuid,
+    pub requested_at: Micros,
+    pub requested_by: String,
+    /// `delivery:<destination>`: only that stage takes it.
+    pub stage: String,
+    /// Where the original record was read.
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    #[serde(with = "serde_opt_bytes_compat")]
+    pub key: Option<Vec<u8>>,
+    /// The original record, as read.
+    #[serde(with = "serde_bytes_compat")]
+    pub payload: Vec<u8>,
+    pub dead_lettered_at: Micros,
+}
+
+impl Record for Replay {
+    const TOPIC: Topic = Topic::Replays;
+}
+
 /// Avro `bytes` through serde: serialise as bytes, not as a sequence of ints.
 mod serde_bytes_compat {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -21,11 +21,14 @@ pub enum Topic {
     /// Whether each webhook destination is paused, keyed by destination
     /// name; compacted, the newest record per key is the state.
     DestinationStates,
+    /// Dead-lettered records sent back to the stage that gave up on them,
+    /// keyed by the original key.
+    Replays,
 }
 
 impl Topic {
     /// Every topic, in a stable order.
-    pub const ALL: [Topic; 7] = [
+    pub const ALL: [Topic; 8] = [
         Topic::Redirects,
         Topic::Increments,
         Topic::Events,
@@ -33,6 +36,7 @@ impl Topic {
         Topic::IngestRejects,
         Topic::DeadLetters,
         Topic::DestinationStates,
+        Topic::Replays,
     ];
 
     /// The default physical name (without prefix).
@@ -45,6 +49,7 @@ impl Topic {
             Topic::IngestRejects => "ingest-rejects",
             Topic::DeadLetters => "dead-letters",
             Topic::DestinationStates => "destination-states",
+            Topic::Replays => "replays",
         }
     }
 
@@ -59,6 +64,7 @@ impl Topic {
                 | Topic::IngestRejects
                 | Topic::DeadLetters
                 | Topic::DestinationStates
+                | Topic::Replays
         )
     }
 
@@ -152,6 +158,7 @@ mod tests {
                 (Topic::IngestRejects, 1),
                 (Topic::DeadLetters, 1),
                 (Topic::DestinationStates, 1),
+                (Topic::Replays, 1),
             ]
         );
     }

@@ -1044,3 +1044,145 @@ async fn a_destination_failing_too_long_pauses_itself_and_loses_nothing() -> any
     assert_eq!(ids.len(), RECORDS, "{delivered:?}");
     Ok(())
 }
+
+/// Dead letters of `stage` on the topic, once there are at least `count`.
+async fn letters_of(
+    pipeline: &Pipeline,
+    stage: &str,
+    count: usize,
+) -> anyhow::Result<Vec<DeadLetter>> {
+    let read = pipeline
+        .read_topic::<DeadLetter>(Topic::DeadLetters, DEADLINE, |read| {
+            read.iter().filter(|(_, l)| l.stage == stage).count() >= count
+        })
+        .await?;
+    let mine: Vec<DeadLetter> = read
+        .into_iter()
+        .map(|(_, l)| l)
+        .filter(|l| l.stage == stage)
+        .collect();
+    anyhow::ensure!(
+        mine.len() >= count,
+        "{} of {count} dead letters of {stage}",
+        mine.len()
+    );
+    Ok(mine)
+}
+
+async fn replay_destination(
+    pipeline: &Pipeline,
+    name: &str,
+) -> anyhow::Result<(uuid::Uuid, processor::replay::Progress)> {
+    let selection = processor::replay::Selection {
+        target: processor::replay::Target::Destination(name.to_owned()),
+        since: None,
+        until: None,
+        user_id: None,
+    };
+    Ok(processor::replay::run(
+        &pipeline.kafka(),
+        &pipeline.codec,
+        &selection,
+        "test",
+        false,
+        |_| {},
+        |_| {},
+    )
+    .await?)
+}
+
+/// A destination that was down has its dead letters replayed after it
+/// recovers: it receives every record exactly once (by `webhook-id`), each
+/// user's in order, marked with the run — although each record was
+/// dead-lettered twice (a replay while it was still down failed again) —
+/// while the other destination and the aggregates saw each record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_down_destinations_dead_letters_are_replayed_to_it_alone_once_each() -> anyhow::Result<()>
+{
+    const RECORDS: usize = 60;
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answer = up.clone();
+    let (receiver, base) = Receiver::start(move |destination, _, _| {
+        // Broken, not overloaded: a 503 would also slow the destination.
+        if destination == "down" && !answer.load(std::sync::atomic::Ordering::SeqCst) {
+            (StatusCode::INTERNAL_SERVER_ERROR, Duration::ZERO)
+        } else {
+            (StatusCode::OK, Duration::ZERO)
+        }
+    })
+    .await?;
+    let (pipeline, _dir) = with_destinations(&format!(
+        "[[destination]]\nname = \"down\"\nurl = \"{base}/down/hook\"\n\n\
+         [[destination]]\nname = \"other\"\nurl = \"{base}/other/hook\"\n"
+    ))
+    .await?;
+    let events: Vec<Value> = (0..RECORDS)
+        .map(|i| {
+            app_event(
+                &format!("user-{}", i % 6),
+                "replayed_view",
+                &format!("2021-03-01 10:{:02}:{:02}", i / 60, i % 60),
+            )
+        })
+        .collect();
+    post_events(&pipeline, &events).await?;
+    letters_of(&pipeline, "delivery:down", RECORDS).await?;
+
+    // Replayed while still down: each fails again, a second dead letter.
+    let (_, first) = replay_destination(&pipeline, "down").await?;
+    assert_eq!((first.replayed, first.repeats), (RECORDS as u64, 0));
+    letters_of(&pipeline, "delivery:down", 2 * RECORDS).await?;
+
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = Instant::now();
+    let (run, done) = replay_destination(&pipeline, "down").await?;
+    assert_eq!(
+        (done.replayed, done.repeats),
+        (RECORDS as u64, RECORDS as u64),
+        "each record once per run, though dead-lettered twice"
+    );
+    let delivered = wait_for(&receiver, "down", RECORDS).await?;
+    println!(
+        "replay: {RECORDS} records read back and delivered in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let ids: std::collections::HashSet<&str> = delivered
+        .iter()
+        .filter_map(|c| c.headers.get(signature::ID)?.to_str().ok())
+        .collect();
+    assert_eq!(ids.len(), RECORDS, "every record, once, by webhook-id");
+    assert_eq!(delivered.len(), RECORDS, "nothing delivered twice");
+    assert!(
+        delivered.iter().all(|c| c
+            .headers
+            .get(webhooks::REPLAY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            == Some(run.to_string().as_str())),
+        "each marked with the run"
+    );
+    for (user, times) in per_user_times(&delivered) {
+        let mut sorted = times.clone();
+        sorted.sort_unstable();
+        assert_eq!(times, sorted, "{user}'s records out of order");
+    }
+
+    // The other destination and the aggregates: each record once.
+    let other = wait_for(&receiver, "other", RECORDS).await?;
+    assert_eq!(receiver.calls("other").len(), RECORDS, "{other:?}");
+    let counted = eventually(DEADLINE, || async {
+        let (_, types) = pipeline.query("/v1/event-types").await?;
+        let counted = types["event_types"]
+            .as_array()
+            .and_then(|all| all.iter().find(|t| t["name"] == "replayed_view"))
+            .and_then(|t| t["events"].as_u64())
+            .unwrap_or_default();
+        Ok(if counted >= RECORDS as u64 {
+            Ok(counted)
+        } else {
+            Err(format!("{counted} counted: {types}"))
+        })
+    })
+    .await?;
+    assert_eq!(counted, RECORDS as u64, "the aggregates counted each once");
+    Ok(())
+}

@@ -9,15 +9,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::ClientConfig;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use schemas::{Codec, CodecError, DestinationState, Topic};
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+use crate::scan::{Scan, ScanError};
 
 /// How long loading the states to the topic's end may take.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,12 +38,9 @@ pub enum ControlError {
     /// A state could not be encoded.
     #[error("destination state encoding: {0}")]
     Codec(#[from] CodecError),
-    /// The topic was not read to its end in time.
-    #[error("destination states ({topic}) not read to the end within {LOAD_TIMEOUT:?}")]
-    Timeout { topic: String },
-    /// A blocking broker call's thread ended abnormally.
-    #[error("destination states: {0}")]
-    Task(String),
+    /// The topic could not be read to its end.
+    #[error(transparent)]
+    Scan(#[from] ScanError),
 }
 
 /// The newest state of every destination, as a process follows them.
@@ -100,55 +98,12 @@ pub async fn follow(
     shutdown: CancellationToken,
 ) -> Result<States, ControlError> {
     let topic = codec.names().name(Topic::DestinationStates);
-    let kafka_error = |source| ControlError::Kafka {
-        topic: topic.clone(),
-        source,
-    };
-    let consumer: StreamConsumer = kafka
-        .clone()
-        // Assigned, not subscribed: every process reads every state, and
-        // no offsets are committed.
-        .set("group.id", "eventide-destination-states")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "100")
-        .create()
-        .map_err(kafka_error)?;
-    let consumer = Arc::new(consumer);
-    let ends = {
-        let (consumer, topic) = (consumer.clone(), topic.clone());
-        tokio::task::spawn_blocking(move || ends(&consumer, &topic))
-            .await
-            .map_err(|err| ControlError::Task(err.to_string()))?
-            .map_err(kafka_error)?
-    };
-    let mut assignment = TopicPartitionList::new();
-    for partition in ends.keys() {
-        assignment
-            .add_partition_offset(&topic, *partition, Offset::Beginning)
-            .map_err(kafka_error)?;
-    }
-    consumer.assign(&assignment).map_err(kafka_error)?;
+    let mut scan = Scan::open(kafka, &topic, LOAD_TIMEOUT).await?;
     let states = States::default();
-    // Up to each partition's end before anything delivers.
-    let mut behind: HashMap<i32, i64> = ends.into_iter().filter(|(_, end)| *end > 0).collect();
+    // Up to the end before anything delivers.
     let deadline = Instant::now() + LOAD_TIMEOUT;
-    while !behind.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let message = match tokio::time::timeout(left, consumer.recv()).await {
-            Err(_) => return Err(ControlError::Timeout { topic }),
-            Ok(Err(err)) => {
-                warn!(error = %err, "destination states: consumer error");
-                continue;
-            }
-            Ok(Ok(message)) => message,
-        };
+    while let Some(message) = scan.next(deadline).await? {
         apply(&states, &codec, message.payload()).await;
-        if behind
-            .get(&message.partition())
-            .is_some_and(|end| message.offset() + 1 >= *end)
-        {
-            behind.remove(&message.partition());
-        }
     }
     let paused: Vec<String> = states
         .snapshot()
@@ -158,6 +113,7 @@ pub async fn follow(
         .collect();
     info!(?paused, "destination states loaded");
     let following = states.clone();
+    let consumer = scan.consumer.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -170,24 +126,6 @@ pub async fn follow(
         }
     });
     Ok(states)
-}
-
-/// Each partition's end offset.
-fn ends(
-    consumer: &StreamConsumer,
-    topic: &str,
-) -> Result<HashMap<i32, i64>, rdkafka::error::KafkaError> {
-    let metadata = consumer.fetch_metadata(Some(topic), LOAD_TIMEOUT)?;
-    let mut ends = HashMap::new();
-    for partition in metadata
-        .topics()
-        .iter()
-        .flat_map(|topic| topic.partitions())
-    {
-        let (_, high) = consumer.fetch_watermarks(topic, partition.id(), LOAD_TIMEOUT)?;
-        ends.insert(partition.id(), high);
-    }
-    Ok(ends)
 }
 
 async fn apply(states: &States, codec: &Codec, payload: Option<&[u8]>) {

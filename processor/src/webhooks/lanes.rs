@@ -4,21 +4,23 @@
 //! unfinished offset, the only safe commit point (at least once).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::Hash;
 
-/// Delivery bookkeeping of one destination.
+/// Delivery bookkeeping of one destination; `P` names a partition (of
+/// which topic, when a destination reads more than one).
 #[derive(Debug)]
-pub struct Lanes<J> {
+pub struct Lanes<J, P = i32> {
     /// Unfinished offsets per partition.
-    unfinished: HashMap<i32, BTreeSet<i64>>,
+    unfinished: HashMap<P, BTreeSet<i64>>,
     /// One past the highest offset seen per partition.
-    next: HashMap<i32, i64>,
+    next: HashMap<P, i64>,
     /// Records waiting behind their key's delivery in flight.
     waiting: HashMap<String, VecDeque<J>>,
     /// Keys with a delivery in flight.
     active: HashSet<String>,
 }
 
-impl<J> Default for Lanes<J> {
+impl<J, P> Default for Lanes<J, P> {
     fn default() -> Self {
         Self {
             unfinished: HashMap::new(),
@@ -29,11 +31,11 @@ impl<J> Default for Lanes<J> {
     }
 }
 
-impl<J> Lanes<J> {
+impl<J, P: Copy + Eq + Hash + Ord> Lanes<J, P> {
     /// Takes the record at `offset`; returns the job if its key is free to
     /// start now, else queues it behind the key's delivery in flight. A
     /// record seen before (redelivered) is dropped.
-    pub fn admit(&mut self, partition: i32, offset: i64, key: &str, job: J) -> Option<J> {
+    pub fn admit(&mut self, partition: P, offset: i64, key: &str, job: J) -> Option<J> {
         if !self.see(partition, offset) {
             return None;
         }
@@ -51,14 +53,14 @@ impl<J> Lanes<J> {
 
     /// A record with nothing to deliver (filtered out): finished as soon as
     /// it is seen.
-    pub fn pass(&mut self, partition: i32, offset: i64) {
+    pub fn pass(&mut self, partition: P, offset: i64) {
         self.see(partition, offset);
     }
 
     /// A record finished apart from any key lane (an undecodable record
     /// whose dead letter is being written): unfinished until
     /// [`Lanes::release`]. `false` for a record seen before.
-    pub fn hold(&mut self, partition: i32, offset: i64) -> bool {
+    pub fn hold(&mut self, partition: P, offset: i64) -> bool {
         if !self.see(partition, offset) {
             return false;
         }
@@ -67,14 +69,14 @@ impl<J> Lanes<J> {
     }
 
     /// Finishes a record taken with [`Lanes::hold`].
-    pub fn release(&mut self, partition: i32, offset: i64) {
+    pub fn release(&mut self, partition: P, offset: i64) {
         if let Some(offsets) = self.unfinished.get_mut(&partition) {
             offsets.remove(&offset);
         }
     }
 
     /// Marks `offset` of `key` finished; returns the key's next job, if any.
-    pub fn finish(&mut self, partition: i32, offset: i64, key: &str) -> Option<J> {
+    pub fn finish(&mut self, partition: P, offset: i64, key: &str) -> Option<J> {
         if let Some(offsets) = self.unfinished.get_mut(&partition) {
             offsets.remove(&offset);
         }
@@ -93,8 +95,8 @@ impl<J> Lanes<J> {
 
     /// Per partition, the offset to commit: the lowest unfinished one, or
     /// one past the highest seen when all are finished.
-    pub fn committable(&self) -> Vec<(i32, i64)> {
-        let mut commits: Vec<(i32, i64)> = self
+    pub fn committable(&self) -> Vec<(P, i64)> {
+        let mut commits: Vec<(P, i64)> = self
             .next
             .iter()
             .map(|(partition, next)| {
@@ -109,7 +111,7 @@ impl<J> Lanes<J> {
         commits
     }
 
-    fn see(&mut self, partition: i32, offset: i64) -> bool {
+    fn see(&mut self, partition: P, offset: i64) -> bool {
         let next = self.next.entry(partition).or_insert(offset);
         if offset < *next {
             return false;

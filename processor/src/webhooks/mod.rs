@@ -40,6 +40,9 @@ use tracing::info;
 pub use backoff::Backoff;
 pub use destinations::{Destination, DestinationsError, Filter, Source};
 
+/// The request header naming the replay run of a replayed record.
+pub const REPLAY_HEADER: &str = "eventide-replay";
+
 /// Metric names.
 pub mod metrics {
     /// Records delivered, by `destination`.

@@ -10,7 +10,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use reqwest::StatusCode;
 use schemas::DestinationState;
-use schemas::{Codec, Event, Notification, Topic};
+use schemas::{Codec, Event, Notification, Replay, Topic};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -34,17 +34,51 @@ const USER_AGENT: &str = concat!("Eventide/", env!("CARGO_PKG_VERSION"));
 /// How often finished offsets are committed.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// A partition a destination reads: of its source topic, or of `replays`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Part {
+    replays: bool,
+    partition: i32,
+}
+
+/// A record as read, with where it was first read.
+#[derive(Debug)]
+struct Read {
+    original: Vec<u8>,
+    origin: Origin,
+    replay: Option<uuid::Uuid>,
+}
+
+/// A record ready to deliver.
+#[derive(Debug)]
+struct Prepared {
+    id: String,
+    body: Vec<u8>,
+    read: Read,
+}
+
+/// Where a record was first read: what its dead letter names.
+#[derive(Debug, Clone)]
+struct Origin {
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
 /// One record to deliver.
 #[derive(Debug)]
 struct Job {
-    partition: i32,
+    partition: Part,
     offset: i64,
     key: String,
     /// Idempotency key: the notification's or event's id.
     id: String,
     body: Vec<u8>,
-    /// The record as read, for a dead letter.
+    /// The record as first read, for a dead letter.
     original: Vec<u8>,
+    origin: Origin,
+    /// The replay run it comes from, if replayed.
+    replay: Option<uuid::Uuid>,
     timestamp_ms: Option<i64>,
     /// The trace its headers carry: the delivery continues it and passes it
     /// on to the receiver as `traceparent`.
@@ -56,6 +90,8 @@ struct Shared {
     destination: Destination,
     stage: String,
     topic: String,
+    /// Dead letters sent back to their stage (`eventide replay`).
+    replays_topic: String,
     http: reqwest::Client,
     signer: signature::Signer,
     pace: std::sync::Mutex<Pace>,
@@ -124,8 +160,9 @@ impl Worker {
             .set("fetch.wait.max.ms", "50")
             .create()
             .map_err(DeliveryError::Consumer)?;
+        let replays_topic = codec.names().name(Topic::Replays);
         consumer
-            .subscribe(&[&topic])
+            .subscribe(&[&topic, &replays_topic])
             .map_err(DeliveryError::Consumer)?;
         let signer = signature::Signer::new(&destination.secrets).map_err(|err| {
             DeliveryError::Destinations(super::DestinationsError::Invalid {
@@ -147,6 +184,7 @@ impl Worker {
                 stage: format!("delivery:{}", destination.name),
                 destination,
                 topic,
+                replays_topic,
                 http,
                 signer,
                 pace,
@@ -180,9 +218,9 @@ impl Worker {
         ] {
             metrics::counter!(counter, "destination" => name.clone()).increment(0);
         }
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i32, i64, String)>();
-        let (released_tx, mut released_rx) = mpsc::unbounded_channel::<(i32, i64)>();
-        let mut lanes: Lanes<Job> = Lanes::default();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Part, i64, String)>();
+        let (released_tx, mut released_rx) = mpsc::unbounded_channel::<(Part, i64)>();
+        let mut lanes: Lanes<Job, Part> = Lanes::default();
         let mut tasks = JoinSet::new();
         let mut commit_tick = tokio::time::interval(COMMIT_INTERVAL);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -227,29 +265,32 @@ impl Worker {
                             continue;
                         }
                     };
-                    let partition = message.partition();
+                    let partition = Part { replays: message.topic() == self.shared.replays_topic, partition: message.partition() };
                     let offset = message.offset();
                     let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
                     let original = message.payload().unwrap_or_default().to_vec();
                     let timestamp_ms = message.timestamp().to_millis();
                     let trace = message.headers().and_then(telemetry::propagation::from_kafka);
+                    let origin = Origin { topic: message.topic().to_owned(), partition: partition.partition, offset };
                     drop(message);
-                    match self.prepare(&original).await {
-                        Ok(Some((id, body))) => {
-                            let job = Job { partition, offset, key: key.clone(), id, body, original, timestamp_ms, trace };
+                    let read = Read { original, origin, replay: None };
+                    match self.prepare(partition.replays, read).await {
+                        Ok(Some(prepared)) => {
+                            let Prepared { id, body, read: Read { original, origin, replay } } = prepared;
+                            let job = Job { partition, offset, key: key.clone(), id, body, original, origin, replay, timestamp_ms, trace };
                             if let Some(job) = lanes.admit(partition, offset, &key, job) {
                                 tasks.spawn(deliver(self.shared.clone(), job, done_tx.clone()));
                             }
                         }
                         Ok(None) => lanes.pass(partition, offset),
-                        Err(reason) => {
+                        Err((reason, read)) => {
                             // Its dead letter is written beside the
                             // deliveries (many share a produce request); the
                             // offset is committed only once it is durable.
                             if lanes.hold(partition, offset) {
                                 let (shared, released) = (self.shared.clone(), released_tx.clone());
                                 tasks.spawn(async move {
-                                    let letter = Letter { partition, offset, key: &key, original: &original, timestamp_ms, trace: trace.as_ref() };
+                                    let letter = Letter { origin: &read.origin, key: &key, original: &read.original, timestamp_ms, trace: trace.as_ref() };
                                     write_dead_letter(&shared, &letter, &reason).await;
                                     _ = released.send((partition, offset));
                                 });
@@ -266,9 +307,43 @@ impl Worker {
         Ok(())
     }
 
-    /// The idempotency key and JSON body of a record, `None` if the
-    /// destination's filter leaves it out; `Err` if it cannot be decoded.
-    async fn prepare(&self, payload: &[u8]) -> Result<Option<(String, Vec<u8>)>, String> {
+    /// The idempotency key and JSON body of a record — for one read from
+    /// `replays`, of the record it carries — `None` if the destination's
+    /// filter leaves it out or a replay is for another stage; `Err` if it
+    /// cannot be decoded.
+    async fn prepare(
+        &self,
+        replays: bool,
+        mut read: Read,
+    ) -> Result<Option<Prepared>, (String, Read)> {
+        if replays {
+            let replay: Replay = match self.codec.decode(&read.original).await {
+                Ok(replay) => replay,
+                Err(err) => return Err((err.to_string(), read)),
+            };
+            if replay.stage != self.shared.stage {
+                return Ok(None);
+            }
+            read = Read {
+                original: replay.payload,
+                origin: Origin {
+                    topic: replay.topic,
+                    partition: replay.partition,
+                    offset: replay.offset,
+                },
+                replay: Some(replay.run_id),
+            };
+        }
+        match self.body(&read.original).await {
+            Ok(Some((id, body))) => Ok(Some(Prepared { id, body, read })),
+            Ok(None) => Ok(None),
+            Err(reason) => Err((reason, read)),
+        }
+    }
+
+    /// The idempotency key and JSON body of a source record, `None` if the
+    /// destination's filter leaves it out.
+    async fn body(&self, payload: &[u8]) -> Result<Option<(String, Vec<u8>)>, String> {
         let filter = &self.shared.destination.filter;
         let (id, body) = match self.shared.destination.source {
             Source::Notifications => {
@@ -318,23 +393,31 @@ impl Worker {
 
     /// Commits finished offsets of the partitions this consumer holds now;
     /// a revoked partition's offsets belong to its new owner.
-    fn commit(&self, lanes: &Lanes<Job>, mode: CommitMode) {
+    fn commit(&self, lanes: &Lanes<Job, Part>, mode: CommitMode) {
         let Ok(assignment) = self.consumer.assignment() else {
             return;
         };
-        let held: std::collections::HashSet<i32> = assignment
+        let held: std::collections::HashSet<Part> = assignment
             .elements()
             .iter()
-            .map(|element| element.partition())
+            .map(|element| Part {
+                replays: element.topic() == self.shared.replays_topic,
+                partition: element.partition(),
+            })
             .collect();
         let mut list = TopicPartitionList::new();
-        for (partition, offset) in lanes
+        for (part, offset) in lanes
             .committable()
             .into_iter()
-            .filter(|(partition, _)| held.contains(partition))
+            .filter(|(part, _)| held.contains(part))
         {
+            let topic = if part.replays {
+                &self.shared.replays_topic
+            } else {
+                &self.shared.topic
+            };
             if list
-                .add_partition_offset(&self.shared.topic, partition, Offset::Offset(offset))
+                .add_partition_offset(topic, part.partition, Offset::Offset(offset))
                 .is_err()
             {
                 return;
@@ -350,7 +433,7 @@ impl Worker {
 
 /// Delivers `job`, retrying with backoff, then dead-letters it; reports
 /// it finished on `done`.
-async fn deliver(shared: Arc<Shared>, job: Job, done: mpsc::UnboundedSender<(i32, i64, String)>) {
+async fn deliver(shared: Arc<Shared>, job: Job, done: mpsc::UnboundedSender<(Part, i64, String)>) {
     let span = tracing::info_span!(
         "deliver",
         otel.name = format!("deliver {}", shared.destination.name),
@@ -368,7 +451,7 @@ async fn deliver(shared: Arc<Shared>, job: Job, done: mpsc::UnboundedSender<(i32
 async fn attempt_all(
     shared: Arc<Shared>,
     job: Job,
-    done: mpsc::UnboundedSender<(i32, i64, String)>,
+    done: mpsc::UnboundedSender<(Part, i64, String)>,
 ) {
     let name = shared.destination.name.as_str();
     let mut began = Instant::now();
@@ -418,13 +501,16 @@ async fn attempt_all(
         break reason;
     };
     warn!(destination = name, id = %job.id, attempts, reason = %last_error, "giving up; dead-lettering");
+    let replayed = job
+        .replay
+        .map(|run| format!("replay {run}: "))
+        .unwrap_or_default();
     let reason = format!(
-        "delivery to {} failed after {attempts} attempt(s): {last_error}",
+        "{replayed}delivery to {} failed after {attempts} attempt(s): {last_error}",
         shared.destination.url
     );
     let letter = Letter {
-        partition: job.partition,
-        offset: job.offset,
+        origin: &job.origin,
         key: &job.key,
         original: &job.original,
         timestamp_ms: job.timestamp_ms,
@@ -437,8 +523,7 @@ async fn attempt_all(
 
 /// A record to dead-letter, as read.
 struct Letter<'a> {
-    partition: i32,
-    offset: i64,
+    origin: &'a Origin,
     key: &'a str,
     original: &'a [u8],
     timestamp_ms: Option<i64>,
@@ -452,9 +537,9 @@ async fn write_dead_letter(shared: &Shared, letter: &Letter<'_>, reason: &str) {
     let mut attempts = 0_u32;
     loop {
         let failed = Failed {
-            topic: &shared.topic,
-            partition: letter.partition,
-            offset: letter.offset,
+            topic: &letter.origin.topic,
+            partition: letter.origin.partition,
+            offset: letter.origin.offset,
             key: Some(letter.key.as_bytes()),
             payload: letter.original,
             timestamp_ms: letter.timestamp_ms,
@@ -605,6 +690,9 @@ async fn post(shared: &Shared, job: &Job) -> Result<(), Failure> {
         .header(signature::ID, &job.id)
         .header(signature::TIMESTAMP, timestamp)
         .body(job.body.clone());
+    if let Some(run) = job.replay {
+        request = request.header(super::REPLAY_HEADER, run.to_string());
+    }
     if !shared.signer.is_empty() {
         let signed = shared
             .signer
