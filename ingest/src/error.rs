@@ -20,6 +20,9 @@ const UNAVAILABLE_RETRY_SECS: u64 = 1;
 /// space is freed by an operator, not in a second.
 const LOW_DISK_RETRY_SECS: u64 = 10;
 
+/// The rule a record breaks when it names a destination its key may not.
+pub const DESTINATION_NOT_ALLOWED: &str = "destination_not_allowed";
+
 /// Why a request was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -32,6 +35,9 @@ pub enum ApiError {
     /// The key lacks the scope: 403.
     #[error("this API key may not {action}")]
     Forbidden { action: &'static str },
+    /// The record names a destination the key may not name: 403.
+    #[error("this API key may not name destination {name:?}; it may name {allowed:?}")]
+    DestinationNotAllowed { name: String, allowed: Vec<String> },
     /// The body is larger than `--max-body`: 413.
     #[error("request body larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
@@ -81,7 +87,9 @@ impl ApiError {
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::BodyUnreadable | ApiError::CorruptEncoding { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::DestinationNotAllowed { .. } => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::BodyTooLarge { .. } | ApiError::RecordTooLarge => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -103,7 +111,7 @@ impl ApiError {
             ApiError::BodyUnreadable => "body_unreadable",
             ApiError::CorruptEncoding { .. } => "corrupt_encoding",
             ApiError::Unauthenticated => "unauthenticated",
-            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::Forbidden { .. } | ApiError::DestinationNotAllowed { .. } => "forbidden",
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::RecordTooLarge => "record_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -127,6 +135,9 @@ impl ApiError {
     /// The metrics and rejects reason: the first rule for invalid requests,
     /// else the code.
     pub fn reason(&self) -> String {
+        if let ApiError::DestinationNotAllowed { .. } = self {
+            return DESTINATION_NOT_ALLOWED.to_owned();
+        }
         self.violation()
             .and_then(|v| serde_json::to_value(v.rule).ok())
             .and_then(|rule| rule.as_str().map(str::to_owned))
@@ -146,6 +157,12 @@ impl ApiError {
                     "violations": err.violations,
                 })
             }
+            ApiError::DestinationNotAllowed { .. } => json!({
+                "code": self.code(),
+                "message": self.to_string(),
+                "field": "destinations",
+                "rule": DESTINATION_NOT_ALLOWED,
+            }),
             other => json!({ "code": other.code(), "message": other.to_string() }),
         }
     }

@@ -77,6 +77,30 @@ impl PartialSchema for Text {
 
 impl ToSchema for Text {}
 
+/// The webhook destinations a record names: only these deliver it.
+pub(crate) struct DestinationNames;
+
+impl PartialSchema for DestinationNames {
+    fn schema() -> RefOr<Schema> {
+        let name = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[a-z0-9_-]{1,64}$"));
+        ArrayBuilder::new()
+            .items(name)
+            .min_items(Some(1))
+            .max_items(Some(schemas::destination::MAX_PER_RECORD))
+            .unique_items(true)
+            .description(Some(
+                "only these destinations deliver the record (each still applying its filter); \
+                 absent: every destination whose filter matches. A key limited to some destinations \
+                 (`destinations` in the keys file) naming another is answered 403",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for DestinationNames {}
+
 /// A producer's identifier: text, or an integer (kept as its decimal text).
 pub(crate) struct Id;
 
@@ -287,6 +311,8 @@ pub(crate) struct EventBody {
     data: Map<String, Value>,
     #[schema(value_type = Timestamp)]
     timestamp: String,
+    #[schema(value_type = Option<DestinationNames>)]
+    destinations: Option<Vec<String>>,
 }
 
 /// `POST /v1/event`, original shape.
@@ -345,6 +371,8 @@ pub(crate) struct TrackBody {
     userId: String,
     #[schema(value_type = Payload)]
     payload: Value,
+    #[schema(value_type = Option<DestinationNames>)]
+    destinations: Option<Vec<String>>,
 }
 
 /// `202 Accepted` of a single-record endpoint.
@@ -435,6 +463,10 @@ fn every_error() -> Vec<ApiError> {
         ApiError::Invalid(invalid),
         ApiError::Unauthenticated,
         ApiError::Forbidden { action: "" },
+        ApiError::DestinationNotAllowed {
+            name: String::new(),
+            allowed: Vec::new(),
+        },
         ApiError::BodyTooLarge { limit: 0 },
         ApiError::BodyTimeout,
         ApiError::BodyUnreadable,
@@ -464,6 +496,7 @@ fn every_error() -> Vec<ApiError> {
             ApiError::Invalid(_)
             | ApiError::Unauthenticated
             | ApiError::Forbidden { .. }
+            | ApiError::DestinationNotAllowed { .. }
             | ApiError::BodyTooLarge { .. }
             | ApiError::BodyTimeout
             | ApiError::BodyUnreadable
@@ -628,7 +661,7 @@ fn error_responses() -> BTreeMap<String, RefOr<Response>> {
             "401",
             error_response("no or unknown API key").header("WWW-Authenticate", www_authenticate),
         ),
-        ("403", error_response("the key lacks the produce scope")),
+        ("403", error_response("the key lacks the produce scope, or a record names a destination the key may not name")),
         ("404", error_response("no endpoint at this path")),
         ("405", error_response("the endpoint does not take this method")),
         (
@@ -1035,7 +1068,7 @@ impl Modify for Completion {
         crate::routes::batch
     ),
     components(schemas(
-        Text, Id, Timestamp, ShortCode, HttpUrl, JsonValue, JsonObject, NonEmptyObject,
+        Text, Id, DestinationNames, Timestamp, ShortCode, HttpUrl, JsonValue, JsonObject, NonEmptyObject,
         IncrementBody, RedirectBody, EventBody, AppEventBody, AppEventOriginal,
         AppEventImproved, TrackBody, Payload, AcceptedBody, BatchAnswer, ItemErrorBody,
         ErrorBody, ErrorDetail, ViolationBody, BatchItemBody

@@ -62,6 +62,7 @@ mod tests {
             application: "app".into(),
             scopes: vec![],
             rate_limit,
+            destinations: None,
         }
     }
 

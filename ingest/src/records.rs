@@ -66,6 +66,7 @@ impl Outgoing {
                 user_id: ev.user_id,
                 device_id: ev.device_id,
                 idempotency_key,
+                destinations: ev.destinations,
             }),
         }
     }

@@ -273,6 +273,11 @@ async fn single(
                 .rejects
                 .record(&principal.application, endpoint, err, &body)
         })?;
+    allowed_destinations(&principal, &item).inspect_err(|err| {
+        state
+            .rejects
+            .record(&principal.application, endpoint, err, &body)
+    })?;
     let outgoing = Outgoing::from_item(item, idempotency_key, &principal.application, now);
     let payload = outgoing.encode(&state.codec).await.map_err(|err| {
         warn!(error = %err, "encoding failed");
@@ -325,6 +330,10 @@ pub(crate) async fn batch(
     let mut errors = Vec::new();
     let mut outgoing = Vec::new();
     for (index, result) in results.into_iter().enumerate() {
+        let result = result.map_err(ApiError::from).and_then(|keyed| {
+            allowed_destinations(&principal, &keyed.item)?;
+            Ok(keyed)
+        });
         match result {
             Ok(keyed) => outgoing.push((
                 index,
@@ -335,8 +344,7 @@ pub(crate) async fn batch(
                     now,
                 ),
             )),
-            Err(invalid) => {
-                let err = ApiError::from(invalid);
+            Err(err) => {
                 state
                     .rejects
                     .record(&principal.application, ENDPOINT, &err, &body);
@@ -437,6 +445,17 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Valida
     // A header value that is not visible ASCII fails the same rule.
     let text = value.to_str().unwrap_or("\u{0}");
     parse_idempotency_key(IDEMPOTENCY_HEADER, text).map(Some)
+}
+
+/// Refuses an item naming a destination its key may not name.
+fn allowed_destinations(principal: &Principal, item: &BatchItem) -> Result<(), ApiError> {
+    match principal.forbidden_destination(item.destinations()) {
+        Some(name) => Err(ApiError::DestinationNotAllowed {
+            name: name.to_owned(),
+            allowed: principal.destinations.clone().unwrap_or_default(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Authenticates with the produce scope and takes a rate-limit token.

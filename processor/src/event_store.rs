@@ -241,6 +241,7 @@ mod tests {
             user_id: None,
             device_id: None,
             idempotency_key: None,
+            destinations: None,
         }
     }
 

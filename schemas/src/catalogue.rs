@@ -95,6 +95,12 @@ pub const ENTRIES: &[CatalogueEntry] = &[
         version: 1,
         text: include_str!("../avro/history/replay/v1.avsc"),
     },
+    CatalogueEntry {
+        id: 12,
+        topic: Topic::Events,
+        version: 3,
+        text: include_str!("../avro/history/event/v3.avsc"),
+    },
 ];
 
 /// The current schema text of a topic: what writers write and readers read into.

@@ -277,6 +277,7 @@ mod tests {
                 user_id: None,
                 device_id: Some("dev-1".into()),
                 idempotency_key: None,
+                destinations: Some(vec!["analytics".into()]),
             },
             Notification {
                 event_id: "nudge:u1:e1".into(),

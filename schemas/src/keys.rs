@@ -10,6 +10,7 @@
 //! sha256 = "9f86d08…"            # `eventide hash-key <key>` prints it
 //! scopes = ["produce"]           # produce, query
 //! rate_limit = 2000              # requests per second; default --rate-limit
+//! destinations = ["analytics"]   # may name only these on a record; any when absent
 //! ```
 
 use std::collections::HashMap;
@@ -40,12 +41,23 @@ pub struct Principal {
     pub scopes: Vec<Scope>,
     /// Its own requests-per-second limit, if it has one.
     pub rate_limit: Option<u32>,
+    /// The only destinations its records may name; any when `None`.
+    pub destinations: Option<Vec<String>>,
 }
 
 impl Principal {
     /// Whether the key may do `scope`.
     pub fn may(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
+    }
+
+    /// The first of `named` this key may not name on a record.
+    pub fn forbidden_destination<'a>(&self, named: &'a [String]) -> Option<&'a str> {
+        let allowed = self.destinations.as_ref()?;
+        named
+            .iter()
+            .find(|name| !allowed.contains(name))
+            .map(String::as_str)
     }
 }
 
@@ -61,6 +73,9 @@ pub enum KeysError {
     /// Two entries share an id or a hash.
     #[error("key `{id}` appears twice")]
     Duplicate { id: String },
+    /// A listed destination is not a destination name.
+    #[error("key `{id}`: destinations: {name:?} is not 1 to 64 of [a-z0-9_-]")]
+    BadDestination { id: String, name: String },
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +92,7 @@ struct KeyEntry {
     sha256: String,
     scopes: Vec<Scope>,
     rate_limit: Option<u32>,
+    destinations: Option<Vec<String>>,
 }
 
 /// The development keys of the all-in-one local default.
@@ -109,6 +125,17 @@ impl ApiKeys {
             if !ids.insert(entry.id.clone()) || by_hash.contains_key(&hash) {
                 return Err(KeysError::Duplicate { id: entry.id });
             }
+            if let Some(name) = entry
+                .destinations
+                .iter()
+                .flatten()
+                .find(|name| !crate::destination::is_valid_name(name))
+            {
+                return Err(KeysError::BadDestination {
+                    id: entry.id,
+                    name: name.clone(),
+                });
+            }
             by_hash.insert(
                 hash,
                 Principal {
@@ -116,6 +143,7 @@ impl ApiKeys {
                     application: entry.application,
                     scopes: entry.scopes,
                     rate_limit: entry.rate_limit,
+                    destinations: entry.destinations,
                 },
             );
         }
@@ -132,6 +160,7 @@ impl ApiKeys {
             application: "dev".to_owned(),
             scopes: vec![scope],
             rate_limit: None,
+            destinations: None,
         };
         let by_hash = HashMap::from([
             (
@@ -181,6 +210,7 @@ impl Auth {
                 application: ANONYMOUS.to_owned(),
                 scopes: vec![Scope::Produce, Scope::Query],
                 rate_limit: None,
+                destinations: None,
             }),
             Auth::Keys(keys) => keys.authenticate(bearer_token(authorization?)?).cloned(),
         }
@@ -254,6 +284,28 @@ mod tests {
                 "[[keys]]\nid = \"a\"\napplication = \"x\"\nsha256 = \"{hash}\"\nscopes = [\"admin\"]\n"
             )),
             Err(KeysError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn a_key_may_be_limited_to_some_destinations() {
+        let hash = hash_key("k");
+        let keys = ApiKeys::from_toml(&format!(
+            "[[keys]]\nid = \"a\"\napplication = \"x\"\nsha256 = \"{hash}\"\nscopes = [\"produce\"]\ndestinations = [\"crm\"]\n"
+        ))
+        .expect("valid");
+        let principal = keys.authenticate("k").expect("found");
+        let named = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert_eq!(principal.forbidden_destination(&named(&["crm"])), None);
+        assert_eq!(
+            principal.forbidden_destination(&named(&["crm", "analytics"])),
+            Some("analytics")
+        );
+        assert!(matches!(
+            ApiKeys::from_toml(&format!(
+                "[[keys]]\nid = \"a\"\napplication = \"x\"\nsha256 = \"{hash}\"\nscopes = []\ndestinations = [\"Bad\"]\n"
+            )),
+            Err(KeysError::BadDestination { .. })
         ));
     }
 

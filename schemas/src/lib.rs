@@ -28,6 +28,7 @@
 pub mod catalogue;
 pub mod codec;
 pub mod cql;
+pub mod destination;
 pub mod event_types;
 pub mod identity;
 pub mod keys;

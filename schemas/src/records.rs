@@ -75,6 +75,10 @@ pub struct Event {
     /// The producer's `Idempotency-Key`, if any (see [`crate::identity`]).
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// The webhook destinations the producer named, if any: only these
+    /// deliver it.
+    #[serde(default)]
+    pub destinations: Option<Vec<String>>,
 }
 
 impl Record for Event {

@@ -1186,3 +1186,118 @@ async fn a_down_destinations_dead_letters_are_replayed_to_it_alone_once_each() -
     assert_eq!(counted, RECORDS as u64, "the aggregates counted each once");
     Ok(())
 }
+
+/// A record naming destinations reaches only those; one naming none
+/// reaches every destination; a key limited to some destinations is
+/// answered 403 (field and rule named) when a record names another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_naming_destinations_reaches_only_those() -> anyhow::Result<()> {
+    use schemas::keys::{ApiKeys, Auth, DEV_ANALYST_KEY, DEV_PRODUCER_KEY, hash_key};
+    let (receiver, base) = Receiver::start(|_, _, _| (StatusCode::OK, Duration::ZERO)).await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("destinations.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[destination]]\nname = \"crm\"\nurl = \"{base}/crm/hook\"\n\n\
+             [[destination]]\nname = \"analytics\"\nurl = \"{base}/analytics/hook\"\n"
+        ),
+    )?;
+    let keys = ApiKeys::from_toml(&format!(
+        "[[keys]]\nid = \"producer\"\napplication = \"dev\"\nsha256 = \"{}\"\nscopes = [\"produce\"]\n\n\
+         [[keys]]\nid = \"analyst\"\napplication = \"dev\"\nsha256 = \"{}\"\nscopes = [\"query\"]\n\n\
+         [[keys]]\nid = \"crm-only\"\napplication = \"crm-app\"\nsha256 = \"{}\"\nscopes = [\"produce\"]\ndestinations = [\"crm\"]\n",
+        hash_key(DEV_PRODUCER_KEY),
+        hash_key(DEV_ANALYST_KEY),
+        hash_key("crm-only-key"),
+    ))?;
+    let pipeline = Pipeline::start(Options {
+        partitions: 1,
+        auth: Auth::Keys(keys),
+        delivery: Some(delivery(Some(file), None)),
+        ..Options::default()
+    })
+    .await?;
+    let track = |payload: &str, destinations: Option<Value>| {
+        let mut body = json!({"userId": "router", "payload": payload});
+        if let Some(named) = destinations {
+            body["destinations"] = named;
+        }
+        body
+    };
+    for (body, path) in [
+        (track("crm only", Some(json!(["crm"]))), "/v1/track"),
+        (
+            track("analytics only", Some(json!(["analytics"]))),
+            "/v1/track",
+        ),
+        (
+            json!({"items": [{"type": "track", "userId": "router", "payload": "batch crm",
+                              "destinations": ["crm"]}]}),
+            "/v1/batch",
+        ),
+        (track("everyone", None), "/v1/track"),
+    ] {
+        let (status, answer) = pipeline.post_to(path, &body).await?;
+        anyhow::ensure!(status == 202, "{path} {body}: {status} {answer}");
+    }
+    let (status, answer) = pipeline
+        .post_to("/v1/track", &track("nobody", Some(json!(["Not A Name"]))))
+        .await?;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["field"], "destinations[0]", "{answer}");
+
+    // The limited key: its own destination yes, another no.
+    let limited = |body: Value| {
+        let url = format!("{}/v1/track", pipeline.ingest_url);
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .bearer_auth("crm-only-key")
+                .json(&body)
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            anyhow::Ok((
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            ))
+        }
+    };
+    let (status, answer) = limited(track("limited crm", Some(json!(["crm"])))).await?;
+    assert_eq!(status, 202, "{answer}");
+    let (status, answer) = limited(track(
+        "limited analytics",
+        Some(json!(["crm", "analytics"])),
+    ))
+    .await?;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(
+        (&answer["error"]["field"], &answer["error"]["rule"]),
+        (&json!("destinations"), &json!("destination_not_allowed")),
+        "{answer}"
+    );
+    // The last record names nobody: once each destination has it, it has
+    // decided on every record of this user before it (one user, in order).
+    let (status, _) = limited(track("last", None)).await?;
+    assert_eq!(status, 202);
+
+    let payloads = |destination: &str| -> Vec<String> {
+        receiver
+            .delivered(destination)
+            .iter()
+            .filter_map(|c| c.body["data"].as_str().map(str::to_owned))
+            .collect()
+    };
+    wait_for(&receiver, "crm", 5).await?;
+    wait_for(&receiver, "analytics", 3).await?;
+    assert_eq!(
+        payloads("crm"),
+        ["crm only", "batch crm", "everyone", "limited crm", "last"]
+    );
+    assert_eq!(
+        payloads("analytics"),
+        ["analytics only", "everyone", "last"]
+    );
+    Ok(())
+}

@@ -78,6 +78,7 @@ mod spread_listings {
             user_id: None,
             device_id: None,
             idempotency_key: None,
+            destinations: None,
         }
     }
 

@@ -98,6 +98,7 @@ fn envelope(
         known_type: known_type?,
         user_id: Some(user_id),
         device_id,
+        destinations: None,
     })
 }
 

@@ -35,6 +35,16 @@ pub enum BatchItem {
     Event(EventRequest),
 }
 
+impl BatchItem {
+    /// The destinations the item names, if any.
+    pub fn destinations(&self) -> &[String] {
+        match self {
+            BatchItem::Event(event) => event.destinations.as_deref().unwrap_or_default(),
+            BatchItem::Increment(_) | BatchItem::Redirect(_) => &[],
+        }
+    }
+}
+
 /// Parses a batch into per-item results.
 ///
 /// # Errors

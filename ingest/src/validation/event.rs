@@ -21,6 +21,8 @@ pub struct EventRequest {
     pub known_type: bool,
     pub user_id: Option<String>,
     pub device_id: Option<String>,
+    /// The webhook destinations the producer named, if any.
+    pub destinations: Option<Vec<String>>,
 }
 
 /// Parses an event object, validating `data` against its type's schema.
@@ -33,12 +35,20 @@ pub fn parse_event(
     context: &Context<'_>,
 ) -> Result<EventRequest, ValidationError> {
     let mut fields = Fields::new(object);
-    fields.deny_unknown(&["session_id", "category", "name", "data", "timestamp"]);
+    fields.deny_unknown(&[
+        "session_id",
+        "category",
+        "name",
+        "data",
+        "timestamp",
+        "destinations",
+    ]);
     let session_id = fields.uuid("session_id");
     let category = fields.string("category", true);
     let name = fields.string("name", true);
     let data = fields.object("data", true, true);
     let occurred_at = fields.timestamp("timestamp", true, context);
+    let destinations = fields.destinations();
     let known_type = check_type(&mut fields, category, name, data, context);
     let request = (|| {
         Some(EventRequest {
@@ -50,6 +60,7 @@ pub fn parse_event(
             known_type: known_type?,
             user_id: None,
             device_id: None,
+            destinations: destinations.ok()?,
         })
     })();
     fields.finish(request)
@@ -103,6 +114,31 @@ mod tests {
         let event = parse(pageview()).expect("valid");
         assert!(event.known_type);
         assert_eq!(event.occurred_at, 1_609_492_527_243_860);
+    }
+
+    #[test]
+    fn destinations_are_kept_when_named_and_each_broken_name_is_named() {
+        assert_eq!(parse(pageview()).expect("valid").destinations, None);
+        let mut body = pageview();
+        body["destinations"] = json!(["crm", "analytics"]);
+        assert_eq!(
+            parse(body).expect("valid").destinations,
+            Some(vec!["crm".to_owned(), "analytics".to_owned()])
+        );
+        let too_many: Vec<String> = (0..17).map(|i| format!("d{i}")).collect();
+        for (named, field, rule) in [
+            (json!("crm"), "destinations", Rule::Type),
+            (json!([]), "destinations", Rule::NonEmpty),
+            (json!(too_many), "destinations", Rule::MaxItems),
+            (json!(["crm", "CRM"]), "destinations[1]", Rule::Pattern),
+            (json!(["crm", "crm"]), "destinations[1]", Rule::Pattern),
+            (json!(["crm", 7]), "destinations[1]", Rule::Type),
+        ] {
+            let mut body = pageview();
+            body["destinations"] = named.clone();
+            let err = parse(body).expect_err("invalid");
+            assert_eq!(first_of(&err), (Some(field.to_owned()), rule), "{named}");
+        }
     }
 
     #[test]

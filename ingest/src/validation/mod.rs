@@ -262,6 +262,66 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The optional `destinations` list: `Ok(None)` when absent, else 1 to
+    /// 16 distinct destination names; `Err` after recording what is wrong.
+    pub(crate) fn destinations(&mut self) -> Result<Option<Vec<String>>, ()> {
+        use schemas::destination::{MAX_PER_RECORD, is_valid_name};
+        const FIELD: &str = "destinations";
+        let Some(value) = self.get(FIELD, false) else {
+            return Ok(None);
+        };
+        let Value::Array(items) = value else {
+            let message = format!(
+                "`{FIELD}` must be an array of destination names, got {}",
+                json_type(value)
+            );
+            self.push(FIELD, Rule::Type, message);
+            return Err(());
+        };
+        if items.is_empty() {
+            let message = format!("`{FIELD}` must name at least one destination, or be left out");
+            self.push(FIELD, Rule::NonEmpty, message);
+            return Err(());
+        }
+        if items.len() > MAX_PER_RECORD {
+            let message = format!("`{FIELD}` may name at most {MAX_PER_RECORD} destinations");
+            self.push(FIELD, Rule::MaxItems, message);
+            return Err(());
+        }
+        let mut names: Vec<String> = Vec::with_capacity(items.len());
+        let mut broken = false;
+        for (index, item) in items.iter().enumerate() {
+            let field = format!("{FIELD}[{index}]");
+            match item {
+                Value::String(name) if !is_valid_name(name) => {
+                    self.push(
+                        &field,
+                        Rule::Pattern,
+                        format!(
+                            "`{field}` must be 1 to 64 of [a-z0-9_-], as destinations are named"
+                        ),
+                    );
+                    broken = true;
+                }
+                Value::String(name) if names.contains(name) => {
+                    self.push(
+                        &field,
+                        Rule::Pattern,
+                        format!("`{field}` names {name:?} twice"),
+                    );
+                    broken = true;
+                }
+                Value::String(name) => names.push(name.clone()),
+                other => {
+                    let message = format!("`{field}` must be a string, got {}", json_type(other));
+                    self.push(&field, Rule::Type, message);
+                    broken = true;
+                }
+            }
+        }
+        if broken { Err(()) } else { Ok(Some(names)) }
+    }
+
     /// A string field or an integer, as text (ids sent either way).
     pub(crate) fn id(&mut self, name: &str, required: bool) -> Option<String> {
         match self.get(name, required)? {

@@ -21,10 +21,11 @@ pub fn parse_track(
     context: &Context<'_>,
 ) -> Result<EventRequest, ValidationError> {
     let mut fields = Fields::new(object);
-    fields.deny_unknown(&["userId", "payload"]);
+    fields.deny_unknown(&["userId", "payload", "destinations"]);
     let user_id = fields.id("userId", true);
     // Any JSON value, as the delivery system's own example (a string) shows.
     let payload = fields.value("payload", true);
+    let destinations = fields.destinations();
     let request = (|| {
         let user_id = user_id?;
         Some(EventRequest {
@@ -36,6 +37,7 @@ pub fn parse_track(
             known_type: true,
             user_id: Some(user_id),
             device_id: None,
+            destinations: destinations.ok()?,
         })
     })();
     fields.finish(request)

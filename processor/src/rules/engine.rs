@@ -498,6 +498,7 @@ mod tests {
             user_id: Some(user.into()),
             device_id: Some(format!("device-{user}")),
             idempotency_key: None,
+            destinations: None,
         }
     }
 

@@ -203,13 +203,8 @@ pub fn parse(
             name: spec.name.clone(),
             message,
         };
-        let valid_name = !spec.name.is_empty()
-            && spec
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !valid_name {
-            return Err(invalid("name must be non-empty [a-z0-9_-]".into()));
+        if !schemas::destination::is_valid_name(&spec.name) {
+            return Err(invalid("name must be 1 to 64 of [a-z0-9_-]".into()));
         }
         if !names.insert(spec.name.clone()) {
             return Err(invalid("another destination has this name".into()));

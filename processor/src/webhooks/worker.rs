@@ -363,7 +363,13 @@ impl Worker {
                     .decode(payload)
                     .await
                     .map_err(|err| err.to_string())?;
-                if !filter.matches(Some(&e.category), &e.name, Some(&e.application_id)) {
+                let named_elsewhere = e
+                    .destinations
+                    .as_ref()
+                    .is_some_and(|named| !named.contains(&self.shared.destination.name));
+                if named_elsewhere
+                    || !filter.matches(Some(&e.category), &e.name, Some(&e.application_id))
+                {
                     return Ok(None);
                 }
                 (e.event_id.to_string(), event_body(&e))

@@ -103,6 +103,7 @@ async fn fill(store: &processor::Store, args: &Args) -> anyhow::Result<()> {
                 user_id: None,
                 device_id: None,
                 idempotency_key: None,
+                destinations: None,
             };
             events.apply(i as i64, event);
             if i % BATCH == BATCH - 1 || i + 1 == share {

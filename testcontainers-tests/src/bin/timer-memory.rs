@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
             user_id: Some(format!("user-{i:08}")),
             device_id: Some(format!("device-{i:08}")),
             idempotency_key: None,
+            destinations: None,
         })
         .collect();
     let before = rss().unwrap_or_default();
