@@ -2,21 +2,13 @@
 //! against the broker (`--kafka-brokers`, or the all-in-one's own broker at
 //! `--local-broker-listen`), and mint signing secrets.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use anyhow::{Context, bail};
-use processor::webhooks::control::{self, States};
-use processor::webhooks::{Destination, Source};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use schemas::{Codec, DestinationState, Topic};
-use tokio_util::sync::CancellationToken;
+use processor::webhooks::Destination;
+use processor::webhooks::control;
+use rdkafka::ClientConfig;
+use schemas::{Codec, DestinationState};
 
 use crate::cli::{Cli, DestinationsAction};
-
-/// How long a broker call of the tool may take.
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `action`.
 ///
@@ -88,64 +80,25 @@ async fn list(
     codec: &Codec,
     configured: &[Destination],
 ) -> anyhow::Result<()> {
-    let stop = CancellationToken::new();
-    let states: States = control::follow(kafka, codec.clone(), stop.clone()).await?;
-    stop.cancel();
-    let mut rows: BTreeMap<String, (Option<DestinationState>, Option<i64>)> = BTreeMap::new();
-    for state in states.snapshot() {
-        rows.insert(state.destination.clone(), (Some(state), None));
-    }
-    for destination in configured {
-        let topic = codec.names().name(match destination.source {
-            Source::Events => Topic::Events,
-            Source::Notifications => Topic::Notifications,
-        });
-        let group = format!(
-            "{}-{}",
-            cli.delivery.delivery_group_prefix, destination.name
-        );
-        let lag = {
-            let kafka = kafka.clone();
-            tokio::task::spawn_blocking(move || lag(&kafka, &group, &topic)).await??
-        };
-        rows.entry(destination.name.clone()).or_default().1 = Some(lag);
-    }
+    let statuses = control::statuses(
+        kafka,
+        codec,
+        configured,
+        &cli.delivery.delivery_group_prefix,
+    )
+    .await?;
     println!("destination\tstate\tlag\tsince\tby\treason");
-    for (name, (state, lag)) in rows {
-        let lag = lag.map_or_else(|| "-".to_owned(), |lag| lag.to_string());
-        match state {
-            Some(state) => println!(
-                "{name}\t{}\t{lag}\t{}\t{}\t{}",
-                if state.paused { "paused" } else { "active" },
-                chrono::DateTime::from_timestamp_micros(state.changed_at)
-                    .map(|at| at.to_rfc3339())
-                    .unwrap_or_default(),
-                state.changed_by,
-                state.reason
-            ),
-            None => println!("{name}\tactive\t{lag}\t-\t-\t-"),
-        }
+    for status in statuses {
+        let or_dash = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            status.destination,
+            if status.paused { "paused" } else { "active" },
+            or_dash(status.lag.map(|lag| lag.to_string())),
+            or_dash(status.changed_at),
+            or_dash(status.changed_by),
+            or_dash(status.reason),
+        );
     }
     Ok(())
-}
-
-/// Records of `topic` that the consumer group `group` has not finished.
-fn lag(kafka: &ClientConfig, group: &str, topic: &str) -> anyhow::Result<i64> {
-    let consumer: BaseConsumer = kafka.clone().set("group.id", group).create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-    let mut partitions = TopicPartitionList::new();
-    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        partitions.add_partition(topic, partition.id());
-    }
-    let committed = consumer.committed_offsets(partitions, TIMEOUT)?;
-    let mut lag = 0;
-    for element in committed.elements() {
-        let (low, high) = consumer.fetch_watermarks(topic, element.partition(), TIMEOUT)?;
-        let done = match element.offset() {
-            Offset::Offset(offset) => offset,
-            _ => low,
-        };
-        lag += (high - done).max(0);
-    }
-    Ok(lag)
 }

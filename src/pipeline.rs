@@ -235,6 +235,11 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             auth: auth.clone(),
             metrics: metrics.clone(),
             http: cli.common.http,
+            admin: Some(query_api::routes::admin::Admin {
+                kafka: kafka.clone(),
+                codec: codec.clone(),
+                delivery: cli.delivery.clone(),
+            }),
         };
         let stage = Stage::next(&mut stages);
         let token = stage.stop.clone();

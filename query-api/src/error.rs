@@ -23,9 +23,12 @@ pub enum ApiError {
     /// No or an unknown API key: 401.
     #[error("missing or unknown API key; send `Authorization: Bearer <key>`")]
     Unauthenticated,
-    /// The key lacks the `query` scope: 403.
-    #[error("this API key may not query")]
-    Forbidden,
+    /// The key lacks the scope: 403.
+    #[error("this API key may not {action}")]
+    Forbidden { action: &'static str },
+    /// The broker or the delivery configuration cannot be used now: 503.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// A bug on our side: 500.
     #[error("internal error")]
     Internal(String),
@@ -85,7 +88,7 @@ impl IntoResponse for ApiError {
                 ),
             )
                 .into_response(),
-            ApiError::Forbidden => (
+            ApiError::Forbidden { .. } => (
                 StatusCode::FORBIDDEN,
                 Json(json!({ "error": { "code": "forbidden", "message": self.to_string() } })),
             )
@@ -115,6 +118,16 @@ impl IntoResponse for ApiError {
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     Json(json!({ "error": { "code": "internal", "message": self.to_string() } })),
+                )
+                    .into_response()
+            }
+            ApiError::Unavailable(reason) => {
+                error!(reason, "admin operation failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(
+                        json!({ "error": { "code": "unavailable", "message": self.to_string() } }),
+                    ),
                 )
                     .into_response()
             }

@@ -42,6 +42,8 @@ pub struct Config {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Header timeout and connection cap of the listener.
     pub http: http_serve::Limits,
+    /// Delivery control for `admin` keys; `/v1/admin` answers 503 without.
+    pub admin: Option<routes::admin::Admin>,
 }
 
 /// Why the service stopped abnormally.
@@ -76,6 +78,7 @@ pub async fn run(
         auth: config.auth,
         metrics: config.metrics,
         limits,
+        admin: config.admin,
     });
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "query api listening");

@@ -102,6 +102,87 @@ pub(crate) struct ErrorsPage {
     next_cursor: Option<String>,
 }
 
+/// One destination in `GET /v1/admin/destinations`.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DestinationStatus {
+    destination: String,
+    paused: bool,
+    /// When the state last changed (RFC 3339); null if it never did.
+    changed_at: Option<String>,
+    /// `cli:<user>`, `api:<key id>` or `auto-pause`.
+    changed_by: Option<String>,
+    reason: Option<String>,
+    /// Records of its source topic not yet finished; null for a destination
+    /// with a state that is not configured here.
+    lag: Option<i64>,
+}
+
+/// `GET /v1/admin/destinations`.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DestinationsAnswer {
+    destinations: Vec<DestinationStatus>,
+}
+
+/// The optional body of pause and resume.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangeBody {
+    /// Why, shown by the destinations listing.
+    reason: Option<String>,
+}
+
+/// What pause and resume answer: the state now.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StateAnswer {
+    destination: String,
+    paused: bool,
+    changed_by: String,
+    reason: String,
+}
+
+/// `POST /v1/admin/replays`: name `destination`, or `stage` `processing`.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReplayBody {
+    /// A configured destination: its dead letters go back to it alone.
+    destination: Option<String>,
+    /// `processing`: records the processor could not decode go back to
+    /// their topic.
+    stage: Option<String>,
+    /// With `stage`: only records of this topic (`increments`, `events`, ...).
+    topic: Option<String>,
+    /// Dead-lettered at or after (RFC 3339).
+    since: Option<String>,
+    /// Dead-lettered before (RFC 3339).
+    until: Option<String>,
+    /// Only this user's records.
+    user_id: Option<String>,
+    /// Count and list (at most 1,000) what would be replayed; send nothing.
+    dry_run: Option<bool>,
+}
+
+/// What a replay answers.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReplayAnswer {
+    run_id: uuid::Uuid,
+    /// `delivery:<name>` or `processor`.
+    stage: String,
+    dry_run: bool,
+    /// Records replayed (would be, on a dry run), each once.
+    replayed: u64,
+    /// Dead letters of records already replayed in this run.
+    repeats: u64,
+    /// Dead letters read.
+    read: u64,
+    /// On a dry run: the records, at most 1,000.
+    #[schema(value_type = Option<Vec<Object>>)]
+    records: Option<Vec<Value>>,
+}
+
 /// `GET /v1/links/{short_code}/stats`: human clicks (bots apart), zero-filled.
 #[derive(ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -472,6 +553,33 @@ fn error_response(description: &str) -> ResponseBuilder {
     )
 }
 
+/// What every admin endpoint may answer besides 200.
+pub(crate) struct AdminErrorResponses;
+
+impl IntoResponses for AdminErrorResponses {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut all = ErrorResponses::responses();
+        for (status, description) in [
+            (
+                "400",
+                "a bad body or field; `parameter` names it (`invalid_parameter`)",
+            ),
+            ("403", "the key lacks the admin scope"),
+            ("404", "no such destination, or no endpoint at this path"),
+            (
+                "503",
+                "the broker cannot be reached, or delivery control is not configured (`unavailable`)",
+            ),
+        ] {
+            all.insert(
+                status.to_owned(),
+                error_response(description).build().into(),
+            );
+        }
+        all
+    }
+}
+
 /// What every query endpoint may answer besides 200.
 pub(crate) struct ErrorResponses;
 
@@ -559,7 +667,11 @@ impl Modify for BearerAuth {
         crate::routes::events,
         crate::routes::event_types,
         crate::routes::errors,
-        crate::routes::notifications
+        crate::routes::notifications,
+        crate::routes::admin::destinations,
+        crate::routes::admin::pause,
+        crate::routes::admin::resume,
+        crate::routes::admin::replays
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),

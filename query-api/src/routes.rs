@@ -1,6 +1,7 @@
 //! The query endpoints. Every `/v1` route needs an API key with the `query`
 //! scope; probes and metrics do not.
 
+pub mod admin;
 pub(crate) mod clicks;
 
 use axum::Json;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Concurrency and deadline of analyst reads.
     pub limits: crate::limits::QueryLimits,
+    /// Delivery control (`/v1/admin`); 503 there when `None`.
+    pub admin: Option<admin::Admin>,
 }
 
 /// The query router.
@@ -55,8 +58,24 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             require_query_scope,
         ));
+    let operators = Router::new()
+        .route("/v1/admin/destinations", get(admin::destinations))
+        .route(
+            "/v1/admin/destinations/{name}/pause",
+            axum::routing::post(admin::pause),
+        )
+        .route(
+            "/v1/admin/destinations/{name}/resume",
+            axum::routing::post(admin::resume),
+        )
+        .route("/v1/admin/replays", axum::routing::post(admin::replays))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_admin_scope,
+        ));
     Router::new()
         .merge(analysts)
+        .merge(operators)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
@@ -92,6 +111,26 @@ async fn require_query_scope(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    require(&state, &request, Scope::Query, "query")?;
+    Ok(next.run(request).await)
+}
+
+/// 401 without a known key, 403 without the `admin` scope.
+async fn require_admin_scope(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    require(&state, &request, Scope::Admin, "steer delivery")?;
+    Ok(next.run(request).await)
+}
+
+fn require(
+    state: &AppState,
+    request: &Request,
+    scope: Scope,
+    action: &'static str,
+) -> Result<(), ApiError> {
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -100,10 +139,11 @@ async fn require_query_scope(
         .auth
         .principal(authorization)
         .ok_or(ApiError::Unauthenticated)?;
-    if !principal.may(Scope::Query) {
-        return Err(ApiError::Forbidden);
+    if principal.may(scope) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden { action })
     }
-    Ok(next.run(request).await)
 }
 
 async fn healthz() -> Json<Value> {

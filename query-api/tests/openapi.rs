@@ -63,7 +63,8 @@ fn every_error() -> Vec<axum::response::Response> {
             known: "none".into(),
         },
         ApiError::Unauthenticated,
-        ApiError::Forbidden,
+        ApiError::Forbidden { action: "query" },
+        ApiError::Unavailable("the broker is down".into()),
         ApiError::Internal("a bug".into()),
         ApiError::DeadlineExceeded {
             deadline: std::time::Duration::from_secs(1),
@@ -84,7 +85,8 @@ fn every_error() -> Vec<axum::response::Response> {
             ApiError::InvalidParameter { .. }
             | ApiError::UnknownParameter { .. }
             | ApiError::Unauthenticated
-            | ApiError::Forbidden
+            | ApiError::Forbidden { .. }
+            | ApiError::Unavailable(_)
             | ApiError::Internal(_)
             | ApiError::DeadlineExceeded { .. }
             | ApiError::NotFound { .. }

@@ -8,7 +8,7 @@
 //! id = "shortener-prod"          # names the key in logs and metrics
 //! application = "shortener"      # stamped on every record it produces
 //! sha256 = "9f86d08…"            # `eventide hash-key <key>` prints it
-//! scopes = ["produce"]           # produce, query
+//! scopes = ["produce"]           # produce, query, admin
 //! rate_limit = 2000              # requests per second; default --rate-limit
 //! destinations = ["analytics"]   # may name only these on a record; any when absent
 //! ```
@@ -28,6 +28,8 @@ pub enum Scope {
     Produce,
     /// Read through the query API.
     Query,
+    /// Steer delivery through the query API: pause, resume, replay.
+    Admin,
 }
 
 /// The caller a key belongs to.
@@ -99,6 +101,9 @@ struct KeyEntry {
 pub const DEV_PRODUCER_KEY: &str = "dev-producer";
 /// The development analyst key of the all-in-one local default.
 pub const DEV_ANALYST_KEY: &str = "dev-analyst";
+/// The development operator key of the all-in-one local default (pause,
+/// resume, replay).
+pub const DEV_ADMIN_KEY: &str = "dev-admin";
 
 /// Known keys by hash. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -153,7 +158,8 @@ impl ApiKeys {
     }
 
     /// The well-known development keys: `dev-producer` (produce, application
-    /// `dev`) and `dev-analyst` (query). Never for production.
+    /// `dev`), `dev-analyst` (query) and `dev-admin` (admin). Never for
+    /// production.
     pub fn development() -> Self {
         let principal = |key_id: &str, scope| Principal {
             key_id: key_id.to_owned(),
@@ -170,6 +176,10 @@ impl ApiKeys {
             (
                 hash_key(DEV_ANALYST_KEY),
                 principal(DEV_ANALYST_KEY, Scope::Query),
+            ),
+            (
+                hash_key(DEV_ADMIN_KEY),
+                principal(DEV_ADMIN_KEY, Scope::Admin),
             ),
         ]);
         Self {
@@ -281,7 +291,7 @@ mod tests {
         ));
         assert!(matches!(
             ApiKeys::from_toml(&format!(
-                "[[keys]]\nid = \"a\"\napplication = \"x\"\nsha256 = \"{hash}\"\nscopes = [\"admin\"]\n"
+                "[[keys]]\nid = \"a\"\napplication = \"x\"\nsha256 = \"{hash}\"\nscopes = [\"superuser\"]\n"
             )),
             Err(KeysError::Parse(_))
         ));

@@ -282,6 +282,11 @@ impl Pipeline {
             auth: options.auth.clone(),
             metrics: eventide::telemetry::prometheus(),
             http: http_serve::Limits::default(),
+            admin: Some(query_api::routes::admin::Admin {
+                kafka: kafka.clone(),
+                codec: codec.clone(),
+                delivery: options.delivery.clone().unwrap_or_default(),
+            }),
         };
         let token = shutdown.clone();
         services.push(tokio::spawn(async move {

@@ -1301,3 +1301,163 @@ async fn a_record_naming_destinations_reaches_only_those() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+/// The admin API does over HTTP what the CLI does, for `admin` keys only:
+/// list, pause (404 for an unknown destination), resume, and replay (dry
+/// run listing the records, then for real, delivered once each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_api_pauses_resumes_lists_and_replays() -> anyhow::Result<()> {
+    use schemas::keys::{DEV_ADMIN_KEY, DEV_ANALYST_KEY};
+    const RECORDS: usize = 5;
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answer = up.clone();
+    let (receiver, base) = Receiver::start(move |_, _, _| {
+        if answer.load(std::sync::atomic::Ordering::SeqCst) {
+            (StatusCode::OK, Duration::ZERO)
+        } else {
+            (StatusCode::INTERNAL_SERVER_ERROR, Duration::ZERO)
+        }
+    })
+    .await?;
+    let (pipeline, _dir) = with_destinations(&format!(
+        "[[destination]]\nname = \"hook\"\nurl = \"{base}/hook/in\"\n"
+    ))
+    .await?;
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, key: &str, body: Option<Value>| {
+        let request = http
+            .request(method, format!("{}{path}", pipeline.query_url))
+            .bearer_auth(key);
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        async move {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            anyhow::Ok((
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            ))
+        }
+    };
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+
+    let (status, _) = call(get.clone(), "/v1/admin/destinations", DEV_ANALYST_KEY, None).await?;
+    assert_eq!(status, 403, "an analyst key may not steer delivery");
+    let (status, listed) = call(get.clone(), "/v1/admin/destinations", DEV_ADMIN_KEY, None).await?;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["destinations"][0]["destination"], "hook", "{listed}");
+    assert_eq!(listed["destinations"][0]["paused"], false, "{listed}");
+
+    let pause = "/v1/admin/destinations/hook/pause";
+    let (status, paused) = call(
+        post.clone(),
+        pause,
+        DEV_ADMIN_KEY,
+        Some(json!({"reason": "upgrade"})),
+    )
+    .await?;
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(paused["changed_by"], format!("api:{DEV_ADMIN_KEY}"));
+    let (_, listed) = call(get.clone(), "/v1/admin/destinations", DEV_ADMIN_KEY, None).await?;
+    assert_eq!(
+        (
+            &listed["destinations"][0]["paused"],
+            &listed["destinations"][0]["reason"]
+        ),
+        (&json!(true), &json!("upgrade")),
+        "{listed}"
+    );
+    let (status, missing) = call(
+        post.clone(),
+        "/v1/admin/destinations/nope/pause",
+        DEV_ADMIN_KEY,
+        None,
+    )
+    .await?;
+    assert_eq!(
+        (status, &missing["error"]["code"]),
+        (404, &json!("not_found")),
+        "{missing}"
+    );
+    let (status, _) = call(
+        post.clone(),
+        "/v1/admin/destinations/hook/resume",
+        DEV_ADMIN_KEY,
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200);
+
+    // Dead letters while the receiver fails, then a dry run and a replay.
+    let events: Vec<Value> = (0..RECORDS)
+        .map(|i| {
+            app_event(
+                "admin-user",
+                "admin_view",
+                &format!("2021-03-01 10:00:{i:02}"),
+            )
+        })
+        .collect();
+    post_events(&pipeline, &events).await?;
+    letters_of(&pipeline, "delivery:hook", RECORDS).await?;
+    for (body, parameter) in [
+        (json!({}), "destination"),
+        (json!({"stage": "delivery"}), "stage"),
+        (
+            json!({"destination": "hook", "since": "yesterday"}),
+            "since",
+        ),
+        (json!({"destination": "hook", "bogus": 1}), "body"),
+    ] {
+        let (status, refused) = call(
+            post.clone(),
+            "/v1/admin/replays",
+            DEV_ADMIN_KEY,
+            Some(body.clone()),
+        )
+        .await?;
+        assert_eq!(
+            (status, &refused["error"]["parameter"]),
+            (400, &json!(parameter)),
+            "{body}: {refused}"
+        );
+    }
+    let (status, dry) = call(
+        post.clone(),
+        "/v1/admin/replays",
+        DEV_ADMIN_KEY,
+        Some(json!({"destination": "hook", "dry_run": true})),
+    )
+    .await?;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["replayed"], RECORDS, "{dry}");
+    assert_eq!(
+        dry["records"].as_array().map(Vec::len),
+        Some(RECORDS),
+        "{dry}"
+    );
+    assert!(receiver.delivered("hook").is_empty());
+
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, run) = call(
+        post.clone(),
+        "/v1/admin/replays",
+        DEV_ADMIN_KEY,
+        Some(json!({"destination": "hook"})),
+    )
+    .await?;
+    assert_eq!((status, &run["replayed"]), (200, &json!(RECORDS)), "{run}");
+    let delivered = wait_for(&receiver, "hook", RECORDS).await?;
+    assert!(
+        delivered.iter().all(|c| c
+            .headers
+            .get(webhooks::REPLAY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            == run["run_id"].as_str()),
+        "{run}"
+    );
+    Ok(())
+}

@@ -139,6 +139,103 @@ async fn apply(states: &States, codec: &Codec, payload: Option<&[u8]>) {
     }
 }
 
+/// A destination as an operator lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Status {
+    pub destination: String,
+    pub paused: bool,
+    /// When the state last changed (RFC 3339), if it ever did.
+    pub changed_at: Option<String>,
+    /// Who changed it: `cli:<user>`, `api:<key>` or `auto-pause`.
+    pub changed_by: Option<String>,
+    pub reason: Option<String>,
+    /// Records of its source topic its consumer group has not finished;
+    /// `None` for a destination not configured here.
+    pub lag: Option<i64>,
+}
+
+/// Every destination's state (configured ones and any with a state) and
+/// the lag of the configured ones, by name.
+///
+/// # Errors
+///
+/// [`ControlError`] if the states or the offsets cannot be read.
+pub async fn statuses(
+    kafka: &ClientConfig,
+    codec: &Codec,
+    configured: &[super::Destination],
+    group_prefix: &str,
+) -> Result<Vec<Status>, ControlError> {
+    let stop = CancellationToken::new();
+    let states = follow(kafka, codec.clone(), stop.clone()).await;
+    stop.cancel();
+    let mut rows: std::collections::BTreeMap<String, Status> = states?
+        .snapshot()
+        .into_iter()
+        .map(|state| {
+            let status = Status {
+                destination: state.destination.clone(),
+                paused: state.paused,
+                changed_at: chrono::DateTime::from_timestamp_micros(state.changed_at)
+                    .map(|at| at.to_rfc3339()),
+                changed_by: Some(state.changed_by),
+                reason: Some(state.reason),
+                lag: None,
+            };
+            (state.destination, status)
+        })
+        .collect();
+    for destination in configured {
+        let topic = codec.names().name(match destination.source {
+            super::Source::Events => Topic::Events,
+            super::Source::Notifications => Topic::Notifications,
+        });
+        let group = format!("{group_prefix}-{}", destination.name);
+        let (config, name) = (kafka.clone(), topic.clone());
+        let lag = tokio::task::spawn_blocking(move || lag(&config, &group, &name))
+            .await
+            .map_err(|err| ScanError::Task {
+                topic: topic.clone(),
+                reason: err.to_string(),
+            })?
+            .map_err(|source| ControlError::Kafka { topic, source })?;
+        rows.entry(destination.name.clone())
+            .or_insert_with(|| Status {
+                destination: destination.name.clone(),
+                paused: false,
+                changed_at: None,
+                changed_by: None,
+                reason: None,
+                lag: None,
+            })
+            .lag = Some(lag);
+    }
+    Ok(rows.into_values().collect())
+}
+
+/// Records of `topic` that the consumer group `group` has not finished.
+fn lag(kafka: &ClientConfig, group: &str, topic: &str) -> Result<i64, rdkafka::error::KafkaError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = kafka.clone().set("group.id", group).create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), LOAD_TIMEOUT)?;
+    let mut partitions = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        partitions.add_partition(topic, partition.id());
+    }
+    let committed = consumer.committed_offsets(partitions, LOAD_TIMEOUT)?;
+    let mut lag = 0;
+    for element in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(topic, element.partition(), LOAD_TIMEOUT)?;
+        let done = match element.offset() {
+            Offset::Offset(offset) => offset,
+            _ => low,
+        };
+        lag += (high - done).max(0);
+    }
+    Ok(lag)
+}
+
 /// Writes a state change and waits until the broker has it.
 ///
 /// # Errors

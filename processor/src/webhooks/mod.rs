@@ -17,6 +17,7 @@
 //! - [`signature`]: request signing.
 //! - [`lanes`]: per-key order and safe commit points, without I/O.
 //! - [`pace`]: a destination's request rate, slowed by `429`/`503`.
+//! - [`payload`]: the JSON bodies destinations receive.
 //! - [`control`]: pause and resume, on the `destination-states` topic.
 //! - `worker`: one destination's loop.
 
@@ -25,6 +26,7 @@ pub mod control;
 pub mod destinations;
 pub mod lanes;
 pub mod pace;
+pub mod payload;
 pub mod signature;
 mod worker;
 

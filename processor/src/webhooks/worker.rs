@@ -11,7 +11,6 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use reqwest::StatusCode;
 use schemas::DestinationState;
 use schemas::{Codec, Event, Notification, Replay, Topic};
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +21,7 @@ use super::control;
 use super::destinations::{Destination, Source};
 use super::lanes::Lanes;
 use super::pace::{self, Pace};
+use super::payload;
 use super::{DeliveryError, metrics as names, signature};
 use crate::dead_letters::{DeadLetters, Failed};
 
@@ -73,7 +73,7 @@ struct Job {
     key: String,
     /// Idempotency key: the notification's or event's id.
     id: String,
-    body: Vec<u8>,
+    body: axum::body::Bytes,
     /// The record as first read, for a dead letter.
     original: Vec<u8>,
     origin: Origin,
@@ -85,8 +85,37 @@ struct Job {
     trace: Option<opentelemetry::Context>,
 }
 
+/// A destination's series, looked up once: every request counts.
+struct Series {
+    attempted: metrics::Counter,
+    delivered: metrics::Counter,
+    retried: metrics::Counter,
+    dead_lettered: metrics::Counter,
+    seconds: metrics::Histogram,
+}
+
+impl Series {
+    /// The series of `destination`, each present from the start at 0.
+    fn of(destination: &str) -> Self {
+        let counter = |name: &'static str| {
+            let counter = metrics::counter!(name, "destination" => destination.to_owned());
+            counter.increment(0);
+            counter
+        };
+        metrics::counter!(names::AUTO_PAUSED, "destination" => destination.to_owned()).increment(0);
+        Self {
+            attempted: counter(names::ATTEMPTED),
+            delivered: counter(names::DELIVERED),
+            retried: counter(names::RETRIED),
+            dead_lettered: counter(names::DEAD_LETTERED),
+            seconds: metrics::histogram!(names::DELIVERY_SECONDS, "destination" => destination.to_owned()),
+        }
+    }
+}
+
 /// What every delivery of a destination shares.
 struct Shared {
+    series: Series,
     destination: Destination,
     stage: String,
     topic: String,
@@ -181,6 +210,7 @@ impl Worker {
         let dead_letters = DeadLetters::new(kafka, codec.clone())?;
         Ok(Self {
             shared: Arc::new(Shared {
+                series: Series::of(&destination.name),
                 stage: format!("delivery:{}", destination.name),
                 destination,
                 topic,
@@ -209,15 +239,6 @@ impl Worker {
         // Every destination's series exist from the start, at 0.
         metrics::gauge!(names::PACE, "destination" => name.clone())
             .set(self.shared.destination.rate_limit.unwrap_or(0.0));
-        for counter in [
-            names::ATTEMPTED,
-            names::DELIVERED,
-            names::RETRIED,
-            names::DEAD_LETTERED,
-            names::AUTO_PAUSED,
-        ] {
-            metrics::counter!(counter, "destination" => name.clone()).increment(0);
-        }
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Part, i64, String)>();
         let (released_tx, mut released_rx) = mpsc::unbounded_channel::<(Part, i64)>();
         let mut lanes: Lanes<Job, Part> = Lanes::default();
@@ -277,7 +298,7 @@ impl Worker {
                     match self.prepare(partition.replays, read).await {
                         Ok(Some(prepared)) => {
                             let Prepared { id, body, read: Read { original, origin, replay } } = prepared;
-                            let job = Job { partition, offset, key: key.clone(), id, body, original, origin, replay, timestamp_ms, trace };
+                            let job = Job { partition, offset, key: key.clone(), id, body: body.into(), original, origin, replay, timestamp_ms, trace };
                             if let Some(job) = lanes.admit(partition, offset, &key, job) {
                                 tasks.spawn(deliver(self.shared.clone(), job, done_tx.clone()));
                             }
@@ -355,7 +376,10 @@ impl Worker {
                 if !filter.matches(None, &n.rule, None) {
                     return Ok(None);
                 }
-                (n.event_id.clone(), notification_body(&n))
+                (
+                    n.event_id.clone(),
+                    payload::notification(&n).map_err(|err| err.to_string())?,
+                )
             }
             Source::Events => {
                 let e: Event = self
@@ -372,10 +396,12 @@ impl Worker {
                 {
                     return Ok(None);
                 }
-                (e.event_id.to_string(), event_body(&e))
+                (
+                    e.event_id.to_string(),
+                    payload::event(&e).map_err(|err| err.to_string())?,
+                )
             }
         };
-        let body = serde_json::to_vec(&body).map_err(|err| err.to_string())?;
         Ok(Some((id, body)))
     }
 
@@ -470,9 +496,8 @@ async fn attempt_all(
         shared.health(outcome.as_ref().err()).await;
         let reason = match outcome {
             Ok(()) => {
-                metrics::counter!(names::DELIVERED, "destination" => name.to_owned()).increment(1);
-                metrics::histogram!(names::DELIVERY_SECONDS, "destination" => name.to_owned())
-                    .record(began.elapsed().as_secs_f64());
+                shared.series.delivered.increment(1);
+                shared.series.seconds.record(began.elapsed().as_secs_f64());
                 drop(done.send((job.partition, job.offset, job.key)));
                 return;
             }
@@ -484,8 +509,7 @@ async fn attempt_all(
                 if !shared.backoff.may_retry(attempts, began.elapsed()) {
                     reason
                 } else {
-                    metrics::counter!(names::RETRIED, "destination" => name.to_owned())
-                        .increment(1);
+                    shared.series.retried.increment(1);
                     let delay = retry_after.map_or_else(
                         || shared.backoff.delay(attempts - 1),
                         |wait| wait.min(shared.backoff.cap),
@@ -523,7 +547,7 @@ async fn attempt_all(
         trace: job.trace.as_ref(),
     };
     write_dead_letter(&shared, &letter, &reason).await;
-    metrics::counter!(names::DEAD_LETTERED, "destination" => name.to_owned()).increment(1);
+    shared.series.dead_lettered.increment(1);
     drop(done.send((job.partition, job.offset, job.key)));
 }
 
@@ -685,8 +709,7 @@ async fn post(shared: &Shared, job: &Job) -> Result<(), Failure> {
         let spread = shared.pace().interval().mul_f64(rand::random::<f64>());
         tokio::time::sleep_until((due + spread).into()).await;
     }
-    metrics::counter!(names::ATTEMPTED, "destination" => shared.destination.name.clone())
-        .increment(1);
+    shared.series.attempted.increment(1);
     let timestamp = chrono::Utc::now().timestamp();
     let mut request = shared
         .http
@@ -695,6 +718,7 @@ async fn post(shared: &Shared, job: &Job) -> Result<(), Failure> {
         .header("idempotency-key", &job.id)
         .header(signature::ID, &job.id)
         .header(signature::TIMESTAMP, timestamp)
+        // A cheap clone: the bytes are shared, not copied.
         .body(job.body.clone());
     if let Some(run) = job.replay {
         request = request.header(super::REPLAY_HEADER, run.to_string());
@@ -736,45 +760,4 @@ async fn post(shared: &Shared, job: &Job) -> Result<(), Failure> {
     } else {
         Err(Failure::Permanent(reason))
     }
-}
-
-/// `micros` as an RFC 3339 UTC time.
-fn rfc3339(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_default()
-}
-
-/// What the notify webhook receives: our fields, plus the reference's own
-/// `deviceId` and `msg` so today's notification service keeps working.
-fn notification_body(n: &Notification) -> Value {
-    #[expect(clippy::cast_precision_loss, reason = "seconds for display")]
-    let late_by_seconds = n.late_by_micros as f64 / 1e6;
-    json!({
-        "id": n.event_id,
-        "user_id": n.user_id,
-        "rule": n.rule,
-        "message": n.message,
-        "data": serde_json::from_str::<Value>(&n.data).unwrap_or(Value::Null),
-        "occurred_at": rfc3339(n.occurred_at),
-        "late_by_seconds": late_by_seconds,
-        "deviceId": n.device_id,
-        "msg": n.message,
-    })
-}
-
-/// What an events destination receives.
-fn event_body(e: &Event) -> Value {
-    json!({
-        "id": e.event_id.to_string(),
-        "application_id": e.application_id,
-        "session_id": e.session_id,
-        "user_id": e.user_id,
-        "device_id": e.device_id,
-        "category": e.category,
-        "name": e.name,
-        "occurred_at": rfc3339(e.occurred_at),
-        "received_at": rfc3339(e.received_at),
-        "data": serde_json::from_str::<Value>(&e.data).unwrap_or(Value::Null),
-    })
 }

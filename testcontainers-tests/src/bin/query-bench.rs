@@ -218,6 +218,7 @@ async fn main() -> anyhow::Result<()> {
         auth: Auth::Keys(ApiKeys::development()),
         metrics: eventide::telemetry::prometheus(),
         http: http_serve::Limits::default(),
+        admin: None,
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(query_api::run(config, listener, shutdown.clone()));

@@ -1,0 +1,291 @@
+//! Delivery control for operators, over HTTP: the same operations as
+//! `eventide destinations` and `eventide replay`, for keys with the `admin`
+//! scope (`403` for others).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use processor::replay::{self, Selection, Target};
+use processor::webhooks::control;
+use rdkafka::ClientConfig;
+use schemas::{Codec, DestinationState, Topic};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::error::ApiError;
+
+/// Most records a dry run lists; it counts them all.
+const DRY_RUN_LISTED: usize = 1_000;
+
+/// What the admin routes need: the broker, the codec and the delivery
+/// configuration (to name the destinations and their consumer groups).
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub kafka: ClientConfig,
+    pub codec: Codec,
+    pub delivery: processor::webhooks::Settings,
+}
+
+/// The admin configuration, or 503 when this process has none.
+fn admin(state: &AppState) -> Result<&Admin, ApiError> {
+    state.admin.as_ref().ok_or(ApiError::Unavailable(
+        "delivery control is not configured in this process".into(),
+    ))
+}
+
+/// The configured destinations, or 503.
+fn configured(admin: &Admin) -> Result<Vec<processor::webhooks::Destination>, ApiError> {
+    admin
+        .delivery
+        .destinations()
+        .map_err(|err| ApiError::Unavailable(format!("destinations: {err}")))
+}
+
+/// `GET /v1/admin/destinations` → each destination's state and lag.
+#[utoipa::path(get, path = "/v1/admin/destinations", tag = "admin",
+    responses((status = 200, body = crate::openapi::DestinationsAnswer), crate::openapi::AdminErrorResponses))]
+pub(crate) async fn destinations(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let admin = admin(&state)?;
+    let statuses = control::statuses(
+        &admin.kafka,
+        &admin.codec,
+        &configured(admin)?,
+        &admin.delivery.delivery_group_prefix,
+    )
+    .await
+    .map_err(|err| ApiError::Unavailable(err.to_string()))?;
+    Ok(Json(json!({ "destinations": statuses })))
+}
+
+/// The optional body of pause and resume.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Change {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /v1/admin/destinations/{name}/pause` → the destination holds its
+/// records, on every replica, until resumed.
+#[utoipa::path(post, path = "/v1/admin/destinations/{name}/pause", tag = "admin",
+    params(("name" = String, Path, description = "a configured destination")),
+    request_body(content = Option<crate::openapi::ChangeBody>, content_type = "application/json"),
+    responses((status = 200, body = crate::openapi::StateAnswer), crate::openapi::AdminErrorResponses))]
+pub(crate) async fn pause(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    change(&state, &headers, &name, true, body).await
+}
+
+/// `POST /v1/admin/destinations/{name}/resume` → its held records go out.
+#[utoipa::path(post, path = "/v1/admin/destinations/{name}/resume", tag = "admin",
+    params(("name" = String, Path, description = "a configured destination")),
+    request_body(content = Option<crate::openapi::ChangeBody>, content_type = "application/json"),
+    responses((status = 200, body = crate::openapi::StateAnswer), crate::openapi::AdminErrorResponses))]
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    change(&state, &headers, &name, false, body).await
+}
+
+async fn change(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    name: &str,
+    paused: bool,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let admin = admin(state)?;
+    let change: Change = json_body(body)?.unwrap_or_default();
+    known_destination(admin, name)?;
+    let state_record = DestinationState {
+        destination: name.to_owned(),
+        paused,
+        changed_at: schemas::time::now_micros(),
+        changed_by: format!("api:{}", key_id(state, headers)),
+        reason: change.reason,
+    };
+    control::publish(&admin.kafka, &admin.codec, &state_record)
+        .await
+        .map_err(|err| ApiError::Unavailable(err.to_string()))?;
+    Ok(Json(json!({
+        "destination": name,
+        "paused": paused,
+        "changed_by": state_record.changed_by,
+        "reason": state_record.reason,
+    })))
+}
+
+/// What `POST /v1/admin/replays` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    destination: Option<String>,
+    stage: Option<String>,
+    topic: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    user_id: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /v1/admin/replays` → a replay run's count (and, on a dry run, the
+/// records it would replay).
+#[utoipa::path(post, path = "/v1/admin/replays", tag = "admin",
+    request_body(content = crate::openapi::ReplayBody, content_type = "application/json"),
+    responses((status = 200, body = crate::openapi::ReplayAnswer), crate::openapi::AdminErrorResponses))]
+pub(crate) async fn replays(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let admin = admin(&state)?;
+    let request: ReplayRequest = json_body(body)?.ok_or_else(|| ApiError::InvalidParameter {
+        parameter: "body",
+        message: "must be a JSON object naming `destination` or `stage`".into(),
+    })?;
+    let target = match (&request.destination, &request.stage, &request.topic) {
+        (Some(name), None, None) => {
+            known_destination(admin, name)?;
+            Target::Destination(name.clone())
+        }
+        (None, Some(stage), topic) if stage == "processing" => Target::Processing {
+            topic: topic.as_deref().map(logical_topic).transpose()?,
+        },
+        (None, Some(_), _) => {
+            return Err(ApiError::InvalidParameter {
+                parameter: "stage",
+                message: "must be `processing`".into(),
+            });
+        }
+        (Some(_), _, _) => {
+            return Err(ApiError::InvalidParameter {
+                parameter: "destination",
+                message: "replays one destination; `stage` and `topic` do not apply".into(),
+            });
+        }
+        (None, None, _) => {
+            return Err(ApiError::InvalidParameter {
+                parameter: "destination",
+                message: "name `destination` or `stage`".into(),
+            });
+        }
+    };
+    let selection = Selection {
+        target,
+        since: request
+            .since
+            .as_deref()
+            .map(|t| micros("since", t))
+            .transpose()?,
+        until: request
+            .until
+            .as_deref()
+            .map(|t| micros("until", t))
+            .transpose()?,
+        user_id: request.user_id,
+    };
+    let mut listed = Vec::new();
+    let (run_id, done) = replay::run(
+        &admin.kafka,
+        &admin.codec,
+        &selection,
+        &format!("api:{}", key_id(&state, &headers)),
+        request.dry_run,
+        |selected| {
+            if request.dry_run && listed.len() < DRY_RUN_LISTED {
+                listed.push(json!({
+                    "id": selected.id,
+                    "user_id": selected.user_id,
+                    "dead_lettered_at": chrono::DateTime::from_timestamp_micros(selected.letter.received_at)
+                        .map(|at| at.to_rfc3339()),
+                    "reason": selected.letter.reason,
+                }));
+            }
+        },
+        |_| {},
+    )
+    .await
+    .map_err(|err| ApiError::Unavailable(err.to_string()))?;
+    let mut answer = json!({
+        "run_id": run_id,
+        "stage": selection.target.stage(),
+        "dry_run": request.dry_run,
+        "replayed": done.replayed,
+        "repeats": done.repeats,
+        "read": done.read,
+    });
+    if request.dry_run {
+        answer["records"] = Value::Array(listed);
+    }
+    Ok(Json(answer))
+}
+
+/// The key's id, for `changed_by` and `requested_by`.
+fn key_id(state: &AppState, headers: &axum::http::HeaderMap) -> String {
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state
+        .auth
+        .principal(authorization)
+        .map_or_else(|| "unknown".to_owned(), |p| p.key_id)
+}
+
+/// A JSON object body, `None` when empty.
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Option<T>, ApiError> {
+    let body = body.map_err(|err| ApiError::InvalidParameter {
+        parameter: "body",
+        message: format!("could not be read: {err}"),
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|err| ApiError::InvalidParameter {
+            parameter: "body",
+            message: format!("is not valid: {err}"),
+        })
+}
+
+/// 404 unless `name` is a configured destination.
+fn known_destination(admin: &Admin, name: &str) -> Result<(), ApiError> {
+    if configured(admin)?.iter().any(|d| d.name == name) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound {
+            path: format!("destination {name:?}"),
+        })
+    }
+}
+
+fn logical_topic(name: &str) -> Result<Topic, ApiError> {
+    Topic::ALL
+        .into_iter()
+        .find(|topic| topic.default_name() == name)
+        .ok_or_else(|| ApiError::InvalidParameter {
+            parameter: "topic",
+            message: format!("{name:?} is not a topic (e.g. `increments`, `events`)"),
+        })
+}
+
+fn micros(parameter: &'static str, text: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| at.timestamp_micros())
+        .map_err(|_| ApiError::InvalidParameter {
+            parameter,
+            message: "must be an RFC 3339 time, e.g. 2026-12-01T10:00:00Z".into(),
+        })
+}
