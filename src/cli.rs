@@ -172,6 +172,14 @@ pub struct ReplayArgs {
     /// Only this user's records.
     #[arg(long)]
     pub user_id: Option<String>,
+    /// Refused requests (`ingest-rejects`) of `--application`, judged again
+    /// by ingest's validation: those now valid are written, the rest are
+    /// refused again with the reason.
+    #[arg(long, requires = "application")]
+    pub rejects: bool,
+    /// With `--rejects`: the application whose refused requests to resubmit.
+    #[arg(long)]
+    pub application: Option<String>,
     /// Print what would be replayed (time, id, user, reason); send nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -228,3 +228,92 @@ async fn destinations_replay(broker: &str, file: &std::path::Path, args: &[&str]
         .await
         .expect("eventide runs")
 }
+
+/// `eventide replay --rejects`: refused requests judged again by ingest's
+/// validation after the cause is fixed (here the clock-skew limit was too
+/// strict): the one now valid is written and reaches the store, the one
+/// still malformed is refused again, each once per run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_resubmits_refused_requests_after_a_fix() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let http = reqwest::Client::new();
+    let process = Eventide::start(data_dir.path(), &[("EVENTIDE_MAX_CLOCK_SKEW", "1s")]);
+    process.wait_healthy(&http).await;
+    let broker = process.broker.clone();
+    let session = uuid::Uuid::new_v4().to_string();
+    let ahead = (chrono::Utc::now() + chrono::Duration::minutes(30))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let post = |body: String| {
+        http.post(format!("{}/v1/events", process.ingest))
+            .bearer_auth("dev-producer")
+            .header("content-type", "application/json")
+            .header("idempotency-key", "resubmitted-once")
+            .body(body)
+            .send()
+    };
+    let early = serde_json::json!({"session_id": session, "category": "page interaction",
+        "name": "scrolled", "data": {"depth": 0.5}, "timestamp": ahead});
+    let refused = post(early.to_string()).await.expect("ingest answers");
+    assert_eq!(refused.status().as_u16(), 400);
+    let malformed = post("{\"session_id\": ".to_owned())
+        .await
+        .expect("ingest answers");
+    assert_eq!(malformed.status().as_u16(), 400);
+
+    let replay = |extra: &'static [&'static str]| {
+        let broker = broker.clone();
+        async move {
+            let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventide"));
+            command
+                .args(["replay", "--rejects", "--application", "dev"])
+                .args(extra)
+                .env("EVENTIDE_KAFKA_BROKERS", &broker)
+                .env("EVENTIDE_MAX_CLOCK_SKEW", "2h");
+            command.output().await.expect("eventide runs")
+        }
+    };
+    let dry = eventually(DEADLINE, || async {
+        let out = text(&replay(&["--dry-run"]).await);
+        Ok(if out.contains("2 refused request(s)") {
+            Ok(out)
+        } else {
+            Err(format!("rejects not all recorded yet: {out}"))
+        })
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    assert!(
+        dry.contains("1 record(s) written, 1 refused again"),
+        "{dry}"
+    );
+
+    let done = replay(&[]).await;
+    assert!(done.status.success(), "{}", text(&done));
+    assert!(
+        text(&done).contains(
+            "2 refused request(s) of dev resubmitted: 1 record(s) written, 1 refused again"
+        ),
+        "{}",
+        text(&done)
+    );
+    let stored = eventually(DEADLINE, || async {
+        let body: serde_json::Value = http
+            .get(format!("{}/v1/events?session_id={session}", process.query))
+            .bearer_auth("dev-analyst")
+            .send()
+            .await?
+            .json()
+            .await?;
+        let events = body["events"].as_array().cloned().unwrap_or_default();
+        Ok(if events.is_empty() {
+            Err(format!("not stored yet: {body}"))
+        } else {
+            Ok(events)
+        })
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["name"], "scrolled");
+}

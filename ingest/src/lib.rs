@@ -13,6 +13,7 @@
 //! - [`client`]: a typed producer client with batching and retries.
 //! - [`validation`]: request bodies to typed requests, or a precise error,
 //!   one module per endpoint shape.
+//! - [`resubmit`]: a refused request judged again (`eventide replay --rejects`).
 //! - [`event_types`]: event data checked against its type's JSON Schema.
 //! - [`records`]: valid requests to the records written to Kafka.
 //! - [`sink`]: the Kafka producer and its failure modes.
@@ -34,6 +35,7 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod records;
 pub mod rejects;
+pub mod resubmit;
 pub mod routes;
 pub mod settings;
 pub mod sink;

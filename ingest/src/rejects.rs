@@ -8,8 +8,32 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::sink::KafkaSink;
 
-/// The most of a refused body kept in its reject record.
-pub const MAX_BODY_SAMPLE: usize = 4 * 1024;
+/// The record of a refused request: the whole body as read (within
+/// `--max-body`), so a replay can resubmit it.
+pub fn reject_record(
+    application_id: &str,
+    endpoint: &str,
+    err: &ApiError,
+    body: &[u8],
+    idempotency_key: Option<&str>,
+) -> Reject {
+    let now = schemas::time::now_micros();
+    let violation = err.violation();
+    Reject {
+        event_id: Uuid::now_v7(),
+        occurred_at: now,
+        received_at: now,
+        application_id: application_id.to_owned(),
+        endpoint: endpoint.to_owned(),
+        status: i32::from(err.status().as_u16()),
+        field: violation.and_then(|v| v.field.clone()),
+        rule: err.reason(),
+        message: violation.map_or_else(|| err.to_string(), |v| v.message.clone()),
+        body: body.to_vec(),
+        idempotency_key: idempotency_key.map(str::to_owned),
+        replay_run: None,
+    }
+}
 
 /// Writes reject records in the background.
 #[derive(Debug, Clone)]
@@ -28,22 +52,20 @@ impl RejectRecorder {
     /// the broker; a failure to record is logged and counted, never turned
     /// into another error.
     pub fn record(&self, application_id: &str, endpoint: &str, err: &ApiError, body: &[u8]) {
-        let reason = err.reason();
-        metrics::counter!(crate::metrics::REJECTS, "reason" => reason.clone()).increment(1);
-        let now = schemas::time::now_micros();
-        let violation = err.violation();
-        let reject = Reject {
-            event_id: Uuid::now_v7(),
-            occurred_at: now,
-            received_at: now,
-            application_id: application_id.to_owned(),
-            endpoint: endpoint.to_owned(),
-            status: i32::from(err.status().as_u16()),
-            field: violation.and_then(|v| v.field.clone()),
-            rule: reason,
-            message: violation.map_or_else(|| err.to_string(), |v| v.message.clone()),
-            body: body[..body.len().min(MAX_BODY_SAMPLE)].to_vec(),
-        };
+        self.record_keyed(application_id, endpoint, err, body, None);
+    }
+
+    /// As [`RejectRecorder::record`], with the request's idempotency key.
+    pub fn record_keyed(
+        &self,
+        application_id: &str,
+        endpoint: &str,
+        err: &ApiError,
+        body: &[u8],
+        idempotency_key: Option<&str>,
+    ) {
+        let reject = reject_record(application_id, endpoint, err, body, idempotency_key);
+        metrics::counter!(crate::metrics::REJECTS, "reason" => reject.rule.clone()).increment(1);
         let recorder = self.clone();
         tokio::spawn(async move {
             let written = match recorder.codec.encode(&reject).await {

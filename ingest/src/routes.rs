@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use schemas::Codec;
 use schemas::keys::{Auth, Principal, Scope};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracing::{Instrument, info_span, warn};
 use uuid::Uuid;
 
@@ -27,8 +27,8 @@ use crate::rejects::RejectRecorder;
 use crate::settings::Settings;
 use crate::sink::KafkaSink;
 use crate::validation::{
-    BatchItem, Context, IDEMPOTENCY_HEADER, ValidationError, parse_app_event, parse_batch,
-    parse_event, parse_idempotency_key, parse_increment, parse_object, parse_redirect, parse_track,
+    BatchItem, Context, IDEMPOTENCY_HEADER, ValidationError, parse_batch, parse_idempotency_key,
+    parse_object, single_parser,
 };
 use schemas::identity::IdempotencyKey;
 
@@ -171,8 +171,6 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
 /// The accepted answer of a single-record endpoint.
 type Accepted = (StatusCode, Json<Value>);
 
-type Parser = fn(&Map<String, Value>, &Context<'_>) -> Result<BatchItem, ValidationError>;
-
 /// `POST /v1/increment {"key": <uuid>, "value": <int64 >= 1>}`.
 #[utoipa::path(post, path = "/v1/increment", request_body = crate::openapi::IncrementBody,
     responses(crate::openapi::IngestResponses))]
@@ -181,10 +179,7 @@ pub(crate) async fn increment(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Accepted, ApiError> {
-    single(state, headers, body, "/v1/increment", |object, _| {
-        parse_increment(object).map(BatchItem::Increment)
-    })
-    .await
+    single(state, headers, body, "/v1/increment").await
 }
 
 /// `POST /v1/redirects`: one short-link click.
@@ -195,10 +190,7 @@ pub(crate) async fn redirect(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Accepted, ApiError> {
-    single(state, headers, body, "/v1/redirects", |object, context| {
-        parse_redirect(object, context).map(BatchItem::Redirect)
-    })
-    .await
+    single(state, headers, body, "/v1/redirects").await
 }
 
 /// `POST /v1/events`: a behaviour event.
@@ -209,10 +201,7 @@ pub(crate) async fn event(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Accepted, ApiError> {
-    single(state, headers, body, "/v1/events", |object, context| {
-        parse_event(object, context).map(BatchItem::Event)
-    })
-    .await
+    single(state, headers, body, "/v1/events").await
 }
 
 /// `POST /v1/event`: an app event, in either shape.
@@ -223,10 +212,7 @@ pub(crate) async fn app_event(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Accepted, ApiError> {
-    single(state, headers, body, "/v1/event", |object, context| {
-        parse_app_event(object, context).map(BatchItem::Event)
-    })
-    .await
+    single(state, headers, body, "/v1/event").await
 }
 
 /// `POST /v1/track {userId, payload}`.
@@ -237,10 +223,7 @@ pub(crate) async fn track(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Accepted, ApiError> {
-    single(state, headers, body, "/v1/track", |object, context| {
-        parse_track(object, context).map(BatchItem::Event)
-    })
-    .await
+    single(state, headers, body, "/v1/track").await
 }
 
 async fn single(
@@ -248,9 +231,11 @@ async fn single(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     endpoint: &'static str,
-    parse: Parser,
 ) -> Result<Accepted, ApiError> {
     let principal = admit(&state, &headers)?;
+    let parse = single_parser(endpoint).ok_or_else(|| ApiError::NotFound {
+        path: endpoint.to_owned(),
+    })?;
     let idempotency_key = idempotency_key(&headers)
         .map_err(ApiError::from)
         .inspect_err(|err| {
@@ -265,18 +250,19 @@ async fn single(
     })?;
     let event_types = Arc::clone(&state.event_types);
     let context = context(&state, &headers, now, &event_types);
+    let key = idempotency_key.as_ref().map(IdempotencyKey::as_str);
     let item = parse_object(&body)
         .and_then(|object| parse(&object, &context))
         .map_err(ApiError::from)
         .inspect_err(|err| {
             state
                 .rejects
-                .record(&principal.application, endpoint, err, &body)
+                .record_keyed(&principal.application, endpoint, err, &body, key)
         })?;
     allowed_destinations(&principal, &item).inspect_err(|err| {
         state
             .rejects
-            .record(&principal.application, endpoint, err, &body)
+            .record_keyed(&principal.application, endpoint, err, &body, key)
     })?;
     let outgoing = Outgoing::from_item(item, idempotency_key, &principal.application, now);
     let payload = outgoing.encode(&state.codec).await.map_err(|err| {

@@ -93,6 +93,10 @@ pub struct ErrorRow {
     pub body: Vec<u8>,
 }
 
+/// The most of a refused body the error listing keeps (the reject record
+/// keeps it whole, for replay).
+pub const MAX_BODY_SAMPLE: usize = 4 * 1024;
+
 impl From<Reject> for ErrorRow {
     fn from(reject: Reject) -> Self {
         Self {
@@ -106,7 +110,7 @@ impl From<Reject> for ErrorRow {
             field: reject.field,
             reason: reject.rule,
             message: reject.message,
-            body: reject.body,
+            body: reject.body[..reject.body.len().min(MAX_BODY_SAMPLE)].to_vec(),
         }
     }
 }

@@ -101,6 +101,12 @@ pub const ENTRIES: &[CatalogueEntry] = &[
         version: 3,
         text: include_str!("../avro/history/event/v3.avsc"),
     },
+    CatalogueEntry {
+        id: 13,
+        topic: Topic::IngestRejects,
+        version: 2,
+        text: include_str!("../avro/history/reject/v2.avsc"),
+    },
 ];
 
 /// The current schema text of a topic: what writers write and readers read into.

@@ -302,6 +302,8 @@ mod tests {
                 rule: "minimum".into(),
                 message: "value must be at least 1".into(),
                 body: vec![0, 159, 146, 150, 255],
+                idempotency_key: Some("k-1".into()),
+                replay_run: None,
             },
             DeadLetter {
                 event_id: Uuid::new_v4(),

@@ -120,6 +120,12 @@ pub struct Reject {
     pub message: String,
     #[serde(with = "serde_bytes_compat")]
     pub body: Vec<u8>,
+    /// The request's `Idempotency-Key` header, if it sent a valid one.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// The replay run that resubmitted it and saw it refused again.
+    #[serde(default)]
+    pub replay_run: Option<String>,
 }
 
 impl Record for Reject {

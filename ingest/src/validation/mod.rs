@@ -129,6 +129,25 @@ pub struct Context<'a> {
     pub event_types: &'a EventTypes,
 }
 
+/// Parses one record's object for a single-record endpoint.
+pub type SingleParser = fn(&Map<String, Value>, &Context<'_>) -> Result<BatchItem, ValidationError>;
+
+/// The parser of each single-record endpoint, by path: what the routes and
+/// a replay of refused requests both use.
+pub fn single_parser(endpoint: &str) -> Option<SingleParser> {
+    let parser: SingleParser = match endpoint {
+        "/v1/increment" => |object, _| parse_increment(object).map(BatchItem::Increment),
+        "/v1/redirects" => {
+            |object, context| parse_redirect(object, context).map(BatchItem::Redirect)
+        }
+        "/v1/events" => |object, context| parse_event(object, context).map(BatchItem::Event),
+        "/v1/event" => |object, context| parse_app_event(object, context).map(BatchItem::Event),
+        "/v1/track" => |object, context| parse_track(object, context).map(BatchItem::Event),
+        _ => return None,
+    };
+    Some(parser)
+}
+
 /// Parses a body as JSON, naming line and column when it is not.
 ///
 /// # Errors

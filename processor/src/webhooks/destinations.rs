@@ -85,7 +85,8 @@ pub struct Destination {
     pub timeout: Duration,
     /// Most requests per second; unlimited when `None`.
     pub rate_limit: Option<f64>,
-    /// Most requests in flight at once; unlimited when `None`.
+    /// Most requests in flight at once; [`DEFAULT_MAX_CONCURRENCY`] when
+    /// `None`.
     pub max_concurrency: Option<usize>,
     /// Pause the destination once every attempt has failed for this long.
     pub auto_pause_after: Option<Duration>,
@@ -106,6 +107,11 @@ impl std::fmt::Debug for Destination {
             .finish()
     }
 }
+
+/// Requests in flight to one destination unless it says otherwise: enough
+/// to keep a fast receiver busy over keep-alive connections, few enough not
+/// to open a connection per user.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
 
 /// How long a destination waits for an answer unless it says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

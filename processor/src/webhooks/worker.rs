@@ -124,8 +124,8 @@ struct Shared {
     http: reqwest::Client,
     signer: signature::Signer,
     pace: std::sync::Mutex<Pace>,
-    /// Bounds requests in flight when the destination sets `max_concurrency`.
-    concurrency: Option<tokio::sync::Semaphore>,
+    /// Bounds requests in flight: `max_concurrency`, or the default.
+    concurrency: tokio::sync::Semaphore,
     /// Paused or not.
     state: watch::Receiver<Option<DestinationState>>,
     /// Since when every attempt failed, for auto-pause.
@@ -201,7 +201,11 @@ impl Worker {
             })
         })?;
         let pace = std::sync::Mutex::new(Pace::new(destination.rate_limit, Instant::now()));
-        let concurrency = destination.max_concurrency.map(tokio::sync::Semaphore::new);
+        let concurrency = tokio::sync::Semaphore::new(
+            destination
+                .max_concurrency
+                .unwrap_or(super::destinations::DEFAULT_MAX_CONCURRENCY),
+        );
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(destination.timeout)
@@ -698,10 +702,7 @@ impl Shared {
 
 /// One attempt, when the destination's concurrency and pace allow.
 async fn post(shared: &Shared, job: &Job) -> Result<(), Failure> {
-    let _permit = match &shared.concurrency {
-        Some(semaphore) => semaphore.acquire().await.ok(),
-        None => None,
-    };
+    let _permit = shared.concurrency.acquire().await.ok();
     loop {
         let taken = shared.pace().take(Instant::now());
         let Err(due) = taken else { break };
