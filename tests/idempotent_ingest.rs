@@ -325,15 +325,18 @@ async fn retries_count_once_across_a_killed_processor_and_a_killed_process() {
         "the kill came before the load ended ({sent_before} of {copies})"
     );
 
-    // tansu 0.6 drops a group member that stopped heartbeating only when
-    // another member joins after its session timeout (10 s) ran out; a
-    // processor that rejoins sooner shares the partitions with its own ghost,
-    // and the ghost's half stay unread (seen here: not reassigned within two
-    // minutes; README, Assumptions). The test waits out the broker's clock
-    // before the restart: a wait on tansu's session timeout, not on our code.
-    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
-    // Every request again, two or three times, after the restart.
-    let eventide = Eventide::start(data_dir.path(), &[]);
+    // The restarted process joins a consumer group of its own. The store,
+    // not Kafka, decides where each partition resumes (its checkpoints, and
+    // the dedup keys remembered below them), so a fresh group exercises the
+    // same recovery. Rejoining the old group instead meets tansu 0.6's group
+    // coordinator with the two killed members still in it: a CI run saw the
+    // restarted processor assigned, revoked 3 s later, and never assigned
+    // again within two minutes (README, Assumptions) — a broker limitation,
+    // not what this test is about.
+    let eventide = Eventide::start(
+        data_dir.path(),
+        &[("EVENTIDE_GROUP_ID", "eventide-processor-after-restart")],
+    );
     eventide.wait_healthy(&http).await;
     let after = send_all(
         &http,
@@ -353,7 +356,6 @@ async fn retries_count_once_across_a_killed_processor_and_a_killed_process() {
         ids.entry(n).or_default().extend(answered);
     }
     assert_one_id_per_key(&requests, &ids);
-    // The restarted processor first waits out the killed members' sessions.
     assert_totals_exact(&http, &eventide, &requests, 2 * DEADLINE).await;
     println!(
         "{sent_before} copies accepted before the kills, {} requests resent after",

@@ -691,17 +691,25 @@ async fn a_destination_limited_to_20_per_second_never_exceeds_it() -> anyhow::Re
         "[[destination]]\nname = \"paced\"\nurl = \"{base}/paced/hook\"\nrate_limit = 20\n"
     ))
     .await?;
-    // Many users, so per-user order is not what holds deliveries back.
-    let events: Vec<Value> = (0..RECORDS)
+    // Many users, so per-user order is not what holds deliveries back; one
+    // batch, so the backlog is there before delivery starts, however slow
+    // the machine is at posting.
+    let items: Vec<Value> = (0..RECORDS)
         .map(|i| {
-            app_event(
+            let mut item = app_event(
                 &format!("user-{}", i % 60),
                 "screen_viewed",
                 &format!("2021-03-01 10:{:02}:{:02}", i / 60, i % 60),
-            )
+            );
+            item["event_type"] = item["type"].take();
+            item["type"] = json!("app");
+            item
         })
         .collect();
-    post_events(&pipeline, &events).await?;
+    let (status, body) = pipeline
+        .post_to("/v1/batch", &json!({ "items": items }))
+        .await?;
+    anyhow::ensure!(status == 202, "{status}: {body}");
     let delivered = eventually(Duration::from_secs(90), || async {
         let delivered = receiver.delivered("paced");
         Ok(if delivered.len() >= RECORDS {
@@ -719,9 +727,11 @@ async fn a_destination_limited_to_20_per_second_never_exceeds_it() -> anyhow::Re
         times.last().copied().unwrap_or_default(),
         busiest_window(&times, 1.0)
     );
+    // Never over the limit (+10%); and near it, not throttled to a crawl
+    // (the floor leaves room for a busy machine waking waiters late).
     assert!(
-        (180..=220).contains(&busiest),
-        "busiest 10 s window held {busiest} requests; 20/s +-10% is 180..=220"
+        (150..=220).contains(&busiest),
+        "busiest 10 s window held {busiest} requests; at most 220 (20/s +10%), at least 150"
     );
     assert_eq!(delivered.len(), RECORDS, "each record delivered once");
     Ok(())
