@@ -260,9 +260,17 @@ fn json_body<T: serde::de::DeserializeOwned>(
         })
 }
 
-/// 404 unless `name` is a configured destination.
+/// 404 unless `name` is a configured destination; where this process has
+/// no destinations configured (a query API deployed without the
+/// destinations file), any well-formed name, as the CLI does.
 fn known_destination(admin: &Admin, name: &str) -> Result<(), ApiError> {
-    if configured(admin)?.iter().any(|d| d.name == name) {
+    let configured = configured(admin)?;
+    let known = if configured.is_empty() {
+        schemas::destination::is_valid_name(name)
+    } else {
+        configured.iter().any(|d| d.name == name)
+    };
+    if known {
         Ok(())
     } else {
         Err(ApiError::NotFound {
