@@ -614,7 +614,8 @@ class Kafka(unittest.TestCase):
         self.assertEqual(
             set(alerts),
             {"EventideConsumerLagGrowing", "EventideStale", "EventideDeadLettersGrowing",
-             "EventideDestinationFailing", "EventideHttpErrors", "EventidePodNotReady"},
+             "EventideDestinationFailing", "EventideDestinationPaused", "EventideHttpErrors",
+             "EventidePodNotReady"},
         )
         for expr in queries + list(alerts.values()):
             with self.subTest(expr=expr):
