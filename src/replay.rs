@@ -6,7 +6,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use processor::replay::{self, Selected, Selection, Target};
-use schemas::Topic;
 
 use crate::cli::{Cli, ReplayArgs};
 
@@ -19,21 +18,12 @@ pub async fn run(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<()> {
     if args.rejects {
         return rejects::run(cli, args).await;
     }
-    let target = match (&args.destination, &args.stage, &args.topic) {
-        (Some(name), None, None) => Target::Destination(name.clone()),
-        (None, Some(stage), topic) if stage == "processing" => Target::Processing {
-            topic: topic.as_deref().map(logical_topic).transpose()?,
-        },
-        (None, Some(stage), _) => {
-            bail!("--stage {stage:?}: only `processing` is replayed by stage")
-        }
-        (Some(_), _, _) => {
-            bail!("--destination replays one destination; --stage and --topic do not apply")
-        }
-        (None, None, _) => bail!(
-            "name what to replay: --destination <name>, --stage processing or --rejects --application <id>"
-        ),
-    };
+    let target = Target::parse(
+        args.destination.as_deref(),
+        args.stage.as_deref(),
+        args.topic.as_deref(),
+    )
+    .map_err(|err| anyhow::anyhow!("--{}: {err} (or --rejects --application <id>)", err.field()))?;
     if let Target::Destination(name) = &target {
         let configured = cli
             .delivery
@@ -49,12 +39,12 @@ pub async fn run(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<()> {
         since: args
             .since
             .as_deref()
-            .map(|t| micros("--since", t))
+            .map(|t| micros("since", t))
             .transpose()?,
         until: args
             .until
             .as_deref()
-            .map(|t| micros("--until", t))
+            .map(|t| micros("until", t))
             .transpose()?,
         user_id: args.user_id.clone(),
     };
@@ -132,20 +122,9 @@ fn kafka(cli: &Cli) -> anyhow::Result<rdkafka::ClientConfig> {
     ))
 }
 
-/// A logical topic by its default name.
-fn logical_topic(name: &str) -> anyhow::Result<Topic> {
-    Topic::ALL
-        .into_iter()
-        .find(|topic| topic.default_name() == name)
-        .with_context(|| format!("--topic {name:?} is not a topic (e.g. `increments`, `events`)"))
-}
-
-/// An RFC 3339 time as microseconds since the epoch.
-pub(crate) fn micros(flag: &str, text: &str) -> anyhow::Result<i64> {
-    let at = chrono::DateTime::parse_from_rfc3339(text).with_context(|| {
-        format!("{flag} {text:?} must be an RFC 3339 time, e.g. 2026-12-01T10:00:00Z")
-    })?;
-    Ok(at.timestamp_micros())
+/// An RFC 3339 time of `--<field>` as microseconds since the epoch.
+pub(crate) fn micros(field: &'static str, text: &str) -> anyhow::Result<i64> {
+    processor::replay::parse_time(field, text).map_err(|err| anyhow::anyhow!("--{err}"))
 }
 
 /// `eventide replay --rejects`: refused requests judged again by ingest's
@@ -187,12 +166,12 @@ mod rejects {
         let since = args
             .since
             .as_deref()
-            .map(|t| micros("--since", t))
+            .map(|t| micros("since", t))
             .transpose()?;
         let until = args
             .until
             .as_deref()
-            .map(|t| micros("--until", t))
+            .map(|t| micros("until", t))
             .transpose()?;
         let kafka = kafka(cli)?;
         let codec = crate::pipeline::codec(&cli.common)?;

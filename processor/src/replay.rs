@@ -69,6 +69,85 @@ impl Target {
     }
 }
 
+/// Why a replay request does not select one stage's dead letters; each
+/// names the request's field (`--` flag on the command line).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SelectionError {
+    /// Neither a destination nor a stage.
+    #[error("name what to replay: `destination` or `stage` processing")]
+    Nothing,
+    /// A stage other than processing.
+    #[error("stage {0:?}: only `processing` is replayed by stage")]
+    Stage(String),
+    /// A destination together with a stage or topic.
+    #[error("`destination` replays one destination; `stage` and `topic` do not apply")]
+    DestinationAndStage,
+    /// A topic that is not one.
+    #[error("topic {0:?} is not a topic (e.g. `increments`, `events`)")]
+    Topic(String),
+    /// A time that is not RFC 3339.
+    #[error("{field} {text:?} must be an RFC 3339 time, e.g. 2026-12-01T10:00:00Z")]
+    Time { field: &'static str, text: String },
+}
+
+impl SelectionError {
+    /// The request field at fault.
+    pub fn field(&self) -> &'static str {
+        match self {
+            SelectionError::Nothing | SelectionError::DestinationAndStage => "destination",
+            SelectionError::Stage(_) => "stage",
+            SelectionError::Topic(_) => "topic",
+            SelectionError::Time { field, .. } => field,
+        }
+    }
+}
+
+impl Target {
+    /// The target a request names: a destination, or stage `processing`
+    /// with an optional topic (its default name).
+    ///
+    /// # Errors
+    ///
+    /// [`SelectionError`] naming the field at fault.
+    pub fn parse(
+        destination: Option<&str>,
+        stage: Option<&str>,
+        topic: Option<&str>,
+    ) -> Result<Self, SelectionError> {
+        match (destination, stage, topic) {
+            (Some(name), None, None) => Ok(Target::Destination(name.to_owned())),
+            (None, Some("processing"), topic) => Ok(Target::Processing {
+                topic: topic
+                    .map(|name| {
+                        Topic::ALL
+                            .into_iter()
+                            .find(|topic| topic.default_name() == name)
+                            .ok_or_else(|| SelectionError::Topic(name.to_owned()))
+                    })
+                    .transpose()?,
+            }),
+            (None, Some(stage), _) => Err(SelectionError::Stage(stage.to_owned())),
+            (Some(_), _, _) => Err(SelectionError::DestinationAndStage),
+            (None, None, _) => Err(SelectionError::Nothing),
+        }
+    }
+}
+
+/// An RFC 3339 time as microseconds since the epoch; `field` names it in
+/// the error.
+///
+/// # Errors
+///
+/// [`SelectionError::Time`].
+pub fn parse_time(field: &'static str, text: &str) -> Result<Micros, SelectionError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| at.timestamp_micros())
+        .map_err(|_| SelectionError::Time {
+            field,
+            text: text.to_owned(),
+        })
+}
+
 /// The stage name of the processor's dead letters.
 pub const PROCESSING_STAGE: &str = "processor";
 
@@ -300,4 +379,40 @@ async fn send(
             topic: topic.clone(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_names_one_target_or_the_field_at_fault() {
+        assert_eq!(
+            Target::parse(Some("crm"), None, None),
+            Ok(Target::Destination("crm".into()))
+        );
+        assert_eq!(
+            Target::parse(None, Some("processing"), Some("increments")),
+            Ok(Target::Processing {
+                topic: Some(Topic::Increments)
+            })
+        );
+        for (destination, stage, topic, field) in [
+            (None, None, None, "destination"),
+            (Some("crm"), Some("processing"), None, "destination"),
+            (None, Some("delivery"), None, "stage"),
+            (None, Some("processing"), Some("nope"), "topic"),
+        ] {
+            let err = Target::parse(destination, stage, topic).expect_err("refused");
+            assert_eq!(err.field(), field, "{err}");
+        }
+        assert_eq!(
+            parse_time("since", "2021-03-01T10:00:00Z"),
+            Ok(1_614_592_800_000_000)
+        );
+        assert_eq!(
+            parse_time("until", "yesterday").map_err(|err| err.field()),
+            Err("until")
+        );
+    }
 }

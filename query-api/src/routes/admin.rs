@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use processor::replay::{self, Selection, Target};
 use processor::webhooks::control;
 use rdkafka::ClientConfig;
-use schemas::{Codec, DestinationState, Topic};
+use schemas::{Codec, DestinationState};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -153,45 +153,25 @@ pub(crate) async fn replays(
         parameter: "body",
         message: "must be a JSON object naming `destination` or `stage`".into(),
     })?;
-    let target = match (&request.destination, &request.stage, &request.topic) {
-        (Some(name), None, None) => {
-            known_destination(admin, name)?;
-            Target::Destination(name.clone())
-        }
-        (None, Some(stage), topic) if stage == "processing" => Target::Processing {
-            topic: topic.as_deref().map(logical_topic).transpose()?,
-        },
-        (None, Some(_), _) => {
-            return Err(ApiError::InvalidParameter {
-                parameter: "stage",
-                message: "must be `processing`".into(),
-            });
-        }
-        (Some(_), _, _) => {
-            return Err(ApiError::InvalidParameter {
-                parameter: "destination",
-                message: "replays one destination; `stage` and `topic` do not apply".into(),
-            });
-        }
-        (None, None, _) => {
-            return Err(ApiError::InvalidParameter {
-                parameter: "destination",
-                message: "name `destination` or `stage`".into(),
-            });
-        }
+    let target = Target::parse(
+        request.destination.as_deref(),
+        request.stage.as_deref(),
+        request.topic.as_deref(),
+    )
+    .map_err(invalid)?;
+    if let Target::Destination(name) = &target {
+        known_destination(admin, name)?;
+    }
+    let time = |field, text: &Option<String>| {
+        text.as_deref()
+            .map(|text| replay::parse_time(field, text))
+            .transpose()
+            .map_err(invalid)
     };
     let selection = Selection {
         target,
-        since: request
-            .since
-            .as_deref()
-            .map(|t| micros("since", t))
-            .transpose()?,
-        until: request
-            .until
-            .as_deref()
-            .map(|t| micros("until", t))
-            .transpose()?,
+        since: time("since", &request.since)?,
+        until: time("until", &request.until)?,
         user_id: request.user_id,
     };
     let mut listed = Vec::new();
@@ -279,21 +259,10 @@ fn known_destination(admin: &Admin, name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn logical_topic(name: &str) -> Result<Topic, ApiError> {
-    Topic::ALL
-        .into_iter()
-        .find(|topic| topic.default_name() == name)
-        .ok_or_else(|| ApiError::InvalidParameter {
-            parameter: "topic",
-            message: format!("{name:?} is not a topic (e.g. `increments`, `events`)"),
-        })
-}
-
-fn micros(parameter: &'static str, text: &str) -> Result<i64, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|at| at.timestamp_micros())
-        .map_err(|_| ApiError::InvalidParameter {
-            parameter,
-            message: "must be an RFC 3339 time, e.g. 2026-12-01T10:00:00Z".into(),
-        })
+/// A 400 naming the field a replay request got wrong.
+fn invalid(err: replay::SelectionError) -> ApiError {
+    ApiError::InvalidParameter {
+        parameter: err.field(),
+        message: err.to_string(),
+    }
 }
