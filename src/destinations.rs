@@ -73,7 +73,7 @@ async fn change(
     Ok(())
 }
 
-/// Prints every destination's state and lag.
+/// Prints every destination's state, lag, last success and last error.
 async fn list(
     cli: &Cli,
     kafka: &ClientConfig,
@@ -87,17 +87,20 @@ async fn list(
         &cli.delivery.delivery_group_prefix,
     )
     .await?;
-    println!("destination\tstate\tlag\tsince\tby\treason");
+    println!("destination\tstate\tlag\tsince\tby\treason\tlast success\tlast error at\tlast error");
     for status in statuses {
         let or_dash = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             status.destination,
             if status.paused { "paused" } else { "active" },
             or_dash(status.lag.map(|lag| lag.to_string())),
             or_dash(status.changed_at),
             or_dash(status.changed_by),
             or_dash(status.reason),
+            or_dash(status.last_success_at),
+            or_dash(status.last_error_at),
+            or_dash(status.last_error),
         );
     }
     Ok(())

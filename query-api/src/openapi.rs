@@ -116,6 +116,13 @@ pub(crate) struct DestinationStatus {
     /// Records of its source topic not yet finished; null for a destination
     /// with a state that is not configured here.
     lag: Option<i64>,
+    /// When the receiver last answered 2xx (RFC 3339), over every delivery
+    /// replica; reported at most every 2 s. Null if never seen.
+    last_success_at: Option<String>,
+    /// When an attempt last failed (RFC 3339), over every replica.
+    last_error_at: Option<String>,
+    /// How that attempt failed (`answered 502 Bad Gateway`, `request failed: ...`).
+    last_error: Option<String>,
 }
 
 /// `GET /v1/admin/destinations`.

@@ -107,6 +107,12 @@ pub const ENTRIES: &[CatalogueEntry] = &[
         version: 2,
         text: include_str!("../avro/history/reject/v2.avsc"),
     },
+    CatalogueEntry {
+        id: 14,
+        topic: Topic::DestinationHealth,
+        version: 1,
+        text: include_str!("../avro/history/destination_health/v1.avsc"),
+    },
 ];
 
 /// The current schema text of a topic: what writers write and readers read into.
@@ -119,6 +125,7 @@ pub fn current_text(topic: Topic) -> &'static str {
         Topic::IngestRejects => include_str!("../avro/reject.avsc"),
         Topic::DeadLetters => include_str!("../avro/dead_letter.avsc"),
         Topic::DestinationStates => include_str!("../avro/destination_state.avsc"),
+        Topic::DestinationHealth => include_str!("../avro/destination_health.avsc"),
         Topic::Replays => include_str!("../avro/replay.avsc"),
     }
 }

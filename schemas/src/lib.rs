@@ -41,6 +41,7 @@ pub mod topics;
 
 pub use codec::{Codec, CodecError, SchemaSource};
 pub use records::{
-    DeadLetter, DestinationState, Event, Increment, Notification, Record, Redirect, Reject, Replay,
+    DeadLetter, DestinationHealth, DestinationState, Event, Increment, Notification, Record,
+    Redirect, Reject, Replay,
 };
 pub use topics::{Topic, TopicNames, TopicPartitions};

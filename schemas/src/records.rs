@@ -169,6 +169,22 @@ impl Record for DestinationState {
     const TOPIC: Topic = Topic::DestinationStates;
 }
 
+/// What one delivery replica last saw of a webhook destination.
+#[derive(Debug, Clone, PartialEq, Eq, SerializeDerive, Deserialize)]
+pub struct DestinationHealth {
+    pub destination: String,
+    /// The reporting process: host name and process id.
+    pub replica: String,
+    pub reported_at: Micros,
+    pub last_success_at: Option<Micros>,
+    pub last_error_at: Option<Micros>,
+    pub last_error: Option<String>,
+}
+
+impl Record for DestinationHealth {
+    const TOPIC: Topic = Topic::DestinationHealth;
+}
+
 /// A dead-lettered record sent back to the stage that gave up on it.
 #[derive(Debug, Clone, PartialEq, Eq, SerializeDerive, Deserialize)]
 pub struct Replay {

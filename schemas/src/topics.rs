@@ -21,6 +21,9 @@ pub enum Topic {
     /// Whether each webhook destination is paused, keyed by destination
     /// name; compacted, the newest record per key is the state.
     DestinationStates,
+    /// What each delivery replica last saw of each destination (last
+    /// success, last error), keyed by destination and replica; compacted.
+    DestinationHealth,
     /// Dead-lettered records sent back to the stage that gave up on them,
     /// keyed by the original key.
     Replays,
@@ -28,7 +31,7 @@ pub enum Topic {
 
 impl Topic {
     /// Every topic, in a stable order.
-    pub const ALL: [Topic; 8] = [
+    pub const ALL: [Topic; 9] = [
         Topic::Redirects,
         Topic::Increments,
         Topic::Events,
@@ -36,6 +39,7 @@ impl Topic {
         Topic::IngestRejects,
         Topic::DeadLetters,
         Topic::DestinationStates,
+        Topic::DestinationHealth,
         Topic::Replays,
     ];
 
@@ -49,6 +53,7 @@ impl Topic {
             Topic::IngestRejects => "ingest-rejects",
             Topic::DeadLetters => "dead-letters",
             Topic::DestinationStates => "destination-states",
+            Topic::DestinationHealth => "destination-health",
             Topic::Replays => "replays",
         }
     }
@@ -64,6 +69,7 @@ impl Topic {
                 | Topic::IngestRejects
                 | Topic::DeadLetters
                 | Topic::DestinationStates
+                | Topic::DestinationHealth
                 | Topic::Replays
         )
     }
@@ -72,7 +78,7 @@ impl Topic {
     /// forever) rather than deleted after the retention period: a state
     /// must outlive any retention.
     pub fn is_compacted(self) -> bool {
-        self == Topic::DestinationStates
+        matches!(self, Topic::DestinationStates | Topic::DestinationHealth)
     }
 }
 
@@ -158,6 +164,7 @@ mod tests {
                 (Topic::IngestRejects, 1),
                 (Topic::DeadLetters, 1),
                 (Topic::DestinationStates, 1),
+                (Topic::DestinationHealth, 1),
                 (Topic::Replays, 1),
             ]
         );

@@ -1413,6 +1413,27 @@ async fn the_admin_api_pauses_resumes_lists_and_replays() -> anyhow::Result<()> 
         .collect();
     post_events(&pipeline, &events).await?;
     letters_of(&pipeline, "delivery:hook", RECORDS).await?;
+    // The listing shows how the destination fails, and that it never
+    // succeeded.
+    let failing = eventually(DEADLINE, || async {
+        let (_, listed) = call(get.clone(), "/v1/admin/destinations", DEV_ADMIN_KEY, None).await?;
+        let hook = listed["destinations"][0].clone();
+        Ok(
+            if hook["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("500"))
+            {
+                Ok(hook)
+            } else {
+                Err(format!("no last error yet: {listed}"))
+            },
+        )
+    })
+    .await?;
+    assert!(
+        failing["last_success_at"].is_null() && failing["last_error_at"].is_string(),
+        "{failing}"
+    );
     for (body, parameter) in [
         (json!({}), "destination"),
         (json!({"stage": "delivery"}), "stage"),
@@ -1468,6 +1489,31 @@ async fn the_admin_api_pauses_resumes_lists_and_replays() -> anyhow::Result<()> 
             .and_then(|v| v.to_str().ok())
             == run["run_id"].as_str()),
         "{run}"
+    );
+    // Now it succeeds: the last success is newer than the last error,
+    // which stays listed.
+    let recovered = eventually(DEADLINE, || async {
+        let (_, listed) = call(get.clone(), "/v1/admin/destinations", DEV_ADMIN_KEY, None).await?;
+        let hook = listed["destinations"][0].clone();
+        Ok(if hook["last_success_at"].is_string() {
+            Ok(hook)
+        } else {
+            Err(format!("no last success yet: {listed}"))
+        })
+    })
+    .await?;
+    let at = |field: &str| {
+        recovered[field]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    assert!(
+        at("last_success_at") > at("last_error_at") && at("last_error_at").is_some(),
+        "{recovered}"
+    );
+    assert_eq!(
+        recovered["last_error"], failing["last_error"],
+        "{recovered}"
     );
     Ok(())
 }

@@ -152,10 +152,38 @@ pub struct Status {
     /// Records of its source topic its consumer group has not finished;
     /// `None` for a destination not configured here.
     pub lag: Option<i64>,
+    /// When the receiver last answered `2xx` (RFC 3339), over every replica.
+    pub last_success_at: Option<String>,
+    /// When an attempt last failed (RFC 3339), over every replica.
+    pub last_error_at: Option<String>,
+    /// How that attempt failed.
+    pub last_error: Option<String>,
 }
 
-/// Every destination's state (configured ones and any with a state) and
-/// the lag of the configured ones, by name.
+impl Status {
+    fn new(destination: String) -> Self {
+        Self {
+            destination,
+            paused: false,
+            changed_at: None,
+            changed_by: None,
+            reason: None,
+            lag: None,
+            last_success_at: None,
+            last_error_at: None,
+            last_error: None,
+        }
+    }
+}
+
+/// Microseconds since the epoch as RFC 3339.
+fn rfc3339(micros: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_micros(micros).map(|at| at.to_rfc3339())
+}
+
+/// Every destination's state (configured ones and any with a state or a
+/// health report), last success and last error, and the lag of the
+/// configured ones, by name.
 ///
 /// # Errors
 ///
@@ -174,17 +202,23 @@ pub async fn statuses(
         .into_iter()
         .map(|state| {
             let status = Status {
-                destination: state.destination.clone(),
                 paused: state.paused,
-                changed_at: chrono::DateTime::from_timestamp_micros(state.changed_at)
-                    .map(|at| at.to_rfc3339()),
+                changed_at: rfc3339(state.changed_at),
                 changed_by: Some(state.changed_by),
                 reason: Some(state.reason),
-                lag: None,
+                ..Status::new(state.destination.clone())
             };
             (state.destination, status)
         })
         .collect();
+    for (name, merged) in super::outcomes::load(kafka, codec).await? {
+        let status = rows
+            .entry(name.clone())
+            .or_insert_with(|| Status::new(name));
+        status.last_success_at = merged.last_success_at.and_then(rfc3339);
+        status.last_error_at = merged.last_error_at.and_then(rfc3339);
+        status.last_error = merged.last_error;
+    }
     for destination in configured {
         let topic = codec.names().name(match destination.source {
             super::Source::Events => Topic::Events,
@@ -200,14 +234,7 @@ pub async fn statuses(
             })?
             .map_err(|source| ControlError::Kafka { topic, source })?;
         rows.entry(destination.name.clone())
-            .or_insert_with(|| Status {
-                destination: destination.name.clone(),
-                paused: false,
-                changed_at: None,
-                changed_by: None,
-                reason: None,
-                lag: None,
-            })
+            .or_insert_with(|| Status::new(destination.name.clone()))
             .lag = Some(lag);
     }
     Ok(rows.into_values().collect())

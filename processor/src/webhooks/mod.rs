@@ -19,12 +19,14 @@
 //! - [`pace`]: a destination's request rate, slowed by `429`/`503`.
 //! - [`payload`]: the JSON bodies destinations receive.
 //! - [`control`]: pause and resume, on the `destination-states` topic.
+//! - [`outcomes`]: last success and last error, on `destination-health`.
 //! - `worker`: one destination's loop.
 
 pub mod backoff;
 pub mod control;
 pub mod destinations;
 pub mod lanes;
+pub mod outcomes;
 pub mod pace;
 pub mod payload;
 pub mod signature;

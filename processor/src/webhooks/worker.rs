@@ -20,6 +20,7 @@ use super::backoff::Backoff;
 use super::control;
 use super::destinations::{Destination, Source};
 use super::lanes::Lanes;
+use super::outcomes::{self, Outcomes};
 use super::pace::{self, Pace};
 use super::payload;
 use super::{DeliveryError, metrics as names, signature};
@@ -130,6 +131,8 @@ struct Shared {
     state: watch::Receiver<Option<DestinationState>>,
     /// Since when every attempt failed, for auto-pause.
     failing_since: std::sync::Mutex<Option<Instant>>,
+    /// Last success and last error, reported on `destination-health`.
+    outcomes: Outcomes,
     /// For publishing an auto-pause.
     kafka: ClientConfig,
     codec: Codec,
@@ -225,6 +228,7 @@ impl Worker {
                 concurrency,
                 state,
                 failing_since: std::sync::Mutex::new(None),
+                outcomes: Outcomes::default(),
                 kafka: kafka.clone(),
                 codec: codec.clone(),
                 backoff,
@@ -251,6 +255,14 @@ impl Worker {
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut state = self.shared.state.clone();
         let mut followed = true;
+        let reporting = shutdown.child_token();
+        let reporter = tokio::spawn(outcomes::report(
+            self.shared.kafka.clone(),
+            self.codec.clone(),
+            name.clone(),
+            self.shared.outcomes.clone(),
+            reporting.clone(),
+        ));
         self.hold_fetching(self.shared.paused());
         loop {
             tokio::select! {
@@ -328,6 +340,8 @@ impl Worker {
         tasks.abort_all();
         self.commit(&lanes, CommitMode::Sync);
         self.consumer.unsubscribe();
+        reporting.cancel();
+        drop(reporter.await);
         info!(destination = %name, unfinished = lanes.pending(), "delivery stopped; unfinished records are redelivered after a restart");
         Ok(())
     }
@@ -497,6 +511,12 @@ async fn attempt_all(
         began += shared.until_resumed().await;
         attempts += 1;
         let outcome = post(&shared, &job).await;
+        match &outcome {
+            Ok(()) => shared.outcomes.succeeded(),
+            Err(Failure::Retry { reason, .. } | Failure::Permanent(reason)) => {
+                shared.outcomes.failed(reason);
+            }
+        }
         shared.health(outcome.as_ref().err()).await;
         let reason = match outcome {
             Ok(()) => {
