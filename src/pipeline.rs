@@ -239,6 +239,10 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
                 kafka: kafka.clone(),
                 codec: codec.clone(),
                 delivery: cli.delivery.clone(),
+                limits: processor::replay::rejects::Limits {
+                    max_clock_skew: cli.ingest.max_clock_skew,
+                    max_batch: cli.ingest.max_batch,
+                },
             }),
         };
         let stage = Stage::next(&mut stages);

@@ -130,180 +130,63 @@ pub(crate) fn micros(field: &'static str, text: &str) -> anyhow::Result<i64> {
 /// `eventide replay --rejects`: refused requests judged again by ingest's
 /// validation, now.
 mod rejects {
-    use std::collections::HashSet;
-    use std::hash::{Hash, Hasher};
-    use std::time::{Duration, Instant};
-
-    use anyhow::Context as _;
-    use ingest::resubmit::{resubmit, resubmittable};
-    use ingest::validation::Context;
-    use processor::scan::Scan;
-    use rdkafka::message::{Header, Message, OwnedHeaders};
-    use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-    use schemas::{Reject, Topic};
-    use uuid::Uuid;
+    use processor::replay::rejects::{self, Judged, Limits, RejectsSelection};
 
     use super::{Cli, ReplayArgs, kafka, micros};
 
-    /// How long reading the rejects may take.
-    const SCAN_TIMEOUT: Duration = Duration::from_secs(600);
-
-    /// Counts of one run.
-    #[derive(Debug, Default)]
-    struct Counts {
-        read: u64,
-        resubmitted: u64,
-        records: u64,
-        refused_again: u64,
-        not_resubmittable: u64,
-        repeats: u64,
-    }
-
     pub(super) async fn run(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<()> {
-        let Some(application) = args.application.as_deref() else {
+        let Some(application) = args.application.clone() else {
             anyhow::bail!("--rejects needs --application <id>: whose refused requests to resubmit");
         };
-        let since = args
-            .since
-            .as_deref()
-            .map(|t| micros("since", t))
-            .transpose()?;
-        let until = args
-            .until
-            .as_deref()
-            .map(|t| micros("until", t))
-            .transpose()?;
+        let selection = RejectsSelection {
+            application,
+            since: args
+                .since
+                .as_deref()
+                .map(|t| micros("since", t))
+                .transpose()?,
+            until: args
+                .until
+                .as_deref()
+                .map(|t| micros("until", t))
+                .transpose()?,
+        };
+        let limits = Limits {
+            max_clock_skew: cli.ingest.max_clock_skew,
+            max_batch: cli.ingest.max_batch,
+        };
         let kafka = kafka(cli)?;
         let codec = crate::pipeline::codec(&cli.common)?;
-        let event_types = ingest::event_types::EventTypes::compile()
-            .map_err(|err| anyhow::anyhow!("event types: {err}"))?;
-        let max_skew_micros =
-            i64::try_from(cli.ingest.max_clock_skew.as_micros()).unwrap_or(i64::MAX);
-        let producer: FutureProducer = kafka
-            .clone()
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .create()
-            .context("creating the producer")?;
-        let run_id = Uuid::now_v7();
-        let run = run_id.to_string();
-        let topic = codec.names().name(Topic::IngestRejects);
-        let mut scan = Scan::open(&kafka, &topic, SCAN_TIMEOUT).await?;
-        let deadline = Instant::now() + SCAN_TIMEOUT;
-        let mut counts = Counts::default();
-        let mut seen: HashSet<u64> = HashSet::new();
-        let mut pending: Vec<DeliveryFuture> = Vec::new();
-        while let Some(message) = scan.next(deadline).await? {
-            counts.read += 1;
-            let Some(payload) = message.payload() else {
-                continue;
-            };
-            let Ok(reject) = codec.decode::<Reject>(payload).await else {
-                continue;
-            };
-            if reject.application_id != application
-                || since.is_some_and(|since| reject.received_at < since)
-                || until.is_some_and(|until| reject.received_at >= until)
-            {
-                continue;
-            }
-            if !resubmittable(&reject) {
-                counts.not_resubmittable += 1;
-                continue;
-            }
-            let mut request = std::collections::hash_map::DefaultHasher::new();
-            (&reject.endpoint, &reject.idempotency_key, &reject.body).hash(&mut request);
-            if !seen.insert(request.finish()) {
-                counts.repeats += 1;
-                continue;
-            }
-            counts.resubmitted += 1;
-            let context = Context {
-                now: schemas::time::now_micros(),
-                max_skew_micros,
-                user_agent: None,
-                event_types: &event_types,
-            };
-            let outcome = resubmit(&reject, &context, cli.ingest.max_batch);
-            counts.records += outcome.accepted.len() as u64;
-            counts.refused_again += outcome.refused.len() as u64;
-            if args.dry_run {
-                let reasons: Vec<String> =
-                    outcome.refused.iter().map(ToString::to_string).collect();
+        let dry_run = args.dry_run;
+        let print = |judged: &Judged<'_>| {
+            if dry_run {
                 println!(
                     "{}\t{}\t{} record(s) would be written\t{} refused again{}",
-                    chrono::DateTime::from_timestamp_micros(reject.received_at)
+                    chrono::DateTime::from_timestamp_micros(judged.reject.received_at)
                         .map(|at| at.to_rfc3339())
                         .unwrap_or_default(),
-                    reject.endpoint,
-                    outcome.accepted.len(),
-                    outcome.refused.len(),
-                    if reasons.is_empty() {
+                    judged.reject.endpoint,
+                    judged.records,
+                    judged.refused.len(),
+                    if judged.refused.is_empty() {
                         String::new()
                     } else {
-                        format!(": {}", reasons.join("; "))
+                        format!(": {}", judged.refused.join("; "))
                     }
                 );
-                continue;
             }
-            let headers = || {
-                OwnedHeaders::new().insert(Header {
-                    key: processor::webhooks::REPLAY_HEADER,
-                    value: Some(&run),
-                })
-            };
-            for record in &outcome.accepted {
-                let payload = record.encode(&codec).await?;
-                let name = codec.names().name(record.topic());
-                let key = record.key();
-                pending.push(
-                    producer
-                        .send_result(
-                            FutureRecord::to(&name)
-                                .key(&key)
-                                .payload(&payload)
-                                .headers(headers()),
-                        )
-                        .map_err(|(err, _)| err)?,
-                );
-            }
-            for err in &outcome.refused {
-                let mut again = ingest::rejects::reject_record(
-                    application,
-                    &reject.endpoint,
-                    err,
-                    &reject.body,
-                    reject.idempotency_key.as_deref(),
-                );
-                again.replay_run = Some(run.clone());
-                let payload = codec.encode(&again).await?;
-                pending.push(
-                    producer
-                        .send_result(
-                            FutureRecord::to(&topic)
-                                .key(application)
-                                .payload(&payload)
-                                .headers(headers()),
-                        )
-                        .map_err(|(err, _)| err)?,
-                );
-            }
-        }
-        for delivery in pending {
-            delivery
-                .await
-                .map_err(|_| anyhow::anyhow!("a replayed record was cancelled"))?
-                .map_err(|(err, _)| err)
-                .context("writing a replayed record")?;
-        }
-        let verb = if args.dry_run {
+        };
+        let (run_id, counts) =
+            rejects::run(&kafka, &codec, &selection, limits, dry_run, print).await?;
+        let verb = if dry_run {
             "dry run: would resubmit"
         } else {
             "replay"
         };
         println!(
-            "{verb} {run_id}: {} refused request(s) of {application} resubmitted: {} record(s) written, {} refused again; {} not resubmittable (refused for how they arrived), {} repeat(s) skipped; {} read",
+            "{verb} {run_id}: {} refused request(s) of {} resubmitted: {} record(s) written, {} refused again; {} not resubmittable (refused for how they arrived), {} repeat(s) skipped; {} read",
             counts.resubmitted,
+            selection.application,
             counts.records,
             counts.refused_again,
             counts.not_resubmittable,

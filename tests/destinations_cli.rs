@@ -316,4 +316,34 @@ async fn an_operator_resubmits_refused_requests_after_a_fix() {
     .unwrap_or_else(|err| panic!("{err}"));
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert_eq!(stored[0]["name"], "scrolled");
+    // The request refused again is listed with the run that resubmitted it.
+    let run = text(&done)
+        .split_whitespace()
+        .skip_while(|word| *word != "replay")
+        .nth(1)
+        .map(|run| run.trim_end_matches(':').to_owned())
+        .unwrap_or_else(|| panic!("no run id: {}", text(&done)));
+    let again = eventually(DEADLINE, || async {
+        let body: serde_json::Value = http
+            .get(format!("{}/v1/errors?kind=reject", process.query))
+            .bearer_auth("dev-analyst")
+            .send()
+            .await?
+            .json()
+            .await?;
+        let rows = body["errors"].as_array().cloned().unwrap_or_default();
+        Ok(
+            match rows
+                .iter()
+                .find(|row| row["replay_run"].as_str() == Some(&run))
+            {
+                Some(row) => Ok((row.clone(), rows.len())),
+                None => Err(format!("not listed with run {run} yet: {body}")),
+            },
+        )
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(again.0["body"], "{\"session_id\": ", "{again:?}");
+    assert_eq!(again.1, 3, "two first refusals and one again: {again:?}");
 }

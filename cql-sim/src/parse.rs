@@ -10,6 +10,7 @@
 //! insert), and the count must equal the `?`s of the text, so nothing the
 //! parser dropped goes unnoticed.
 
+use cql3_parser::alter_table::AlterTableOperation;
 use cql3_parser::cassandra_ast::CassandraAST;
 use cql3_parser::cassandra_statement::CassandraStatement;
 use cql3_parser::common::{
@@ -349,19 +350,49 @@ pub fn table_def(cql: &str) -> Result<TableDef, ParseError> {
     Ok(def)
 }
 
-/// The tables every migration creates, in order.
+/// The tables as the migrations leave them: each `CREATE TABLE` in order,
+/// with the columns later `ALTER TABLE ... ADD`s give them.
 ///
 /// # Errors
 ///
-/// [`ParseError`] for the first statement that is not a valid `CREATE TABLE`.
+/// [`ParseError`] for the first statement that is neither a valid `CREATE
+/// TABLE` nor an `ALTER TABLE ... ADD` of new columns to a created table.
 pub fn migration_tables(
     migrations: &[schemas::cql::Migration],
 ) -> Result<Vec<TableDef>, ParseError> {
-    migrations
+    let mut tables: Vec<TableDef> = Vec::new();
+    for statement in migrations
         .iter()
         .flat_map(|migration| schemas::cql::statements(migration.cql))
-        .map(|statement| table_def(&statement))
-        .collect()
+    {
+        if let CassandraStatement::AlterTable(alter) = parse_one(&statement)? {
+            let fail = |reason: String| ParseError {
+                cql: statement.clone(),
+                reason,
+            };
+            let name = table(&alter.name);
+            let AlterTableOperation::Add(columns) = alter.operation else {
+                return Err(fail("only ALTER TABLE ... ADD is simulated".into()));
+            };
+            let def = tables
+                .iter_mut()
+                .find(|def| def.name == name)
+                .ok_or_else(|| fail(format!("table {name} is not created before")))?;
+            for column in columns {
+                let name = ident(&column.name);
+                if def.column_type(&name).is_some() {
+                    return Err(fail(format!("column {name} exists already")));
+                }
+                def.columns.push(Column {
+                    name,
+                    cql_type: type_name(&column.data_type.name),
+                });
+            }
+        } else {
+            tables.push(table_def(&statement)?);
+        }
+    }
+    Ok(tables)
 }
 
 /// Rewrites what the grammar refuses (see the module docs) and parses.
@@ -641,5 +672,36 @@ mod tests {
             .expect("errors");
         assert_eq!(errors.partition_key, ["kind", "day"]);
         assert_eq!(errors.clustering, ["occurred_at", "event_id"]);
+        let by_minute = tables
+            .iter()
+            .find(|t| t.name == "errors_by_minute")
+            .expect("errors_by_minute");
+        assert_eq!(by_minute.column_type("replay_run"), Some("text"));
+    }
+
+    #[test]
+    fn an_alter_adds_columns_to_a_created_table_only() {
+        let migration = |cql: &'static str| schemas::cql::Migration {
+            version: 1,
+            name: "t",
+            cql,
+        };
+        let create = "CREATE TABLE IF NOT EXISTS things (key uuid PRIMARY KEY, value bigint);";
+        for refused in [
+            "ALTER TABLE others ADD extra text;",
+            "ALTER TABLE things ADD value text;",
+            "ALTER TABLE things DROP value;",
+        ] {
+            assert!(
+                migration_tables(&[migration(create), migration(refused)]).is_err(),
+                "{refused}"
+            );
+        }
+        let tables = migration_tables(&[
+            migration(create),
+            migration("ALTER TABLE things ADD extra bigint;"),
+        ])
+        .expect("parses");
+        assert_eq!(tables[0].column_type("extra"), Some("bigint"));
     }
 }

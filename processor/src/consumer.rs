@@ -46,6 +46,9 @@ pub(crate) struct Received {
     pub(crate) timestamp_ms: Option<i64>,
     /// The trace context its headers carry, if any.
     pub(crate) trace: Option<opentelemetry::Context>,
+    /// The replay run that wrote it back (`eventide replay --stage
+    /// processing`), if any.
+    pub(crate) replay: Option<String>,
 }
 
 /// Why a record was not applied.
@@ -488,6 +491,7 @@ impl<A: Aggregate> TopicWorker<A> {
                     payload: payload.as_deref().unwrap_or_default(),
                     timestamp_ms,
                     trace: record.trace.as_ref(),
+                    replay: record.replay.as_deref(),
                 };
                 let letter = io
                     .dead_letters

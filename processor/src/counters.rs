@@ -110,6 +110,7 @@ pub fn overflow_error(
             max = i64::MAX
         ),
         body: Vec::new(),
+        replay_run: None,
     }
 }
 

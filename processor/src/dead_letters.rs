@@ -33,6 +33,8 @@ pub struct Failed<'a> {
     pub timestamp_ms: Option<i64>,
     /// The trace its headers carried: the letter carries it on.
     pub trace: Option<&'a opentelemetry::Context>,
+    /// The replay run that sent it back, if it was replayed.
+    pub replay: Option<&'a str>,
 }
 
 /// How long the broker has to acknowledge a dead letter (librdkafka's
@@ -154,6 +156,7 @@ impl DeadLetters {
             key: failed.key.map(<[u8]>::to_vec),
             payload: failed.payload.to_vec(),
             reason: reason.to_owned(),
+            replay_run: failed.replay.map(str::to_owned),
         };
         let payload = self.codec.encode(&letter).await?;
         let topic = self.codec.names().name(Topic::DeadLetters);

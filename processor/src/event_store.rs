@@ -91,6 +91,8 @@ pub struct ErrorRow {
     pub message: String,
     /// Body sample of a reject, or the dead letter's original bytes.
     pub body: Vec<u8>,
+    /// The replay run that saw it fail (or be refused) again, if any.
+    pub replay_run: Option<String>,
 }
 
 /// The most of a refused body the error listing keeps (the reject record
@@ -111,6 +113,7 @@ impl From<Reject> for ErrorRow {
             reason: reject.rule,
             message: reject.message,
             body: reject.body[..reject.body.len().min(MAX_BODY_SAMPLE)].to_vec(),
+            replay_run: reject.replay_run,
         }
     }
 }
@@ -132,6 +135,7 @@ impl From<DeadLetter> for ErrorRow {
             message: letter.reason.clone(),
             reason: letter.reason,
             body: letter.payload,
+            replay_run: letter.replay_run,
         }
     }
 }

@@ -222,6 +222,7 @@ pub async fn run(
                         payload: message.payload().map(<[u8]>::to_vec),
                         timestamp_ms: message.timestamp().to_millis(),
                         trace: message.headers().and_then(telemetry::propagation::from_kafka),
+                        replay: message.headers().and_then(webhooks::replay_run),
                     };
                     drop(message);
                     // A record that carries a trace is processed in a span

@@ -12,6 +12,10 @@
 //!
 //! Within a run a record (by its id; by its position when it cannot be
 //! decoded) is sent at most once, however often it was dead-lettered.
+//!
+//! [`rejects`] resubmits refused requests through ingest's validation.
+
+pub mod rejects;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -40,6 +44,10 @@ pub enum ReplayError {
     /// A replay record could not be encoded.
     #[error("replay encoding: {0}")]
     Codec(#[from] CodecError),
+    /// Ingest's event types, which refused requests are judged by, do not
+    /// compile.
+    #[error("event types: {0}")]
+    EventTypes(String),
     /// The broker refused a replayed record.
     #[error("replaying to {topic}: {source}")]
     Kafka {

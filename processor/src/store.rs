@@ -22,7 +22,7 @@ use schemas::store::StoreLocation;
 use thiserror::Error;
 
 pub use self::scylla::ScyllaStore;
-pub use self::sqlite::SqliteStore;
+pub use self::sqlite::{SqliteStore, apply_ddl as apply_sqlite_ddl};
 use crate::clicks::ClicksBatch;
 use crate::counters::FlushBatch;
 use crate::dedup::Remembered;

@@ -150,10 +150,16 @@ pub(crate) struct StateAnswer {
     reason: String,
 }
 
-/// `POST /v1/admin/replays`: name `destination`, or `stage` `processing`.
+/// `POST /v1/admin/replays`: name `destination`, or `stage` `processing`,
+/// or `rejects` with `application`.
 #[derive(ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReplayBody {
+    /// Refused requests of `application`, judged again by ingest's
+    /// validation now: those that pass are written, the rest refused again.
+    rejects: Option<bool>,
+    /// With `rejects`: whose refused requests.
+    application: Option<String>,
     /// A configured destination: its dead letters go back to it alone.
     destination: Option<String>,
     /// `processing`: records the processor could not decode go back to
@@ -161,9 +167,9 @@ pub(crate) struct ReplayBody {
     stage: Option<String>,
     /// With `stage`: only records of this topic (`increments`, `events`, ...).
     topic: Option<String>,
-    /// Dead-lettered at or after (RFC 3339).
+    /// Dead-lettered (refused) at or after (RFC 3339).
     since: Option<String>,
-    /// Dead-lettered before (RFC 3339).
+    /// Dead-lettered (refused) before (RFC 3339).
     until: Option<String>,
     /// Only this user's records.
     user_id: Option<String>,
@@ -171,23 +177,39 @@ pub(crate) struct ReplayBody {
     dry_run: Option<bool>,
 }
 
-/// What a replay answers.
+/// What a replay answers: dead letters replayed, or (stage `ingest`)
+/// refused requests resubmitted.
 #[derive(ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReplayAnswer {
     run_id: uuid::Uuid,
-    /// `delivery:<name>` or `processor`.
+    /// `delivery:<name>`, `processor`, or `ingest` for `rejects`.
     stage: String,
     dry_run: bool,
     /// Records replayed (would be, on a dry run), each once.
-    replayed: u64,
-    /// Dead letters of records already replayed in this run.
+    replayed: Option<u64>,
+    /// Dead letters of records already replayed in this run, or refused
+    /// requests already resubmitted in it.
     repeats: u64,
-    /// Dead letters read.
+    /// Dead letters (or rejects) read.
     read: u64,
-    /// On a dry run: the records, at most 1,000.
+    /// On a dry run of dead letters: the records, at most 1,000.
     #[schema(value_type = Option<Vec<Object>>)]
     records: Option<Vec<Value>>,
+    /// `rejects`: the application.
+    application: Option<String>,
+    /// `rejects`: requests judged again.
+    resubmitted: Option<u64>,
+    /// `rejects`: records written (would be, on a dry run).
+    written: Option<u64>,
+    /// `rejects`: requests or batch items refused again (a new reject each,
+    /// with the run as `replay_run`).
+    refused_again: Option<u64>,
+    /// `rejects`: requests refused for how they arrived, left alone.
+    not_resubmittable: Option<u64>,
+    /// `rejects` dry run: each request judged (at most 1,000).
+    #[schema(value_type = Option<Vec<Object>>)]
+    requests: Option<Vec<Value>>,
 }
 
 /// `GET /v1/links/{short_code}/stats`: human clicks (bots apart), zero-filled.

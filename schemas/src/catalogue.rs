@@ -113,6 +113,12 @@ pub const ENTRIES: &[CatalogueEntry] = &[
         version: 1,
         text: include_str!("../avro/history/destination_health/v1.avsc"),
     },
+    CatalogueEntry {
+        id: 15,
+        topic: Topic::DeadLetters,
+        version: 2,
+        text: include_str!("../avro/history/dead_letter/v2.avsc"),
+    },
 ];
 
 /// The current schema text of a topic: what writers write and readers read into.

@@ -316,6 +316,7 @@ mod tests {
                 key: Some(vec![1, 2, 3]),
                 payload: vec![9, 9, 0, 255],
                 reason: "wrong magic byte".into(),
+                replay_run: Some("0190f1c2-5d6e-7c1a-9b2e-3f4a5b6c7d8e".into()),
             },
         )
     }
@@ -337,7 +338,15 @@ mod tests {
         round_trip(&codec, notif).await;
         round_trip(&codec, rej).await;
         round_trip(&codec, dead.clone()).await;
-        round_trip(&codec, DeadLetter { key: None, ..dead }).await;
+        round_trip(
+            &codec,
+            DeadLetter {
+                key: None,
+                replay_run: None,
+                ..dead
+            },
+        )
+        .await;
     }
 
     #[tokio::test]

@@ -148,6 +148,8 @@ pub struct DeadLetter {
     #[serde(with = "serde_bytes_compat")]
     pub payload: Vec<u8>,
     pub reason: String,
+    /// The replay run that sent the record back and saw it fail again.
+    pub replay_run: Option<String>,
 }
 
 impl Record for DeadLetter {

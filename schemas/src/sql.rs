@@ -9,6 +9,15 @@
 pub const SQLITE_PRAGMAS: &str =
     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
 
+/// Columns added to a table after it first shipped: `(table, column,
+/// type)`. A store file made before gets them at open (`ALTER TABLE ... ADD
+/// COLUMN`, only where missing); [`SQLITE_DDL`] already has them.
+pub const SQLITE_ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // The replay run that saw a dead letter fail again or a resubmitted
+    // request refused again.
+    ("errors", "replay_run", "TEXT"),
+];
+
 /// The tables, idempotent (`IF NOT EXISTS`).
 pub const SQLITE_DDL: &[&str] = &[
     // Absolute totals per counter key; `partition` owns the row and
@@ -106,6 +115,7 @@ pub const SQLITE_DDL: &[&str] = &[
         reason TEXT NOT NULL,
         message TEXT NOT NULL,
         body BLOB NOT NULL,
+        replay_run TEXT,
         PRIMARY KEY (kind, event_id)
     )",
     "CREATE INDEX IF NOT EXISTS errors_by_day ON errors (kind, day, occurred_at, event_id)",

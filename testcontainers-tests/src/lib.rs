@@ -286,6 +286,10 @@ impl Pipeline {
                 kafka: kafka.clone(),
                 codec: codec.clone(),
                 delivery: options.delivery.clone().unwrap_or_default(),
+                limits: processor::replay::rejects::Limits {
+                    max_clock_skew: options.ingest.max_clock_skew,
+                    max_batch: options.ingest.max_batch,
+                },
             }),
         };
         let token = shutdown.clone();

@@ -1139,9 +1139,37 @@ async fn a_down_destinations_dead_letters_are_replayed_to_it_alone_once_each() -
     letters_of(&pipeline, "delivery:down", RECORDS).await?;
 
     // Replayed while still down: each fails again, a second dead letter.
-    let (_, first) = replay_destination(&pipeline, "down").await?;
+    let (first_run, first) = replay_destination(&pipeline, "down").await?;
     assert_eq!((first.replayed, first.repeats), (RECORDS as u64, 0));
     letters_of(&pipeline, "delivery:down", 2 * RECORDS).await?;
+    // The error listing tells the second failures by their run.
+    let runs = eventually(DEADLINE, || async {
+        let (_, body) = pipeline
+            .query("/v1/errors?kind=dead_letter&limit=1000")
+            .await?;
+        let rows = body["errors"].as_array().cloned().unwrap_or_default();
+        let runs: Vec<Value> = rows
+            .iter()
+            .filter(|row| {
+                row["source"]
+                    .as_str()
+                    .is_some_and(|s| s.ends_with("(delivery:down)"))
+            })
+            .map(|row| row["replay_run"].clone())
+            .collect();
+        Ok(if runs.len() >= 2 * RECORDS {
+            Ok(runs)
+        } else {
+            Err(format!("{} listed", runs.len()))
+        })
+    })
+    .await?;
+    let replayed = runs
+        .iter()
+        .filter(|run| run.as_str() == Some(first_run.to_string().as_str()))
+        .count();
+    let first_failures = runs.iter().filter(|run| run.is_null()).count();
+    assert_eq!((replayed, first_failures), (RECORDS, RECORDS), "{runs:?}");
 
     up.store(true, std::sync::atomic::Ordering::SeqCst);
     let started = Instant::now();
@@ -1515,5 +1543,133 @@ async fn the_admin_api_pauses_resumes_lists_and_replays() -> anyhow::Result<()> 
         recovered["last_error"], failing["last_error"],
         "{recovered}"
     );
+    Ok(())
+}
+
+/// Refused requests resubmitted over the admin API are judged now: an
+/// event refused for being 6 s ahead under a 2 s clock-skew limit passes
+/// once its time is within the limit and is stored once; a malformed body
+/// is refused again and listed in `GET /v1/errors` with the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_api_resubmits_refused_requests_judged_now() -> anyhow::Result<()> {
+    use schemas::keys::{DEV_ADMIN_KEY, DEV_ANALYST_KEY};
+    let pipeline = Pipeline::start(Options {
+        ingest: ingest::Settings {
+            max_clock_skew: Duration::from_secs(2),
+            rate_limit: 1_000_000,
+            ..ingest::Settings::default()
+        },
+        ..Options::default()
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let session = uuid::Uuid::new_v4().to_string();
+    let ahead = (chrono::Utc::now() + chrono::Duration::seconds(6))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let early = json!({"session_id": session, "category": "page interaction",
+        "name": "scrolled", "data": {"depth": 0.5}, "timestamp": ahead});
+    for body in [early.to_string(), "{\"session_id\": ".to_owned()] {
+        let refused = http
+            .post(format!("{}/v1/events", pipeline.ingest_url))
+            .bearer_auth("dev-producer")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        assert_eq!(refused.status().as_u16(), 400);
+    }
+    let replay = |key: &'static str, body: Value| {
+        let request = http
+            .post(format!("{}/v1/admin/replays", pipeline.query_url))
+            .bearer_auth(key)
+            .json(&body);
+        async move {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            anyhow::Ok((status, response.json::<Value>().await?))
+        }
+    };
+    let (status, _) = replay(
+        DEV_ANALYST_KEY,
+        json!({"rejects": true, "application": "dev"}),
+    )
+    .await?;
+    assert_eq!(status, 403, "an analyst key may not resubmit");
+    for (body, parameter) in [
+        (json!({"rejects": true}), "application"),
+        (
+            json!({"rejects": true, "application": "dev", "destination": "x"}),
+            "destination",
+        ),
+        (json!({"application": "dev"}), "application"),
+    ] {
+        let (status, refused) = replay(DEV_ADMIN_KEY, body.clone()).await?;
+        assert_eq!(
+            (status, &refused["error"]["parameter"]),
+            (400, &json!(parameter)),
+            "{body}: {refused}"
+        );
+    }
+    // A dry run writes nothing; once the event's time is within the limit
+    // it says the event would be written.
+    let dry = eventually(DEADLINE, || async {
+        let (status, dry) = replay(
+            DEV_ADMIN_KEY,
+            json!({"rejects": true, "application": "dev", "dry_run": true}),
+        )
+        .await?;
+        Ok(
+            if status == 200 && dry["resubmitted"] == 2 && dry["written"] == 1 {
+                Ok(dry)
+            } else {
+                Err(format!("{status}: {dry}"))
+            },
+        )
+    })
+    .await?;
+    assert_eq!(dry["refused_again"], 1, "{dry}");
+    assert_eq!(dry["requests"].as_array().map(Vec::len), Some(2), "{dry}");
+
+    let (status, run) = replay(
+        DEV_ADMIN_KEY,
+        json!({"rejects": true, "application": "dev"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(
+        (&run["stage"], &run["written"], &run["refused_again"]),
+        (&json!("ingest"), &json!(1), &json!(1)),
+        "{run}"
+    );
+    let run_id = run["run_id"].as_str().unwrap_or_default().to_owned();
+    let stored = eventually(DEADLINE, || async {
+        let (_, body) = pipeline
+            .query(&format!("/v1/events?session_id={session}"))
+            .await?;
+        let events = body["events"].as_array().cloned().unwrap_or_default();
+        Ok(if events.is_empty() {
+            Err(format!("not stored yet: {body}"))
+        } else {
+            Ok(events)
+        })
+    })
+    .await?;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let again = eventually(DEADLINE, || async {
+        let (_, body) = pipeline.query("/v1/errors?kind=reject").await?;
+        let rows = body["errors"].as_array().cloned().unwrap_or_default();
+        Ok(
+            match rows
+                .iter()
+                .find(|row| row["replay_run"].as_str() == Some(run_id.as_str()))
+            {
+                Some(row) => Ok(row.clone()),
+                None => Err(format!("not listed with run {run_id} yet: {body}")),
+            },
+        )
+    })
+    .await?;
+    assert_eq!(again["body"], "{\"session_id\": ", "{again}");
     Ok(())
 }

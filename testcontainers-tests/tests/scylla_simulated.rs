@@ -150,6 +150,7 @@ mod spread_listings {
                 reason: "rule".into(),
                 message: "bad".into(),
                 body: b"{}".to_vec(),
+                replay_run: n.is_multiple_of(5).then(|| format!("run-{n}")),
             })
             .collect();
         Keeps::<PartitionErrors>::load(&writer, "ingest-rejects", 0, &()).await?;
@@ -225,18 +226,18 @@ mod spread_listings {
             },
         )
         .await;
-        let mut expected_errors: Vec<(i64, String)> = errors
+        let mut expected_errors: Vec<(i64, String, Option<String>)> = errors
             .iter()
-            .map(|e| (e.occurred_at, e.event_id.clone()))
+            .map(|e| (e.occurred_at, e.event_id.clone(), e.replay_run.clone()))
             .collect();
         expected_errors.sort();
-        let listed: Vec<(i64, String)> = listed
+        let listed: Vec<(i64, String, Option<String>)> = listed
             .iter()
-            .map(|e| (e.position.time, e.id.clone()))
+            .map(|e| (e.position.time, e.id.clone(), e.replay_run.clone()))
             .collect();
         anyhow::ensure!(
             listed == expected_errors,
-            "the error log, both kinds merged"
+            "the error log, both kinds merged, replay runs kept"
         );
         Ok(())
     }

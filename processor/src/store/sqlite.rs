@@ -12,7 +12,7 @@ mod notifications;
 use std::path::Path;
 
 use libsql::{Connection, Database, params};
-use schemas::sql::{SQLITE_DDL, SQLITE_PRAGMAS};
+use schemas::sql::{SQLITE_ADDED_COLUMNS, SQLITE_DDL, SQLITE_PRAGMAS};
 
 use crate::clicks::{ClicksBatch, PartitionClicks};
 use crate::counters::{FlushBatch, PartitionCounters};
@@ -53,9 +53,7 @@ impl SqliteStore {
             .map_err(|err| open_error(err.to_string()))?;
         let conn = db.connect().map_err(|err| open_error(err.to_string()))?;
         conn.execute_batch(SQLITE_PRAGMAS).await?;
-        for ddl in SQLITE_DDL {
-            conn.execute(ddl, ()).await?;
-        }
+        apply_ddl(&conn).await?;
         Ok(Self { _db: db, conn })
     }
 
@@ -490,11 +488,43 @@ impl Keeps<PartitionErrors> for SqliteStore {
     }
 }
 
+/// Creates the tables that are missing and adds the columns a store file
+/// made by an older version lacks; idempotent.
+///
+/// # Errors
+///
+/// The first statement libSQL refuses.
+pub async fn apply_ddl(conn: &Connection) -> Result<(), libsql::Error> {
+    for ddl in SQLITE_DDL {
+        conn.execute(ddl, ()).await?;
+    }
+    for (table, column, kind) in SQLITE_ADDED_COLUMNS {
+        let mut rows = conn
+            .query(
+                "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+                params![*table, *column],
+            )
+            .await?;
+        let present = match rows.next().await? {
+            Some(row) => row.get::<i64>(0)? > 0,
+            None => false,
+        };
+        if !present {
+            conn.execute(
+                &format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"),
+                (),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Adds `row` to the error log (idempotent by key) in `tx`.
 async fn insert_error(tx: &libsql::Transaction, row: &ErrorRow) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT OR IGNORE INTO errors (kind, event_id, day, occurred_at, application_id, source, status, field, reason, message, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT OR IGNORE INTO errors (kind, event_id, day, occurred_at, application_id, source, status, field, reason, message, body, replay_run)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             row.kind.as_str(),
             row.event_id.as_str(),
@@ -506,7 +536,8 @@ async fn insert_error(tx: &libsql::Transaction, row: &ErrorRow) -> Result<(), St
             row.field.clone(),
             row.reason.as_str(),
             row.message.as_str(),
-            row.body.clone()
+            row.body.clone(),
+            row.replay_run.clone()
         ],
     )
     .await?;
@@ -540,6 +571,45 @@ mod tests {
         match rows.next().await.expect("row") {
             Some(row) => row.get(0).expect("value"),
             None => 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_file_made_before_a_column_was_added_gets_it_at_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("store.db");
+        {
+            let db = libsql::Builder::new_local(&path).build().await.expect("db");
+            let conn = db.connect().expect("conn");
+            conn.execute(
+                "CREATE TABLE errors (kind TEXT NOT NULL, event_id TEXT NOT NULL, day TEXT NOT NULL,
+                 occurred_at INTEGER NOT NULL, application_id TEXT, source TEXT NOT NULL,
+                 status INTEGER, field TEXT, reason TEXT NOT NULL, message TEXT NOT NULL,
+                 body BLOB NOT NULL, PRIMARY KEY (kind, event_id))",
+                (),
+            )
+            .await
+            .expect("old table");
+            conn.execute(
+                "INSERT INTO errors VALUES ('reject', 'old', '2021-01-01', 1, NULL, '/v1/events', 400, NULL, 'r', 'm', x'')",
+                (),
+            )
+            .await
+            .expect("old row");
+        }
+        for _ in 0..2 {
+            let store = SqliteStore::open(&path).await.expect("opens, twice");
+            let mut rows = store
+                .conn
+                .query(
+                    "SELECT event_id, replay_run FROM errors ORDER BY event_id",
+                    (),
+                )
+                .await
+                .expect("the new column");
+            let row = rows.next().await.expect("row").expect("the old row kept");
+            assert_eq!(row.get::<String>(0).expect("id"), "old");
+            assert_eq!(row.get::<Option<String>>(1).expect("run"), None);
         }
     }
 

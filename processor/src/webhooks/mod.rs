@@ -44,8 +44,19 @@ use tracing::info;
 pub use backoff::Backoff;
 pub use destinations::{Destination, DestinationsError, Filter, Source};
 
-/// The request header naming the replay run of a replayed record.
+/// The request header naming the replay run of a replayed record (and
+/// the Kafka header of a record `eventide replay` wrote back).
 pub const REPLAY_HEADER: &str = "eventide-replay";
+
+/// The replay run a record's Kafka headers name, if any.
+pub fn replay_run<H: rdkafka::message::Headers>(headers: &H) -> Option<String> {
+    headers
+        .iter()
+        .find(|header| header.key == REPLAY_HEADER)
+        .and_then(|header| header.value)
+        .and_then(|value| std::str::from_utf8(value).ok())
+        .map(str::to_owned)
+}
 
 /// Metric names.
 pub mod metrics {

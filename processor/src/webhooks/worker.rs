@@ -309,8 +309,10 @@ impl Worker {
                     let timestamp_ms = message.timestamp().to_millis();
                     let trace = message.headers().and_then(telemetry::propagation::from_kafka);
                     let origin = Origin { topic: message.topic().to_owned(), partition: partition.partition, offset };
+                    // Written back by a processing replay: its run.
+                    let replay = message.headers().and_then(super::replay_run).and_then(|run| run.parse().ok());
                     drop(message);
-                    let read = Read { original, origin, replay: None };
+                    let read = Read { original, origin, replay };
                     match self.prepare(partition.replays, read).await {
                         Ok(Some(prepared)) => {
                             let Prepared { id, body, read: Read { original, origin, replay } } = prepared;
@@ -327,7 +329,7 @@ impl Worker {
                             if lanes.hold(partition, offset) {
                                 let (shared, released) = (self.shared.clone(), released_tx.clone());
                                 tasks.spawn(async move {
-                                    let letter = Letter { origin: &read.origin, key: &key, original: &read.original, timestamp_ms, trace: trace.as_ref() };
+                                    let letter = Letter { origin: &read.origin, key: &key, original: &read.original, timestamp_ms, trace: trace.as_ref(), replay: read.replay };
                                     write_dead_letter(&shared, &letter, &reason).await;
                                     _ = released.send((partition, offset));
                                 });
@@ -555,12 +557,8 @@ async fn attempt_all(
         break reason;
     };
     warn!(destination = name, id = %job.id, attempts, reason = %last_error, "giving up; dead-lettering");
-    let replayed = job
-        .replay
-        .map(|run| format!("replay {run}: "))
-        .unwrap_or_default();
     let reason = format!(
-        "{replayed}delivery to {} failed after {attempts} attempt(s): {last_error}",
+        "delivery to {} failed after {attempts} attempt(s): {last_error}",
         shared.destination.url
     );
     let letter = Letter {
@@ -569,6 +567,7 @@ async fn attempt_all(
         original: &job.original,
         timestamp_ms: job.timestamp_ms,
         trace: job.trace.as_ref(),
+        replay: job.replay,
     };
     write_dead_letter(&shared, &letter, &reason).await;
     shared.series.dead_lettered.increment(1);
@@ -582,6 +581,8 @@ struct Letter<'a> {
     original: &'a [u8],
     timestamp_ms: Option<i64>,
     trace: Option<&'a opentelemetry::Context>,
+    /// The replay run it comes from, if replayed.
+    replay: Option<uuid::Uuid>,
 }
 
 /// Writes `letter`'s dead letter with `reason`, retrying with backoff until
@@ -589,6 +590,7 @@ struct Letter<'a> {
 /// leaves it unfinished, to be redelivered.
 async fn write_dead_letter(shared: &Shared, letter: &Letter<'_>, reason: &str) {
     let mut attempts = 0_u32;
+    let replay = letter.replay.map(|run| run.to_string());
     loop {
         let failed = Failed {
             topic: &letter.origin.topic,
@@ -598,6 +600,7 @@ async fn write_dead_letter(shared: &Shared, letter: &Letter<'_>, reason: &str) {
             payload: letter.original,
             timestamp_ms: letter.timestamp_ms,
             trace: letter.trace,
+            replay: replay.as_deref(),
         };
         match shared
             .dead_letters
@@ -678,6 +681,7 @@ impl Shared {
             payload: &[],
             timestamp_ms: None,
             trace: None,
+            replay: None,
         };
         if let Err(err) = self
             .dead_letters

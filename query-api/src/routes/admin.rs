@@ -6,6 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
+use processor::replay::rejects::{self, RejectsSelection};
 use processor::replay::{self, Selection, Target};
 use processor::webhooks::control;
 use rdkafka::ClientConfig;
@@ -19,13 +20,15 @@ use crate::error::ApiError;
 /// Most records a dry run lists; it counts them all.
 const DRY_RUN_LISTED: usize = 1_000;
 
-/// What the admin routes need: the broker, the codec and the delivery
-/// configuration (to name the destinations and their consumer groups).
+/// What the admin routes need: the broker, the codec, the delivery
+/// configuration (to name the destinations and their consumer groups) and
+/// ingest's limits (to judge refused requests again).
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub kafka: ClientConfig,
     pub codec: Codec,
     pub delivery: processor::webhooks::Settings,
+    pub limits: rejects::Limits,
 }
 
 /// The admin configuration, or 503 when this process has none.
@@ -128,6 +131,10 @@ async fn change(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplayRequest {
+    /// Refused requests of `application`, judged again.
+    #[serde(default)]
+    rejects: bool,
+    application: Option<String>,
     destination: Option<String>,
     stage: Option<String>,
     topic: Option<String>,
@@ -151,8 +158,29 @@ pub(crate) async fn replays(
     let admin = admin(&state)?;
     let request: ReplayRequest = json_body(body)?.ok_or_else(|| ApiError::InvalidParameter {
         parameter: "body",
-        message: "must be a JSON object naming `destination` or `stage`".into(),
+        message: "must be a JSON object naming `destination`, `stage` or `rejects`".into(),
     })?;
+    let time = |field, text: &Option<String>| {
+        text.as_deref()
+            .map(|text| replay::parse_time(field, text))
+            .transpose()
+            .map_err(invalid)
+    };
+    if request.rejects {
+        return resubmit(
+            admin,
+            &request,
+            time("since", &request.since)?,
+            time("until", &request.until)?,
+        )
+        .await;
+    }
+    if request.application.is_some() {
+        return Err(ApiError::InvalidParameter {
+            parameter: "application",
+            message: "applies to `rejects` only".into(),
+        });
+    }
     let target = Target::parse(
         request.destination.as_deref(),
         request.stage.as_deref(),
@@ -162,12 +190,6 @@ pub(crate) async fn replays(
     if let Target::Destination(name) = &target {
         known_destination(admin, name)?;
     }
-    let time = |field, text: &Option<String>| {
-        text.as_deref()
-            .map(|text| replay::parse_time(field, text))
-            .transpose()
-            .map_err(invalid)
-    };
     let selection = Selection {
         target,
         since: time("since", &request.since)?,
@@ -206,6 +228,78 @@ pub(crate) async fn replays(
     });
     if request.dry_run {
         answer["records"] = Value::Array(listed);
+    }
+    Ok(Json(answer))
+}
+
+/// `rejects`: the application's refused requests judged again by ingest's
+/// validation; those that pass are written, the rest refused again.
+async fn resubmit(
+    admin: &Admin,
+    request: &ReplayRequest,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(application) = request.application.clone() else {
+        return Err(ApiError::InvalidParameter {
+            parameter: "application",
+            message: "`rejects` needs the application whose refused requests to resubmit".into(),
+        });
+    };
+    for (field, given) in [
+        ("destination", request.destination.is_some()),
+        ("stage", request.stage.is_some()),
+        ("topic", request.topic.is_some()),
+        ("user_id", request.user_id.is_some()),
+    ] {
+        if given {
+            return Err(ApiError::InvalidParameter {
+                parameter: field,
+                message: "does not apply to `rejects`".into(),
+            });
+        }
+    }
+    let selection = RejectsSelection {
+        application,
+        since,
+        until,
+    };
+    let mut listed = Vec::new();
+    let (run_id, counts) = rejects::run(
+        &admin.kafka,
+        &admin.codec,
+        &selection,
+        admin.limits,
+        request.dry_run,
+        |judged| {
+            if request.dry_run && listed.len() < DRY_RUN_LISTED {
+                listed.push(json!({
+                    "id": judged.reject.event_id,
+                    "endpoint": judged.reject.endpoint,
+                    "refused_at": chrono::DateTime::from_timestamp_micros(judged.reject.received_at)
+                        .map(|at| at.to_rfc3339()),
+                    "records": judged.records,
+                    "refused_again": judged.refused,
+                }));
+            }
+        },
+    )
+    .await
+    .map_err(|err| ApiError::Unavailable(err.to_string()))?;
+    let mut answer = json!({
+        "run_id": run_id,
+        "stage": "ingest",
+        "dry_run": request.dry_run,
+        "application": selection.application,
+        "resubmitted": counts.resubmitted,
+        "written": counts.records,
+        "refused_again": counts.refused_again,
+        "not_resubmittable": counts.not_resubmittable,
+        "repeats": counts.repeats,
+        "read": counts.read,
+    });
+    if request.dry_run {
+        answer["requests"] = Value::Array(listed);
     }
     Ok(Json(answer))
 }

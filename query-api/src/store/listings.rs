@@ -56,6 +56,9 @@ pub struct StoredError {
     pub message: String,
     /// The rejected body's sample (text), or the dead letter's original bytes (hex).
     pub body: String,
+    /// The replay run that saw the record fail again (or the request be
+    /// refused again); null for a first failure.
+    pub replay_run: Option<String>,
     #[serde(skip)]
     pub position: Position,
 }

@@ -7,7 +7,7 @@ mod stats;
 use std::path::Path;
 
 use libsql::{Connection, Database, params};
-use schemas::sql::{SQLITE_DDL, SQLITE_PRAGMAS};
+use schemas::sql::SQLITE_PRAGMAS;
 use uuid::Uuid;
 
 use super::{EventTypeCount, StoreError, StoredNotification};
@@ -56,9 +56,7 @@ impl SqliteStore {
             conn.execute_batch(SQLITE_PRAGMAS).await?;
             conns.push(conn);
         }
-        for ddl in SQLITE_DDL {
-            conns[0].execute(ddl, ()).await?;
-        }
+        processor::store::apply_sqlite_ddl(&conns[0]).await?;
         Ok(Self {
             _db: std::sync::Arc::new(db),
             conns: conns.into(),

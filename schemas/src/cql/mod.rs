@@ -190,6 +190,13 @@ pub async fn migrate(
     let mut now_applied = Vec::new();
     for migration in pending(MIGRATIONS, &applied) {
         for statement in statements(migration.cql) {
+            // ALTER ... ADD has no IF NOT EXISTS: a column there already
+            // (a run stopped before recording its version) is skipped.
+            if let Some((table, column)) = added_column(&statement)
+                && has_column(&session, keyspace, table, column).await?
+            {
+                continue;
+            }
             run(&session, &statement).await?;
         }
         let version = i32::try_from(migration.version)
@@ -209,6 +216,42 @@ pub async fn migrate(
         .await
         .map_err(|err| CqlError::statement("waiting for schema agreement", err))?;
     Ok(now_applied)
+}
+
+/// `(table, column)` of an `ALTER TABLE <table> ADD <column> <type>`.
+fn added_column(statement: &str) -> Option<(&str, &str)> {
+    let words: Vec<&str> = statement.split_whitespace().collect();
+    match words.as_slice() {
+        [alter, table_word, table, add, column, _type]
+            if alter.eq_ignore_ascii_case("ALTER")
+                && table_word.eq_ignore_ascii_case("TABLE")
+                && add.eq_ignore_ascii_case("ADD") =>
+        {
+            Some((table, column))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `keyspace.table` has `column` (ScyllaDB's `system_schema`).
+async fn has_column(
+    session: &Session,
+    keyspace: &str,
+    table: &str,
+    column: &str,
+) -> Result<bool, CqlError> {
+    let what = "reading system_schema.columns";
+    let rows = session
+        .query_unpaged(
+            "SELECT column_name FROM system_schema.columns \
+             WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
+            (keyspace, table, column),
+        )
+        .await
+        .map_err(|err| CqlError::statement(what, err))?
+        .into_rows_result()
+        .map_err(|err| CqlError::statement(what, err))?;
+    Ok(rows.rows_num() > 0)
 }
 
 async fn run(session: &Session, statement: &str) -> Result<(), CqlError> {
@@ -271,6 +314,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "dedup_keys",
         cql: include_str!("../../cql/003_dedup_keys.cql"),
     },
+    Migration {
+        version: 4,
+        name: "replay_run",
+        cql: include_str!("../../cql/004_replay_run.cql"),
+    },
 ];
 
 /// The statements of a CQL text: `--` comments dropped, split on `;`.
@@ -311,7 +359,8 @@ mod tests {
             let upper = statement.to_uppercase();
             assert!(
                 upper.starts_with("CREATE TABLE IF NOT EXISTS")
-                    || upper.starts_with("CREATE INDEX IF NOT EXISTS"),
+                    || upper.starts_with("CREATE INDEX IF NOT EXISTS")
+                    || added_column(statement).is_some(),
                 "not idempotent: {statement}"
             );
             let has_counter_type = upper
@@ -384,10 +433,23 @@ mod tests {
     }
 
     #[test]
+    fn an_added_column_is_read_from_its_alter_only() {
+        assert_eq!(
+            added_column("ALTER TABLE errors_by_minute ADD replay_run text"),
+            Some(("errors_by_minute", "replay_run"))
+        );
+        assert_eq!(added_column("ALTER TABLE t DROP c"), None);
+        assert_eq!(
+            added_column("CREATE TABLE IF NOT EXISTS t (a int PRIMARY KEY)"),
+            None
+        );
+    }
+
+    #[test]
     fn only_unapplied_migrations_run_and_keyspace_names_are_checked() {
         assert_eq!(pending(MIGRATIONS, &[]).len(), MIGRATIONS.len());
         assert_eq!(pending(MIGRATIONS, &[1]).len(), MIGRATIONS.len() - 1);
-        assert!(pending(MIGRATIONS, &[1, 2, 3]).is_empty());
+        assert!(pending(MIGRATIONS, &[1, 2, 3, 4]).is_empty());
         for good in ["eventide", "eventide_prod", "_x1"] {
             assert!(check_keyspace(good).is_ok(), "{good}");
         }

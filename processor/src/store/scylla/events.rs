@@ -232,6 +232,7 @@ impl ScyllaStore {
                     &row.reason,
                     &row.message,
                     &row.body,
+                    row.replay_run.as_deref(),
                 )
             })
             .collect();

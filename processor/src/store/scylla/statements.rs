@@ -106,9 +106,9 @@ cql_statements! {
         "INSERT INTO event_type_counts (scope, category, name, partition, events, known_type, through_offset) \
          VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?";
     /// A reject or dead letter in its kind's minute and shard partition.
-    error(kind: &str, minute: CqlTimestamp, shard: i32, occurred_at: i64, event_id: &str, application_id: Option<&str>, source: &str, status: Option<i32>, field: Option<&str>, reason: &str, message: &str, body: &[u8]) =>
+    error(kind: &str, minute: CqlTimestamp, shard: i32, occurred_at: i64, event_id: &str, application_id: Option<&str>, source: &str, status: Option<i32>, field: Option<&str>, reason: &str, message: &str, body: &[u8], replay_run: Option<&str>) =>
         "INSERT INTO errors_by_minute (kind, minute, shard, occurred_at, event_id, application_id, source, status, \
-         field, reason, message, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+         field, reason, message, body, replay_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     /// A notification sent.
     notification(user_id: &str, occurred_at: i64, notification_id: &str, rule: &str, received_at: i64, device_id: Option<&str>, message: &str, data: &str, trigger_event_id: &str, late_by_micros: i64) =>
         "INSERT INTO notifications_by_user (user_id, occurred_at, notification_id, rule, received_at, device_id, \

@@ -26,7 +26,7 @@ pub(super) type EventRow = (
 );
 
 /// An error row: occurred_at, event_id, application_id, source, status,
-/// field, reason, message, body.
+/// field, reason, message, body, replay_run.
 pub(super) type ErrorRow = (
     i64,
     String,
@@ -37,6 +37,7 @@ pub(super) type ErrorRow = (
     String,
     String,
     Vec<u8>,
+    Option<String>,
 );
 
 /// A notification row: occurred_at, notification_id, rule, message,
@@ -89,7 +90,7 @@ pub(super) fn event(row: EventRow) -> Keyed<StoredEvent> {
 pub(super) fn error(kind: &str, row: ErrorRow) -> Keyed<StoredError> {
     let (occurred_at, event_id, application_id, source, status) =
         (row.0, row.1, row.2, row.3, row.4);
-    let (field, reason, message, body) = (row.5, row.6, row.7, row.8);
+    let (field, reason, message, body, replay_run) = (row.5, row.6, row.7, row.8, row.9);
     let body = if kind == schemas::store::error_kind::REJECT {
         String::from_utf8_lossy(&body).into_owned()
     } else {
@@ -113,6 +114,7 @@ pub(super) fn error(kind: &str, row: ErrorRow) -> Keyed<StoredError> {
             reason,
             message,
             body,
+            replay_run,
         },
     }
 }
@@ -187,10 +189,15 @@ mod tests {
                 "r".into(),
                 "m".into(),
                 body.to_vec(),
+                Some("run".into()),
             )
         };
         assert_eq!(error("reject", row(b"{}")).row.body, "{}");
         assert_eq!(error("dead_letter", row(&[0xff, 0x01])).row.body, "ff01");
+        assert_eq!(
+            error("dead_letter", row(&[])).row.replay_run.as_deref(),
+            Some("run")
+        );
         assert_eq!(error("reject", row(b"")).row.status, Some(400));
         let notified = notification(
             "u",

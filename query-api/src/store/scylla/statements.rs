@@ -25,7 +25,7 @@ macro_rules! event_columns {
 /// The columns of a reject or dead letter.
 macro_rules! error_columns {
     () => {
-        "occurred_at, event_id, application_id, source, status, field, reason, message, body"
+        "occurred_at, event_id, application_id, source, status, field, reason, message, body, replay_run"
     };
 }
 

@@ -157,7 +157,7 @@ impl SqliteStore {
         let conditions = conditions.paged("occurred_at", "event_id", range, page);
         let sql = conditions.sql(
             "SELECT event_id, kind, occurred_at, application_id, source, status, field, reason,
-                    message, body FROM errors",
+                    message, body, replay_run FROM errors",
             "occurred_at",
             "event_id",
             page,
@@ -192,6 +192,7 @@ impl SqliteStore {
                 reason: row.get(7)?,
                 message: row.get(8)?,
                 body,
+                replay_run: row.get(10)?,
             });
         }
         Ok(found)
