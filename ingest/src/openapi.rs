@@ -295,6 +295,19 @@ pub(crate) struct RedirectBody {
     /// Defaults to when the request arrived.
     #[schema(value_type = Timestamp, required = false)]
     occurred_at: String,
+    /// The visitor's IPv4 or IPv6 address as the shortener saw it: used for
+    /// the country and unique visitors, then dropped (never stored).
+    #[schema(required = false)]
+    ip: String,
+    /// `HEAD` requests count as previews, not clicks.
+    #[schema(required = false, pattern = "^(GET|HEAD)$")]
+    method: String,
+    /// How the link was reached: `link` (the default), `qr`, or a label.
+    #[schema(required = false, pattern = "^[a-z0-9_-]{1,32}$")]
+    source: String,
+    /// The visitor's `Accept-Language` header.
+    #[schema(required = false, max_length = 256)]
+    accept_language: String,
 }
 
 /// `POST /v1/events`: a behaviour event. When (category, name) is a known

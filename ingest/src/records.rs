@@ -52,6 +52,10 @@ impl Outgoing {
                 user_agent: red.user_agent,
                 referrer: red.referrer,
                 idempotency_key,
+                ip: red.ip,
+                method: red.method,
+                source: red.source,
+                accept_language: red.accept_language,
             }),
             BatchItem::Event(ev) => Outgoing::Event(Event {
                 event_id,

@@ -32,6 +32,10 @@ fn redirects() -> Vec<Redirect> {
             ),
             referrer: None,
             idempotency_key: None,
+            ip: None,
+            method: None,
+            source: None,
+            accept_language: None,
         })
         .collect()
 }

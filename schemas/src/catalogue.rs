@@ -119,6 +119,12 @@ pub const ENTRIES: &[CatalogueEntry] = &[
         version: 2,
         text: include_str!("../avro/history/dead_letter/v2.avsc"),
     },
+    CatalogueEntry {
+        id: 16,
+        topic: Topic::Redirects,
+        version: 3,
+        text: include_str!("../avro/history/redirect/v3.avsc"),
+    },
 ];
 
 /// The current schema text of a topic: what writers write and readers read into.

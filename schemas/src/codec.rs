@@ -263,6 +263,10 @@ mod tests {
                 user_agent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0".into(),
                 referrer: Some("https://news.example/".into()),
                 idempotency_key: None,
+                ip: Some("2001:db8::1".into()),
+                method: Some("HEAD".into()),
+                source: Some("qr".into()),
+                accept_language: Some("de-CH,de;q=0.9".into()),
             },
             Event {
                 event_id: Uuid::new_v4(),

@@ -50,6 +50,17 @@ pub struct Redirect {
     /// The producer's `Idempotency-Key`, if any (see [`crate::identity`]).
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// The visitor's address: enrichment uses it and drops it.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// `GET` or `HEAD`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// `link` (when `None`), `qr`, or a label.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub accept_language: Option<String>,
 }
 
 impl Record for Redirect {

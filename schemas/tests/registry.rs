@@ -285,6 +285,10 @@ fn redirect() -> Redirect {
         user_agent: "curl/8".into(),
         referrer: None,
         idempotency_key: None,
+        ip: None,
+        method: None,
+        source: None,
+        accept_language: None,
     }
 }
 

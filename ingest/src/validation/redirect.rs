@@ -17,7 +17,19 @@ pub struct RedirectRequest {
     pub referrer: Option<String>,
     /// Microseconds; now when the producer gave none.
     pub occurred_at: i64,
+    /// The visitor's address, canonical (`IpAddr`'s text).
+    pub ip: Option<String>,
+    /// `GET` or `HEAD`, as HTTP spells them.
+    pub method: Option<String>,
+    /// `link`, `qr` or a label of `[a-z0-9_-]{1,32}`.
+    pub source: Option<String>,
+    pub accept_language: Option<String>,
 }
+
+/// Longest `source` label.
+pub(crate) const MAX_SOURCE: usize = 32;
+/// Longest `accept_language`.
+pub(crate) const MAX_ACCEPT_LANGUAGE: usize = 256;
 
 /// Parses a redirect object; `user_agent` falls back to the request header.
 ///
@@ -36,6 +48,10 @@ pub fn parse_redirect(
         "user_agent",
         "referrer",
         "occurred_at",
+        "ip",
+        "method",
+        "source",
+        "accept_language",
     ]);
     let short_code = fields.string("short_code", true).and_then(|code| {
         let valid = code.len() <= MAX_SHORT_CODE
@@ -88,6 +104,53 @@ pub fn parse_redirect(
         true => fields.timestamp("occurred_at", true, context),
         false => Some(context.now),
     };
+    // The address is never echoed back: messages name the rule only.
+    let ip =
+        fields
+            .string("ip", false)
+            .and_then(|text| match text.trim().parse::<std::net::IpAddr>() {
+                Ok(ip) => Some(ip.to_string()),
+                Err(_) => {
+                    fields.push("ip", Rule::Pattern, "`ip` must be an IPv4 or IPv6 address");
+                    None
+                }
+            });
+    let method = fields.string("method", false).and_then(|text| {
+        if matches!(text, "GET" | "HEAD") {
+            Some(text.to_owned())
+        } else {
+            fields.push("method", Rule::Pattern, "`method` must be `GET` or `HEAD`");
+            None
+        }
+    });
+    let source = fields.string("source", false).and_then(|text| {
+        let valid = text.len() <= MAX_SOURCE
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if valid {
+            Some(text.to_owned())
+        } else {
+            fields.push(
+                "source",
+                Rule::Pattern,
+                format!("`source` must be `link`, `qr` or 1 to {MAX_SOURCE} of [a-z0-9_-]"),
+            );
+            None
+        }
+    });
+    let accept_language = fields.string("accept_language", false).and_then(|text| {
+        if text.len() <= MAX_ACCEPT_LANGUAGE {
+            Some(text.to_owned())
+        } else {
+            fields.push(
+                "accept_language",
+                Rule::Pattern,
+                format!("`accept_language` must be at most {MAX_ACCEPT_LANGUAGE} bytes"),
+            );
+            None
+        }
+    });
     let request = (|| {
         Some(RedirectRequest {
             short_code: short_code?,
@@ -96,6 +159,10 @@ pub fn parse_redirect(
             user_agent: user_agent?,
             referrer,
             occurred_at: occurred_at?,
+            ip,
+            method,
+            source,
+            accept_language,
         })
     })();
     fields.finish(request)
@@ -123,6 +190,40 @@ mod tests {
         assert_eq!(redirect.short_code, "abc_12-Z");
         assert_eq!(redirect.occurred_at, NOW);
         assert_eq!(redirect.referrer, None);
+    }
+
+    #[test]
+    fn visitor_fields_are_normalised_and_an_address_is_never_echoed() {
+        let mut body = valid();
+        let object = body.as_object_mut().expect("object");
+        object.insert("ip".into(), json!(" 2001:DB8:0:0::1 "));
+        object.insert("method".into(), json!("HEAD"));
+        object.insert("source".into(), json!("qr"));
+        object.insert("accept_language".into(), json!("de-CH,de;q=0.9"));
+        let redirect = parse(body, None).expect("valid");
+        assert_eq!(
+            (
+                redirect.ip.as_deref(),
+                redirect.method.as_deref(),
+                redirect.source.as_deref(),
+                redirect.accept_language.as_deref()
+            ),
+            (
+                Some("2001:db8::1"),
+                Some("HEAD"),
+                Some("qr"),
+                Some("de-CH,de;q=0.9")
+            )
+        );
+        let mut bad = valid();
+        bad.as_object_mut()
+            .expect("object")
+            .insert("ip".into(), json!("10.0.0.999"));
+        let err = parse(bad, None).expect_err("not an address");
+        assert!(
+            err.violations.iter().all(|v| !v.message.contains("10.0.0")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -159,6 +260,13 @@ mod tests {
             ),
             ("occurred_at", json!("yesterday"), Rule::Timestamp),
             ("referrer", json!(5), Rule::Type),
+            ("ip", json!("999.1.1.1"), Rule::Pattern),
+            ("ip", json!(17), Rule::Type),
+            ("method", json!("POST"), Rule::Pattern),
+            ("method", json!("head"), Rule::Pattern),
+            ("source", json!("QR"), Rule::Pattern),
+            ("source", json!("x".repeat(33)), Rule::Pattern),
+            ("accept_language", json!("x".repeat(257)), Rule::Pattern),
         ];
         for (field, value, rule) in cases {
             let mut body = valid();
