@@ -400,7 +400,7 @@ mod tests {
         let redirect = codec.encode(&samples().1).await.expect("encodes");
         assert!(matches!(
             codec.decode::<Increment>(&redirect).await,
-            Err(CodecError::SchemaMismatch { id: 7, .. })
+            Err(CodecError::SchemaMismatch { id: 16, .. })
         ));
     }
 }
