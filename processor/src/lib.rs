@@ -35,6 +35,7 @@ mod consumer;
 pub mod counters;
 pub mod dead_letters;
 pub mod dedup;
+pub mod enrich;
 pub mod event_store;
 mod freshness;
 mod health;
