@@ -8,14 +8,13 @@ use schemas::{Codec, DeadLetter, Event, Increment, Notification, Redirect, Rejec
 use uuid::Uuid;
 
 use crate::checkpoint::Partitioned;
-use crate::clicks::{Click, PartitionClicks};
+use crate::clicks::{Click, ClicksContext, PartitionClicks};
 use crate::counters::{Applied, PartitionCounters};
 use crate::event_store::{ErrorKind, ErrorRow, PartitionErrors, PartitionEvents};
 use crate::notifications::PartitionNotifications;
 use crate::rules::Rules;
 use crate::rules::{NotifyError, PartitionRules, RulesContext};
 use crate::store::{Fenced, FlushOutcome, Kept, Store, StoreError};
-use crate::user_agent::UserAgents;
 
 /// A per-partition aggregate the consumer loop drives.
 pub(crate) trait Aggregate: Kept + Partitioned + Send {
@@ -126,10 +125,10 @@ impl Aggregate for PartitionCounters {
 }
 
 impl Aggregate for PartitionClicks {
-    type Context = UserAgents;
+    type Context = ClicksContext;
 
-    fn setup(_: &Self::Context) -> &() {
-        &()
+    fn setup(context: &Self::Context) -> &usize {
+        &context.max_dimension_values
     }
 
     type Record = Redirect;
@@ -146,16 +145,17 @@ impl Aggregate for PartitionClicks {
 
     async fn apply(
         &mut self,
-        agents: &mut UserAgents,
+        context: &mut ClicksContext,
         offset: i64,
         redirect: Redirect,
     ) -> Result<bool, String> {
-        let agent = agents.classify(&redirect.user_agent);
+        // The address is used here and dropped with the record.
+        let visit = context.enricher.visit(&redirect);
         let click = Click {
             short_code: &redirect.short_code,
             client_id: redirect.client_id,
             occurred_at: redirect.occurred_at,
-            agent: &agent,
+            visit: &visit,
         };
         Ok(PartitionClicks::apply(self, offset, &click))
     }

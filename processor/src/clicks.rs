@@ -5,13 +5,33 @@
 //! last flush; the store adds them to its absolute values in the same
 //! transaction that moves the partition's checkpoint, so a replay after a
 //! crash adds nothing twice. A late click counts on the day it happened.
+//!
+//! People, bots and link previews are counted apart ([`Class`]); only
+//! people's clicks enter the agent classes, the breakdowns by
+//! [`Dimension`] and the clients' totals.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::DateTime;
 
 use crate::checkpoint::Checkpoint;
-use crate::user_agent::Agent;
+use crate::enrich::{Class, Dimension, Enricher, Visit};
+
+/// The value new values of a breakdown are counted under once it holds
+/// its most distinct values for a short code and day.
+pub const OTHER: &str = "(other)";
+
+/// The most distinct values of a breakdown per short code and day unless
+/// `--max-dimension-values` says otherwise.
+pub const DEFAULT_MAX_DIMENSION_VALUES: usize = 1_000;
+
+/// What the redirects worker shares across its partitions.
+#[derive(Debug)]
+pub struct ClicksContext {
+    pub enricher: Enricher,
+    /// Distinct values kept per (short code, day, dimension).
+    pub max_dimension_values: usize,
+}
 
 /// A human click's row: per short code, UTC day and agent classes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,11 +53,28 @@ pub struct ClientMonthRow {
     pub short_code: String,
 }
 
-/// A bot's row: per short code and day, kept out of clients' totals.
+/// A bot's or preview's row: per short code and day, kept out of clients'
+/// totals.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BotDayRow {
     pub short_code: String,
     pub day: String,
+}
+
+/// A breakdown's row: human clicks per short code, day, dimension and value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DimensionRow {
+    pub short_code: String,
+    pub day: String,
+    pub dimension: Dimension,
+    pub value: String,
+}
+
+/// Clicks of a breakdown's value in a batch, and the offset of its first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DimensionCount {
+    pub clicks: i64,
+    pub first_offset: i64,
 }
 
 /// One click, as the aggregate needs it.
@@ -47,7 +84,7 @@ pub struct Click<'a> {
     pub client_id: i64,
     /// Microseconds since the epoch.
     pub occurred_at: i64,
-    pub agent: &'a Agent,
+    pub visit: &'a Visit,
 }
 
 /// What a flush must add, and the checkpoint it moves.
@@ -64,6 +101,12 @@ pub struct ClicksBatch {
     /// Human clicks per short code (the all-time total).
     pub by_code: Vec<(String, i64)>,
     pub bots_by_day: Vec<(BotDayRow, i64)>,
+    pub previews_by_day: Vec<(BotDayRow, i64)>,
+    /// Human clicks per breakdown value, sorted by row: the store keeps at
+    /// most `max_dimension_values` values per (short code, day, dimension)
+    /// and counts the rest as [`OTHER`] ([`bound`]).
+    pub by_dimension: Vec<(DimensionRow, DimensionCount)>,
+    pub max_dimension_values: usize,
 }
 
 /// Clicks of one partition since the last flush.
@@ -74,6 +117,9 @@ pub struct PartitionClicks {
     by_client_month: HashMap<ClientMonthRow, i64>,
     by_code: HashMap<String, i64>,
     bots_by_day: HashMap<BotDayRow, i64>,
+    previews_by_day: HashMap<BotDayRow, i64>,
+    by_dimension: HashMap<DimensionRow, DimensionCount>,
+    max_dimension_values: usize,
     days: DayCache,
 }
 
@@ -104,10 +150,12 @@ impl DayCache {
 }
 
 impl PartitionClicks {
-    /// State from the store's checkpoint.
-    pub fn restore(next_offset: i64) -> Self {
+    /// State from the store's checkpoint, keeping `max_dimension_values`
+    /// values per breakdown.
+    pub fn restore(next_offset: i64, max_dimension_values: usize) -> Self {
         Self {
             checkpoint: Checkpoint::restore(next_offset),
+            max_dimension_values,
             ..Self::default()
         }
     }
@@ -118,9 +166,13 @@ impl PartitionClicks {
             return false;
         }
         let (day, month) = self.days.of(click.occurred_at);
-        if click.agent.bot {
-            *self
-                .bots_by_day
+        let apart = match click.visit.class {
+            Class::Human => None,
+            Class::Bot => Some(&mut self.bots_by_day),
+            Class::Preview => Some(&mut self.previews_by_day),
+        };
+        if let Some(apart) = apart {
+            *apart
                 .entry(BotDayRow {
                     short_code: click.short_code.to_owned(),
                     day,
@@ -128,14 +180,30 @@ impl PartitionClicks {
                 .or_default() += 1;
             return true;
         }
+        for dimension in Dimension::ALL {
+            let count = self
+                .by_dimension
+                .entry(DimensionRow {
+                    short_code: click.short_code.to_owned(),
+                    day: day.clone(),
+                    dimension,
+                    value: click.visit.value(dimension).to_owned(),
+                })
+                .or_insert(DimensionCount {
+                    clicks: 0,
+                    first_offset: offset,
+                });
+            count.clicks += 1;
+        }
+        let agent = &click.visit.agent;
         *self
             .by_day
             .entry(DayRow {
                 short_code: click.short_code.to_owned(),
                 day,
-                browser: click.agent.browser.clone(),
-                os: click.agent.os.clone(),
-                device: click.agent.device.clone(),
+                browser: agent.browser.clone(),
+                os: agent.os.clone(),
+                device: agent.device.clone(),
             })
             .or_default() += 1;
         *self
@@ -156,6 +224,41 @@ impl PartitionClicks {
     }
 }
 
+/// What one (short code, day, dimension) adds: values already `stored`
+/// grow; new ones, taken in the order of their first click (`rows` sorted
+/// by [`DimensionCount::first_offset`]), are kept while fewer than `cap`
+/// values are stored, the rest go to [`OTHER`]. The same stored set and
+/// rows give the same answer, so a replayed or retried flush decides as
+/// the first did.
+pub fn bound(
+    rows: &[(&str, DimensionCount)],
+    stored: &HashSet<String>,
+    cap: usize,
+) -> Vec<(String, i64)> {
+    let mut ordered: Vec<&(&str, DimensionCount)> = rows.iter().collect();
+    ordered.sort_by_key(|(value, count)| (count.first_offset, *value));
+    let mut held = stored.iter().filter(|value| *value != OTHER).count();
+    let mut added: Vec<(String, i64)> = Vec::new();
+    let mut other = 0;
+    for (value, count) in ordered {
+        if *value == OTHER || stored.contains(*value) {
+            added.push(((*value).to_owned(), count.clicks));
+        } else if held < cap {
+            held += 1;
+            added.push(((*value).to_owned(), count.clicks));
+        } else {
+            other += count.clicks;
+        }
+    }
+    if other > 0 {
+        match added.iter_mut().find(|(value, _)| value == OTHER) {
+            Some((_, clicks)) => *clicks += other,
+            None => added.push((OTHER.to_owned(), other)),
+        }
+    }
+    added
+}
+
 /// The UTC day (`YYYY-MM-DD`) and month (`YYYY-MM`) of a timestamp.
 pub fn day_and_month(micros: i64) -> (String, String) {
     let at = DateTime::from_timestamp_micros(micros).unwrap_or_default();
@@ -168,7 +271,8 @@ pub fn day_and_month(micros: i64) -> (String, String) {
 crate::partitioned!(PartitionClicks);
 
 impl crate::store::Stored for PartitionClicks {
-    type Setup = ();
+    /// `max_dimension_values`.
+    type Setup = usize;
     type Batch = ClicksBatch;
 
     /// What a flush must write now.
@@ -186,6 +290,17 @@ impl crate::store::Stored for PartitionClicks {
             by_client_month: sorted(&self.by_client_month),
             by_code: sorted(&self.by_code),
             bots_by_day: sorted(&self.bots_by_day),
+            previews_by_day: sorted(&self.previews_by_day),
+            by_dimension: {
+                let mut rows: Vec<(DimensionRow, DimensionCount)> = self
+                    .by_dimension
+                    .iter()
+                    .map(|(row, count)| (row.clone(), *count))
+                    .collect();
+                rows.sort();
+                rows
+            },
+            max_dimension_values: self.max_dimension_values,
         }
     }
 
@@ -196,6 +311,8 @@ impl crate::store::Stored for PartitionClicks {
         self.by_client_month.clear();
         self.by_code.clear();
         self.bots_by_day.clear();
+        self.previews_by_day.clear();
+        self.by_dimension.clear();
     }
 }
 
@@ -205,12 +322,25 @@ mod tests {
     use crate::checkpoint::Partitioned;
     use crate::store::Stored;
 
-    fn agent(bot: bool) -> Agent {
-        Agent {
-            browser: "Chrome".into(),
-            os: "Android".into(),
-            device: "smartphone".into(),
-            bot,
+    fn visit(class: Class) -> Visit {
+        Visit {
+            class,
+            agent: crate::user_agent::Agent {
+                browser: "Chrome".into(),
+                os: "Android".into(),
+                device: "smartphone".into(),
+                bot: class == Class::Bot,
+            },
+            dimensions: [
+                "GB",
+                "google.com",
+                "search",
+                "(none)",
+                "(none)",
+                "(none)",
+                "qr",
+            ]
+            .map(str::to_owned),
         }
     }
 
@@ -231,18 +361,23 @@ mod tests {
 
     #[test]
     fn clicks_land_on_their_utc_day_and_month() {
-        let (human, bot) = (agent(false), agent(true));
+        let (human, bot, preview) = (
+            visit(Class::Human),
+            visit(Class::Bot),
+            visit(Class::Preview),
+        );
         let mut clicks = PartitionClicks::default();
-        let click = |at, agent| Click {
+        let click = |at, visit| Click {
             short_code: "abc",
             client_id: 7,
             occurred_at: at,
-            agent,
+            visit,
         };
         assert!(clicks.apply(0, &click(JAN_31_23H, &human)));
         assert!(clicks.apply(1, &click(FEB_1_01H, &human)));
         assert!(clicks.apply(2, &click(FEB_1_01H, &human)));
         assert!(clicks.apply(3, &click(FEB_1_01H, &bot)));
+        assert!(clicks.apply(4, &click(FEB_1_01H, &preview)));
         let batch = clicks.batch();
         let days: Vec<(&str, i64)> = batch
             .by_day
@@ -262,25 +397,45 @@ mod tests {
             "bots stay out of the client total"
         );
         assert_eq!(batch.bots_by_day.len(), 1);
+        assert_eq!(batch.previews_by_day.len(), 1);
+        let countries: Vec<(&str, &str, i64, i64)> = batch
+            .by_dimension
+            .iter()
+            .filter(|(row, _)| row.dimension == Dimension::Country)
+            .map(|(row, count)| {
+                (
+                    row.day.as_str(),
+                    row.value.as_str(),
+                    count.clicks,
+                    count.first_offset,
+                )
+            })
+            .collect();
+        assert_eq!(
+            countries,
+            [("2024-01-31", "GB", 1, 0), ("2024-02-01", "GB", 2, 1)],
+            "people only, with the offset of each value's first click"
+        );
+        assert_eq!(batch.by_dimension.len(), 2 * Dimension::ALL.len());
         assert_eq!(
             (
                 batch.expected_next_offset,
                 batch.next_offset,
                 batch.through_offset
             ),
-            (0, 4, 3)
+            (0, 5, 4)
         );
     }
 
     #[test]
     fn a_late_click_counts_on_its_own_day_and_replays_count_nothing() {
-        let human = agent(false);
-        let mut clicks = PartitionClicks::restore(10);
+        let human = visit(Class::Human);
+        let mut clicks = PartitionClicks::restore(10, DEFAULT_MAX_DIMENSION_VALUES);
         let late = Click {
             short_code: "abc",
             client_id: 7,
             occurred_at: JAN_31_23H,
-            agent: &human,
+            visit: &human,
         };
         assert!(!clicks.apply(9, &late), "already in the store");
         assert!(clicks.apply(10, &late));
@@ -289,5 +444,48 @@ mod tests {
         clicks.flushed(&batch);
         assert!(!clicks.has_changes());
         assert!(clicks.batch().by_day.is_empty());
+    }
+
+    fn count(clicks: i64, first_offset: i64) -> DimensionCount {
+        DimensionCount {
+            clicks,
+            first_offset,
+        }
+    }
+
+    #[test]
+    fn new_values_past_the_cap_go_to_other_in_the_order_of_their_first_click() {
+        let stored: HashSet<String> = ["a", "b", OTHER].map(str::to_owned).into();
+        let rows = [
+            ("z", count(5, 9)),
+            ("b", count(2, 7)),
+            ("y", count(3, 3)),
+            ("x", count(1, 4)),
+            (OTHER, count(1, 1)),
+        ];
+        let mut added = bound(&rows, &stored, 3);
+        added.sort();
+        assert_eq!(
+            added,
+            [("(other)", 1 + 1 + 5), ("b", 2), ("y", 3)].map(|(v, n)| (v.to_owned(), n)),
+            "a, b and y held (y came first); x and z counted as other"
+        );
+        let total: i64 = rows.iter().map(|(_, c)| c.clicks).sum();
+        assert_eq!(
+            added.iter().map(|(_, n)| n).sum::<i64>(),
+            total,
+            "nothing lost"
+        );
+        // Retried after part of it was written (y stored now): the same.
+        let retried: HashSet<String> = ["a", "b", "y", OTHER].map(str::to_owned).into();
+        let mut again = bound(&rows, &retried, 3);
+        again.sort();
+        assert_eq!(again, added);
+        // Room for everything: nothing is other.
+        assert!(
+            bound(&rows[..4], &HashSet::new(), 10)
+                .iter()
+                .all(|(v, _)| v != OTHER)
+        );
     }
 }

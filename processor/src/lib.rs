@@ -102,6 +102,9 @@ pub enum ProcessorError {
     /// past the events that fired them.
     #[error(transparent)]
     Notify(#[from] rules::NotifyError),
+    /// The country database or a shipped list cannot be used.
+    #[error(transparent)]
+    Enrich(#[from] enrich::EnrichError),
 }
 
 impl From<consumer::HandleError> for ProcessorError {
@@ -154,7 +157,19 @@ pub async fn run(
         },
         notifier: rules::Notifier::new(&config.kafka, config.codec.clone())?,
     };
-    let mut workers = Workers::new(&names, rules_context);
+    let geo = match &config.settings.geoip_db {
+        Some(path) => {
+            let geo = enrich::geo::Geo::open(path).map_err(enrich::EnrichError::from)?;
+            info!(database = %path.display(), "countries from the geoip database");
+            Some(geo)
+        }
+        None => None,
+    };
+    let clicks_context = clicks::ClicksContext {
+        enricher: enrich::Enricher::new(geo)?,
+        max_dimension_values: config.settings.max_dimension_values,
+    };
+    let mut workers = Workers::new(&names, rules_context, clicks_context);
     let (revoked_tx, mut revoked_rx) = mpsc::unbounded_channel::<consumer::Revoked>();
     let (assigned_tx, mut assigned_rx) = mpsc::unbounded_channel::<Vec<(String, i32)>>();
     let consumer: GroupConsumer = consumer_config(&config)

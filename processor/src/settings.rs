@@ -70,6 +70,17 @@ pub struct Settings {
     /// fetches competing with produce requests for the broker.
     #[arg(long, env = "EVENTIDE_FETCH_WAIT", default_value = "50ms", value_parser = parse_fetch_wait, global = true)]
     pub fetch_wait: Duration,
+
+    /// A MaxMind-format country (or city) database (GeoLite2, DB-IP, the
+    /// ip-location-db files): clicks' addresses are placed in countries.
+    /// Without one every click's country is `unknown`.
+    #[arg(long, env = "EVENTIDE_GEOIP_DB", global = true)]
+    pub geoip_db: Option<std::path::PathBuf>,
+
+    /// Distinct values kept per short code, day and breakdown (referrer,
+    /// UTM tags, ...); clicks of further values count as `(other)`.
+    #[arg(long, env = "EVENTIDE_MAX_DIMENSION_VALUES", default_value_t = crate::clicks::DEFAULT_MAX_DIMENSION_VALUES, value_parser = parse_max_dimension_values, global = true)]
+    pub max_dimension_values: usize,
 }
 
 impl Default for Settings {
@@ -85,7 +96,16 @@ impl Default for Settings {
             allowed_lateness: Duration::from_secs(5),
             idle_grace: Duration::from_secs(30),
             fetch_wait: Duration::from_millis(50),
+            geoip_db: None,
+            max_dimension_values: crate::clicks::DEFAULT_MAX_DIMENSION_VALUES,
         }
+    }
+}
+
+fn parse_max_dimension_values(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 100000".into()),
     }
 }
 

@@ -6,13 +6,13 @@
 use rdkafka::consumer::CommitMode;
 use schemas::{Topic, TopicNames};
 
+use crate::clicks::ClicksContext;
 use crate::clicks::PartitionClicks;
 use crate::consumer::{HandleError, Io, Received, Revoked, TopicWorker};
 use crate::counters::PartitionCounters;
 use crate::event_store::{ErrorKind, PartitionErrors, PartitionEvents};
 use crate::notifications::PartitionNotifications;
 use crate::rules::{PartitionRules, RulesContext};
-use crate::user_agent::UserAgents;
 
 /// One worker per (topic, aggregate).
 pub(crate) struct Workers {
@@ -63,15 +63,11 @@ macro_rules! each {
 
 impl Workers {
     /// Every worker, on the physical topics of `names`.
-    pub(crate) fn new(names: &TopicNames, rules: RulesContext) -> Self {
+    pub(crate) fn new(names: &TopicNames, rules: RulesContext, clicks: ClicksContext) -> Self {
         let worker = |topic| names.name(topic);
         Self {
             counters: TopicWorker::new(worker(Topic::Increments), Topic::Increments, ()),
-            clicks: TopicWorker::new(
-                worker(Topic::Redirects),
-                Topic::Redirects,
-                UserAgents::default(),
-            ),
+            clicks: TopicWorker::new(worker(Topic::Redirects), Topic::Redirects, clicks),
             events: TopicWorker::new(worker(Topic::Events), Topic::Events, ()),
             session_rules: TopicWorker::new(worker(Topic::Events), Topic::Events, rules)
                 .with_checkpoint_suffix("rules"),

@@ -25,6 +25,7 @@ use processor::checkpoint::Partitioned;
 use processor::clicks::{Click, PartitionClicks};
 use processor::counters::PartitionCounters;
 use processor::dedup::Seen;
+use processor::enrich::{Class, Dimension, Visit};
 use processor::store::{FlushOutcome, Keeps, ScyllaStore, Stored};
 use processor::user_agent::Agent;
 use scylla::value::CqlValue;
@@ -53,8 +54,12 @@ struct Redirect {
     short_code: String,
     client_id: i64,
     occurred_at: i64,
-    agent: Agent,
+    visit: Visit,
 }
+
+/// The simulated processors' `--max-dimension-values`: small, so new
+/// referrers go to `(other)` under every fault schedule.
+const MAX_DIMENSION_VALUES: usize = 2;
 
 /// One increment as the increments topic holds it: counter key, value, and
 /// (identity, received_at) when its producer sent an idempotency key.
@@ -112,12 +117,35 @@ impl Logs {
         ];
         const DAY: i64 = 86_400_000_000;
         let redirects = (0..5 + cluster.pick(40))
-            .map(|_| Redirect {
-                short_code: format!("code{}", cluster.pick(3)),
-                client_id: cluster.pick(2) as i64,
-                // 2024-01-31 or 2024-02-01: two days, two months.
-                occurred_at: 1_706_659_200_000_000 + cluster.pick(2) as i64 * DAY,
-                agent: agents[usize::from(cluster.chance(0.2))].clone(),
+            .map(|_| {
+                let bot = cluster.chance(0.2);
+                let class = if bot {
+                    Class::Bot
+                } else if cluster.chance(0.1) {
+                    Class::Preview
+                } else {
+                    Class::Human
+                };
+                let referrer = format!("r{}.example", cluster.pick(4));
+                Redirect {
+                    short_code: format!("code{}", cluster.pick(3)),
+                    client_id: cluster.pick(2) as i64,
+                    // 2024-01-31 or 2024-02-01: two days, two months.
+                    occurred_at: 1_706_659_200_000_000 + cluster.pick(2) as i64 * DAY,
+                    visit: Visit {
+                        class,
+                        agent: agents[usize::from(bot)].clone(),
+                        dimensions: [
+                            ["GB", "CH"][cluster.pick(2)].to_owned(),
+                            referrer,
+                            "other".to_owned(),
+                            "(none)".to_owned(),
+                            "(none)".to_owned(),
+                            "(none)".to_owned(),
+                            "link".to_owned(),
+                        ],
+                    },
+                }
             })
             .collect();
         Self {
@@ -138,8 +166,10 @@ enum Ended {
 
 /// One partition's aggregate: its records, applied as the consumer loop
 /// applies them (loading and flushing go through the store's `Keeps`).
-trait Partition: Partitioned + Stored<Setup = ()> {
+trait Partition: Partitioned + Stored<Setup: Sized> {
     type Record;
+    /// What loading the partition needs.
+    fn setup() -> Self::Setup;
     fn apply(&mut self, offset: i64, record: &Self::Record);
     /// The record's (identity, received_at) if it carries a key.
     fn identity(_record: &Self::Record) -> Option<(Uuid, i64)> {
@@ -149,6 +179,8 @@ trait Partition: Partitioned + Stored<Setup = ()> {
 
 impl Partition for PartitionCounters {
     type Record = Increment;
+
+    fn setup() {}
 
     fn apply(&mut self, offset: i64, (key, value, _): &Increment) {
         PartitionCounters::apply(self, offset, *key, *value);
@@ -162,12 +194,16 @@ impl Partition for PartitionCounters {
 impl Partition for PartitionClicks {
     type Record = Redirect;
 
+    fn setup() -> usize {
+        MAX_DIMENSION_VALUES
+    }
+
     fn apply(&mut self, offset: i64, redirect: &Redirect) {
         let click = Click {
             short_code: &redirect.short_code,
             client_id: redirect.client_id,
             occurred_at: redirect.occurred_at,
-            agent: &redirect.agent,
+            visit: &redirect.visit,
         };
         PartitionClicks::apply(self, offset, &click);
     }
@@ -189,7 +225,7 @@ where
 {
     let end = log.len() as i64;
     'load: loop {
-        let Ok(mut state) = Keeps::<P>::load(&store, topic, PARTITION, &()).await else {
+        let Ok(mut state) = Keeps::<P>::load(&store, topic, PARTITION, &P::setup()).await else {
             continue 'load;
         };
         let Ok(mut boundary) = store.recovery_boundary(topic, PARTITION).await else {
@@ -387,16 +423,45 @@ fn check(cluster: &Cluster, logs: &Logs) -> Result<(), String> {
     let mut by_day: BTreeMap<String, i64> = BTreeMap::new();
     let mut by_client_month: BTreeMap<String, i64> = BTreeMap::new();
     let mut bots: BTreeMap<String, i64> = BTreeMap::new();
+    let mut previews: BTreeMap<String, i64> = BTreeMap::new();
+    let mut dimensions: BTreeMap<String, i64> = BTreeMap::new();
+    // The values each (code, day, dimension) holds, in log order.
+    let mut held: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
     for redirect in &logs.redirects {
         let (day, month) = processor::clicks::day_and_month(redirect.occurred_at);
         let date = cql_date(&day);
         let code = &redirect.short_code;
-        if redirect.agent.bot {
-            *bots.entry(format!("{code}|{date}")).or_default() += 1;
-            continue;
+        match redirect.visit.class {
+            Class::Bot => {
+                *bots.entry(format!("{code}|{date}")).or_default() += 1;
+                continue;
+            }
+            Class::Preview => {
+                *previews.entry(format!("{code}|{date}")).or_default() += 1;
+                continue;
+            }
+            Class::Human => {}
+        }
+        for dimension in Dimension::ALL {
+            let value = redirect.visit.value(dimension);
+            let values = held
+                .entry(format!("{code}|{date}|{}", dimension.as_str()))
+                .or_default();
+            let kept = values.contains(value) || values.len() < MAX_DIMENSION_VALUES;
+            if kept {
+                values.insert(value.to_owned());
+            }
+            let value = if kept {
+                value
+            } else {
+                processor::clicks::OTHER
+            };
+            *dimensions
+                .entry(format!("{code}|{date}|{}|{value}", dimension.as_str()))
+                .or_default() += 1;
         }
         *by_code.entry(code.clone()).or_default() += 1;
-        let agent = &redirect.agent;
+        let agent = &redirect.visit.agent;
         let day_key = format!(
             "{code}|{date}|{}|{}|{}",
             agent.browser, agent.os, agent.device
@@ -424,6 +489,21 @@ fn check(cluster: &Cluster, logs: &Logs) -> Result<(), String> {
     )?;
     let bot_key = ["short_code", "day"];
     compare(cluster, "bot_clicks_by_day", &bot_key, "clicks", bots)?;
+    compare(
+        cluster,
+        "preview_clicks_by_day",
+        &bot_key,
+        "clicks",
+        previews,
+    )?;
+    let dimension_key = ["short_code", "day", "dimension", "value"];
+    compare(
+        cluster,
+        "link_dimensions_by_day",
+        &dimension_key,
+        "clicks",
+        dimensions,
+    )?;
     for (topic, end) in [
         (INCREMENTS, logs.increments.len()),
         (REDIRECTS, logs.redirects.len()),

@@ -69,6 +69,30 @@ pub const SQLITE_DDL: &[&str] = &[
         through_offset INTEGER NOT NULL,
         PRIMARY KEY (short_code, day)
     )",
+    // Link-preview fetches (HEAD requests and preview fetchers) per short
+    // code and day, apart from people and bots.
+    "CREATE TABLE IF NOT EXISTS preview_clicks_by_day (
+        short_code TEXT NOT NULL,
+        day TEXT NOT NULL,
+        clicks INTEGER NOT NULL,
+        partition INTEGER NOT NULL,
+        through_offset INTEGER NOT NULL,
+        PRIMARY KEY (short_code, day)
+    )",
+    // Human clicks per short code, day and breakdown value (country,
+    // referrer, referrer_channel, utm_source, utm_medium, utm_campaign,
+    // source): at most --max-dimension-values values per (short_code, day,
+    // dimension), the rest under `(other)`.
+    "CREATE TABLE IF NOT EXISTS link_dimensions_by_day (
+        short_code TEXT NOT NULL,
+        day TEXT NOT NULL,
+        dimension TEXT NOT NULL,
+        value TEXT NOT NULL,
+        clicks INTEGER NOT NULL,
+        partition INTEGER NOT NULL,
+        through_offset INTEGER NOT NULL,
+        PRIMARY KEY (short_code, day, dimension, value)
+    )",
     // Every event once (by id), read by session, by (category, day) and by
     // time; replays are ignored by the primary key.
     "CREATE TABLE IF NOT EXISTS events (
@@ -204,6 +228,10 @@ pub mod tables {
     pub const CLICKS_BY_CODE: &str = "clicks_by_code";
     /// Bot clicks by short code and day.
     pub const BOT_CLICKS_BY_DAY: &str = "bot_clicks_by_day";
+    /// Link-preview fetches by short code and day.
+    pub const PREVIEW_CLICKS_BY_DAY: &str = "preview_clicks_by_day";
+    /// Human clicks by short code, day, dimension and value.
+    pub const LINK_DIMENSIONS_BY_DAY: &str = "link_dimensions_by_day";
     /// Every event, by id.
     pub const EVENTS: &str = "events";
     /// Events per (category, name, partition).

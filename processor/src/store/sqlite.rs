@@ -9,12 +9,13 @@
 mod dedup;
 mod notifications;
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use libsql::{Connection, Database, params};
 use schemas::sql::{SQLITE_ADDED_COLUMNS, SQLITE_DDL, SQLITE_PRAGMAS};
 
-use crate::clicks::{ClicksBatch, PartitionClicks};
+use crate::clicks::{ClicksBatch, DimensionCount, PartitionClicks, bound};
 use crate::counters::{FlushBatch, PartitionCounters};
 use crate::event_store::{ErrorRow, ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents};
 
@@ -254,10 +255,11 @@ impl Keeps<PartitionClicks> for SqliteStore {
         &self,
         topic: &str,
         partition: i32,
-        _setup: &(),
+        max_dimension_values: &usize,
     ) -> Result<PartitionClicks, StoreError> {
         Ok(PartitionClicks::restore(
             self.checkpoint(topic, partition).await?.unwrap_or(0),
+            *max_dimension_values,
         ))
     }
 
@@ -329,20 +331,60 @@ impl Keeps<PartitionClicks> for SqliteStore {
             )
             .await?;
         }
-        for (row, added) in &batch.bots_by_day {
-            let keys = params![row.short_code.as_str(), row.day.as_str()];
-            let current = stored_value(
-                &tx,
-                "SELECT clicks FROM bot_clicks_by_day WHERE short_code = ?1 AND day = ?2",
-                keys,
-            )
-            .await?;
-            tx.execute(
-                "INSERT INTO bot_clicks_by_day (short_code, day, clicks, partition, through_offset) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (short_code, day) DO UPDATE SET clicks = excluded.clicks, through_offset = excluded.through_offset",
-                params![row.short_code.as_str(), row.day.as_str(), current + added, partition, through],
-            )
-            .await?;
+        for (table, rows) in [
+            ("bot_clicks_by_day", &batch.bots_by_day),
+            ("preview_clicks_by_day", &batch.previews_by_day),
+        ] {
+            for (row, added) in rows {
+                let keys = params![row.short_code.as_str(), row.day.as_str()];
+                let current = stored_value(
+                    &tx,
+                    &format!("SELECT clicks FROM {table} WHERE short_code = ?1 AND day = ?2"),
+                    keys,
+                )
+                .await?;
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {table} (short_code, day, clicks, partition, through_offset) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (short_code, day) DO UPDATE SET clicks = excluded.clicks, through_offset = excluded.through_offset"
+                    ),
+                    params![row.short_code.as_str(), row.day.as_str(), current + added, partition, through],
+                )
+                .await?;
+            }
+        }
+        for group in batch.by_dimension.chunk_by(|(a, _), (b, _)| {
+            (&a.short_code, &a.day, a.dimension) == (&b.short_code, &b.day, b.dimension)
+        }) {
+            let Some((first, _)) = group.first() else {
+                continue;
+            };
+            let dimension = first.dimension.as_str();
+            let mut rows = tx
+                .query(
+                    "SELECT value, clicks FROM link_dimensions_by_day WHERE short_code = ?1 AND day = ?2 AND dimension = ?3",
+                    params![first.short_code.as_str(), first.day.as_str(), dimension],
+                )
+                .await?;
+            let mut stored: HashMap<String, i64> = HashMap::new();
+            while let Some(row) = rows.next().await? {
+                stored.insert(row.get(0)?, row.get(1)?);
+            }
+            let values: Vec<(&str, DimensionCount)> = group
+                .iter()
+                .map(|(row, count)| (row.value.as_str(), *count))
+                .collect();
+            let held: HashSet<String> = stored.keys().cloned().collect();
+            for (value, added) in bound(&values, &held, batch.max_dimension_values) {
+                let current = stored.get(&value).copied().unwrap_or(0);
+                tx.execute(
+                    "INSERT INTO link_dimensions_by_day (short_code, day, dimension, value, clicks, partition, through_offset)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (short_code, day, dimension, value) DO UPDATE SET clicks = excluded.clicks, through_offset = excluded.through_offset",
+                    params![first.short_code.as_str(), first.day.as_str(), dimension, value, current + added, partition, through],
+                )
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(FlushOutcome::Written)
@@ -789,6 +831,7 @@ mod click_tests {
     use super::*;
     use crate::checkpoint::Partitioned;
     use crate::clicks::Click;
+    use crate::enrich::{Class, Visit};
     use crate::store::Stored;
     use crate::user_agent::Agent;
 
@@ -798,22 +841,17 @@ mod click_tests {
         let store = SqliteStore::open(&dir.path().join("store.db"))
             .await
             .expect("opens");
-        let agent = Agent {
-            browser: "Chrome".into(),
-            os: "Android".into(),
-            device: "smartphone".into(),
-            bot: false,
-        };
+        let visit = visit("news.example");
         let click = Click {
             short_code: "abc",
             client_id: 7,
             occurred_at: 1_706_742_000_000_000,
-            agent: &agent,
+            visit: &visit,
         };
-        let mut owner = Keeps::<PartitionClicks>::load(&store, "red", 1, &())
+        let mut owner = Keeps::<PartitionClicks>::load(&store, "red", 1, &1000)
             .await
             .expect("loads");
-        let mut zombie = Keeps::<PartitionClicks>::load(&store, "red", 1, &())
+        let mut zombie = Keeps::<PartitionClicks>::load(&store, "red", 1, &1000)
             .await
             .expect("loads");
         for offset in 0..3 {
@@ -853,11 +891,82 @@ mod click_tests {
             (4, 3)
         );
         assert_eq!(
-            Keeps::<PartitionClicks>::load(&store, "red", 1, &())
+            Keeps::<PartitionClicks>::load(&store, "red", 1, &1000)
                 .await
                 .expect("loads")
                 .next_offset(),
             4
+        );
+    }
+
+    fn visit(referrer: &str) -> Visit {
+        Visit {
+            class: Class::Human,
+            agent: Agent {
+                browser: "Chrome".into(),
+                os: "Android".into(),
+                device: "smartphone".into(),
+                bot: false,
+            },
+            dimensions: [
+                "GB", referrer, "other", "(none)", "(none)", "(none)", "link",
+            ]
+            .map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_breakdown_keeps_its_first_values_across_flushes_and_counts_the_rest_as_other() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("store.db"))
+            .await
+            .expect("opens");
+        let mut clicks = Keeps::<PartitionClicks>::load(&store, "red", 0, &2)
+            .await
+            .expect("loads");
+        let mut offset = 0;
+        for referrers in [&["a", "b", "a"][..], &["c", "a", "d", "c"][..]] {
+            for referrer in referrers {
+                let visit = visit(referrer);
+                clicks.apply(
+                    offset,
+                    &Click {
+                        short_code: "abc",
+                        client_id: 7,
+                        occurred_at: 1_706_742_000_000_000,
+                        visit: &visit,
+                    },
+                );
+                offset += 1;
+            }
+            let batch = clicks.batch();
+            assert_eq!(
+                Keeps::<PartitionClicks>::flush(&store, "red", 0, &batch)
+                    .await
+                    .expect("flush"),
+                FlushOutcome::Written
+            );
+            clicks.flushed(&batch);
+        }
+        let mut rows = store
+            .conn
+            .query(
+                "SELECT value, clicks FROM link_dimensions_by_day WHERE dimension = 'referrer' ORDER BY value",
+                (),
+            )
+            .await
+            .expect("query");
+        let mut found = Vec::new();
+        while let Some(row) = rows.next().await.expect("row") {
+            found.push((
+                row.get::<String>(0).expect("value"),
+                row.get::<i64>(1).expect("clicks"),
+            ));
+        }
+        assert_eq!(
+            found,
+            [("(other)", 3), ("a", 3), ("b", 1)].map(|(v, n)| (v.to_owned(), n)),
+            "c and d came after a and b filled the two places"
         );
     }
 }

@@ -319,6 +319,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "replay_run",
         cql: include_str!("../../cql/004_replay_run.cql"),
     },
+    Migration {
+        version: 5,
+        name: "link_analytics",
+        cql: include_str!("../../cql/005_link_analytics.cql"),
+    },
 ];
 
 /// The statements of a CQL text: `--` comments dropped, split on `;`.
@@ -449,7 +454,7 @@ mod tests {
     fn only_unapplied_migrations_run_and_keyspace_names_are_checked() {
         assert_eq!(pending(MIGRATIONS, &[]).len(), MIGRATIONS.len());
         assert_eq!(pending(MIGRATIONS, &[1]).len(), MIGRATIONS.len() - 1);
-        assert!(pending(MIGRATIONS, &[1, 2, 3, 4]).is_empty());
+        assert!(pending(MIGRATIONS, &[1, 2, 3, 4, 5]).is_empty());
         for good in ["eventide", "eventide_prod", "_x1"] {
             assert!(check_keyspace(good).is_ok(), "{good}");
         }

@@ -122,9 +122,33 @@ async fn fill(store: &processor::Store, args: &Args) -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let mut agents = UserAgents::default();
-    let classified: Vec<_> = AGENTS.iter().map(|a| agents.classify(a)).collect();
+    let classified: Vec<_> = AGENTS
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let agent = agents.classify(a);
+            processor::enrich::Visit {
+                class: if agent.bot {
+                    processor::enrich::Class::Bot
+                } else {
+                    processor::enrich::Class::Human
+                },
+                agent,
+                dimensions: [
+                    ["GB", "US", "CH"][i % 3].to_owned(),
+                    ["google.com", "(none)"][i % 2].to_owned(),
+                    ["search", "direct"][i % 2].to_owned(),
+                    "(none)".to_owned(),
+                    "(none)".to_owned(),
+                    "(none)".to_owned(),
+                    "link".to_owned(),
+                ],
+            }
+        })
+        .collect();
     for partition in 0..PARTITIONS {
-        let mut clicks = PartitionClicks::restore(0);
+        let mut clicks =
+            PartitionClicks::restore(0, processor::clicks::DEFAULT_MAX_DIMENSION_VALUES);
         let share = args.clicks / PARTITIONS as usize;
         for i in 0..share {
             let n = i * PARTITIONS as usize + partition as usize;
@@ -134,7 +158,7 @@ async fn fill(store: &processor::Store, args: &Args) -> anyhow::Result<()> {
                 short_code: &code,
                 client_id: (n % SHORT_CODES) as i64 % CLIENTS,
                 occurred_at: START + (n as i64 * 3_333_331) % (DAYS * DAY),
-                agent: &classified[n % classified.len()],
+                visit: &classified[n % classified.len()],
             };
             clicks.apply(i as i64, &click);
             if i % BATCH == BATCH - 1 || i + 1 == share {

@@ -4,9 +4,14 @@
 
 use scylla::value::CqlTimestamp;
 
+use std::collections::HashSet;
+
+use scylla::value::CqlDate;
+
 use super::{ScyllaStore, cql_date, statements as s};
-use crate::clicks::{ClicksBatch, PartitionClicks};
+use crate::clicks::{ClicksBatch, DimensionCount, PartitionClicks, bound};
 use crate::counters::{FlushBatch, PartitionCounters, overflow_error};
+use crate::enrich::Dimension;
 use crate::store::{FlushOutcome, Keeps, StoreError};
 
 impl Keeps<PartitionCounters> for ScyllaStore {
@@ -76,10 +81,10 @@ impl Keeps<PartitionClicks> for ScyllaStore {
         &self,
         topic: &str,
         partition: i32,
-        _setup: &(),
+        max_dimension_values: &usize,
     ) -> Result<PartitionClicks, StoreError> {
         let next = self.claim(topic, partition).await?;
-        Ok(PartitionClicks::restore(next))
+        Ok(PartitionClicks::restore(next, *max_dimension_values))
     }
 
     /// Adds a clicks batch to the four click tables.
@@ -157,6 +162,41 @@ impl Keeps<PartitionClicks> for ScyllaStore {
                 },
             )
             .await?;
+            let previews = batch
+                .previews_by_day
+                .iter()
+                .map(|(row, clicks)| Ok(((row, cql_date(&row.day)?), *clicks)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            self.add_all(
+                &previews,
+                through,
+                |(row, day)| s::read_preview_day(&row.short_code, *day),
+                |(row, day), clicks| {
+                    s::write_preview_day(&row.short_code, *day, clicks, partition, through, through)
+                },
+            )
+            .await?;
+            let dimensions = self.bounded_dimensions(batch).await?;
+            self.add_all(
+                &dimensions,
+                through,
+                |(code, day, dimension, value)| {
+                    s::read_dimension(code, *day, dimension.as_str(), value)
+                },
+                |(code, day, dimension, value), clicks| {
+                    s::write_dimension(
+                        code,
+                        *day,
+                        dimension.as_str(),
+                        value,
+                        clicks,
+                        partition,
+                        through,
+                        through,
+                    )
+                },
+            )
+            .await?;
             // Click counts grow by one per click: no row reaches i64::MAX.
             Ok(())
         };
@@ -168,5 +208,50 @@ impl Keeps<PartitionClicks> for ScyllaStore {
             rows,
         )
         .await
+    }
+}
+
+/// A breakdown row to add: short code, day, dimension and value.
+type DimensionKey = (String, CqlDate, Dimension, String);
+
+impl ScyllaStore {
+    /// The batch's breakdown rows, each (short code, day, dimension) bound
+    /// to its most values against the values stored now ([`bound`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if reading fails or a day is malformed.
+    async fn bounded_dimensions(
+        &self,
+        batch: &ClicksBatch,
+    ) -> Result<Vec<(DimensionKey, i64)>, StoreError> {
+        let mut rows = Vec::new();
+        for group in batch.by_dimension.chunk_by(|(a, _), (b, _)| {
+            (&a.short_code, &a.day, a.dimension) == (&b.short_code, &b.day, b.dimension)
+        }) {
+            let Some((first, _)) = group.first() else {
+                continue;
+            };
+            let day = cql_date(&first.day)?;
+            let stored: Vec<(String,)> = self
+                .read_all(s::read_dimension_values(
+                    &first.short_code,
+                    day,
+                    first.dimension.as_str(),
+                ))
+                .await?;
+            let held: HashSet<String> = stored.into_iter().map(|(value,)| value).collect();
+            let values: Vec<(&str, DimensionCount)> = group
+                .iter()
+                .map(|(row, count)| (row.value.as_str(), *count))
+                .collect();
+            for (value, added) in bound(&values, &held, batch.max_dimension_values) {
+                rows.push((
+                    (first.short_code.clone(), day, first.dimension, value),
+                    added,
+                ));
+            }
+        }
+        Ok(rows)
     }
 }

@@ -80,6 +80,24 @@ cql_statements! {
     write_bot_day(short_code: &str, day: CqlDate, clicks: i64, partition: i32, through_offset: i64, timestamp: i64) =>
         "INSERT INTO bot_clicks_by_day (short_code, day, clicks, partition, through_offset) VALUES (?, ?, ?, ?, ?) \
          USING TIMESTAMP ?";
+    /// A short code's preview fetches of one day.
+    read_preview_day(short_code: &str, day: CqlDate) =>
+        "SELECT clicks, through_offset FROM preview_clicks_by_day WHERE short_code = ? AND day = ?";
+    /// Their new total.
+    write_preview_day(short_code: &str, day: CqlDate, clicks: i64, partition: i32, through_offset: i64, timestamp: i64) =>
+        "INSERT INTO preview_clicks_by_day (short_code, day, clicks, partition, through_offset) VALUES (?, ?, ?, ?, ?) \
+         USING TIMESTAMP ?";
+    /// The values a short code's breakdown holds for one day.
+    read_dimension_values(short_code: &str, day: CqlDate, dimension: &str) =>
+        "SELECT value FROM link_dimensions_by_day WHERE short_code = ? AND day = ? AND dimension = ?";
+    /// One value's clicks.
+    read_dimension(short_code: &str, day: CqlDate, dimension: &str, value: &str) =>
+        "SELECT clicks, through_offset FROM link_dimensions_by_day \
+         WHERE short_code = ? AND day = ? AND dimension = ? AND value = ?";
+    /// Its new total.
+    write_dimension(short_code: &str, day: CqlDate, dimension: &str, value: &str, clicks: i64, partition: i32, through_offset: i64, timestamp: i64) =>
+        "INSERT INTO link_dimensions_by_day (short_code, day, dimension, value, clicks, partition, through_offset) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?";
     /// An event in its session's partition.
     event_by_session(session_id: &str, occurred_at: i64, event_id: Uuid, received_at: i64, application_id: &str, category: &str, name: &str, data: &str, known_type: bool, user_id: Option<&str>, device_id: Option<&str>) =>
         "INSERT INTO events_by_session (session_id, occurred_at, event_id, received_at, application_id, category, \
