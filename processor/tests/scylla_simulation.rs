@@ -447,7 +447,7 @@ fn check(cluster: &Cluster, logs: &Logs) -> Result<(), String> {
             let values = held
                 .entry(format!("{code}|{date}|{}", dimension.as_str()))
                 .or_default();
-            let kept = values.contains(value) || values.len() < MAX_DIMENSION_VALUES;
+            let kept = values.contains(value) || values.len() < dimension.cap(MAX_DIMENSION_VALUES);
             if kept {
                 values.insert(value.to_owned());
             }

@@ -227,7 +227,9 @@ pub(crate) struct LinkStats {
     group_by: Option<String>,
     total_clicks: i64,
     total_bot_clicks: i64,
-    /// With `group_by`: clicks per browser, OS or device class.
+    /// HEAD requests and link-preview fetchers (Slack, X, Facebook, ...).
+    total_previews: i64,
+    /// With `group_by`: human clicks per value of the split.
     group_totals: Option<BTreeMap<String, i64>>,
     #[schema(value_type = Vec<Point>)]
     series: Vec<Value>,
@@ -306,10 +308,7 @@ fn granularities() -> Object {
 }
 
 fn group_bys() -> Vec<&'static str> {
-    [GroupBy::Browser, GroupBy::Os, GroupBy::Device]
-        .into_iter()
-        .map(GroupBy::column)
-        .collect()
+    GroupBy::all().into_iter().map(GroupBy::name).collect()
 }
 
 fn group_bys_or_null() -> Schema {
@@ -429,6 +428,15 @@ fn group_by() -> Object {
         .build()
 }
 
+fn top_limit() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(crate::routes::clicks::MAX_TOP))
+        .default(Some(crate::routes::clicks::DEFAULT_TOP.into()))
+        .build()
+}
+
 /// Marker types whose schema is built by a function, so a parameter can name
 /// it as its `value_type` (`schema_with` would drop its description and
 /// whether it is required).
@@ -468,8 +476,10 @@ schema_of! {
     ErrorKind => error_kind();
     /// A bucket size.
     GranularityName => granularities();
-    /// An agent class.
+    /// A split: an agent class or a breakdown.
     GroupByName => group_by();
+    /// How many top values.
+    TopLimit => top_limit();
 }
 
 /// `limit` and `cursor` of a keyset listing.
@@ -555,9 +565,47 @@ pub(crate) struct LinkStatsQuery {
     /// Bucket size (default `day`).
     #[param(value_type = Option<GranularityName>, inline)]
     granularity: Option<String>,
-    /// Split the series by the clicking agent's browser, OS or device class.
+    /// Split people's clicks by the agent's browser, OS or device class, or
+    /// by country, referrer host, referrer channel (direct, search, social,
+    /// email, other), UTM tag or source. Referrer and UTM values past
+    /// `--max-dimension-values` per day are `(other)`.
     #[param(value_type = Option<GroupByName>, inline)]
     group_by: Option<String>,
+}
+
+/// `GET /v1/links/{short_code}/top` parameters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LinkTopQuery {
+    /// Which split to rank (as `group_by` of the stats).
+    #[param(value_type = GroupByName, inline)]
+    dimension: String,
+    /// First UTC day or month (default: 29 days before `to`).
+    #[param(value_type = Option<DayOrMonth>, inline)]
+    from: Option<String>,
+    /// Last UTC day or month, inclusive (default: today).
+    #[param(value_type = Option<DayOrMonth>, inline)]
+    to: Option<String>,
+    /// Values listed, 1 to 1000 (default 10).
+    #[param(value_type = Option<TopLimit>, inline)]
+    limit: Option<u32>,
+}
+
+/// `GET /v1/links/{short_code}/top`: a split's values with the most human
+/// clicks over the range.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinkTop {
+    short_code: String,
+    #[schema(schema_with = group_by)]
+    dimension: String,
+    from: String,
+    to: String,
+    /// People's clicks over the range, every value counted (listed or not).
+    total_clicks: i64,
+    #[schema(value_type = Vec<crate::stats::TopValue>)]
+    values: Vec<Value>,
+    as_of: Option<String>,
 }
 
 /// `GET /v1/clients/{client_id}/reports/{month}` parameters.
@@ -691,6 +739,7 @@ impl Modify for BearerAuth {
     info(title = "Eventide query API", description = "Analysts read click statistics, client reports, counters, events, errors and notifications. Every /v1 call needs `Authorization: Bearer <key>` with the query scope. A query parameter an endpoint does not know is refused (400 `unknown_parameter`), so a typo is never ignored."),
     paths(
         crate::routes::clicks::link_stats,
+        crate::routes::clicks::link_top,
         crate::routes::clicks::client_report,
         crate::routes::counter,
         crate::routes::events,

@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/notifications", get(notifications))
         .route("/v1/events", get(events))
         .route("/v1/links/{short_code}/stats", get(clicks::link_stats))
+        .route("/v1/links/{short_code}/top", get(clicks::link_top))
         .route(
             "/v1/clients/{client_id}/reports/{month}",
             get(clicks::client_report),

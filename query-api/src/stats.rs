@@ -1,10 +1,12 @@
 //! Click statistics and monthly client reports, without I/O: zero-filled
-//! time series over UTC days or months, optionally split by browser, OS or
-//! device class, and the per-short-code report a client is billed by.
+//! time series over UTC days or months, optionally split by browser, OS,
+//! device class or a breakdown (country, referrer, ...), the top values of
+//! one, and the per-short-code report a client is billed by.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, Months, NaiveDate};
+use processor::enrich::Dimension;
 use serde::Serialize;
 
 /// How a series is bucketed.
@@ -75,32 +77,47 @@ impl Granularity {
     }
 }
 
-/// The agent class a series may be split by.
+/// What a series may be split by: an agent class (`clicks_by_day`) or a
+/// breakdown (`link_dimensions_by_day`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupBy {
     Browser,
     Os,
     Device,
+    Breakdown(Dimension),
 }
 
 impl GroupBy {
-    /// From the `group_by` parameter.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "browser" => Some(Self::Browser),
-            "os" => Some(Self::Os),
-            "device" => Some(Self::Device),
-            _ => None,
-        }
+    /// Every split, in the order the API documents them.
+    pub fn all() -> Vec<Self> {
+        [Self::Browser, Self::Os, Self::Device]
+            .into_iter()
+            .chain(Dimension::ALL.map(Self::Breakdown))
+            .collect()
     }
 
-    /// The `clicks_by_day` column it reads.
-    pub fn column(self) -> &'static str {
+    /// From the `group_by` (or `dimension`) parameter.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::all().into_iter().find(|group| group.name() == text)
+    }
+
+    /// Its name in the API; for an agent class, the `clicks_by_day` column.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Browser => "browser",
             Self::Os => "os",
             Self::Device => "device",
+            Self::Breakdown(dimension) => dimension.as_str(),
         }
+    }
+
+    /// Every name, for messages.
+    pub fn names() -> String {
+        Self::all()
+            .into_iter()
+            .map(|group| format!("`{}`", group.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -118,6 +135,8 @@ pub struct Point {
     pub period: String,
     pub clicks: i64,
     pub bot_clicks: i64,
+    /// Link-preview fetches (HEAD requests, chat and social card fetchers).
+    pub previews: i64,
     /// Clicks per group, every group of the range present (zero-filled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<BTreeMap<String, i64>>,
@@ -128,12 +147,14 @@ pub struct Point {
 pub struct Series {
     pub total_clicks: i64,
     pub total_bot_clicks: i64,
+    pub total_previews: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_totals: Option<BTreeMap<String, i64>>,
     pub series: Vec<Point>,
 }
 
-/// Buckets `humans` and `bots` (per day) over every period of the range.
+/// Buckets `humans`, `bots` and `previews` (per day) over every period of
+/// the range.
 pub fn series(
     granularity: Granularity,
     from: NaiveDate,
@@ -141,6 +162,7 @@ pub fn series(
     grouped: bool,
     humans: &[DayClicks],
     bots: &[(String, i64)],
+    previews: &[(String, i64)],
 ) -> Series {
     let groups: BTreeSet<&str> = humans.iter().map(|row| row.group.as_str()).collect();
     let mut points: BTreeMap<String, Point> = granularity
@@ -151,6 +173,7 @@ pub fn series(
                 period: period.clone(),
                 clicks: 0,
                 bot_clicks: 0,
+                previews: 0,
                 groups: grouped.then(|| groups.iter().map(|g| ((*g).to_owned(), 0)).collect()),
             };
             (period, point)
@@ -172,13 +195,46 @@ pub fn series(
             point.bot_clicks += clicks;
         }
     }
+    for (day, fetches) in previews {
+        if let Some(point) = points.get_mut(&granularity.bucket(day)) {
+            point.previews += fetches;
+        }
+    }
     let series: Vec<Point> = points.into_values().collect();
     Series {
         total_clicks: series.iter().map(|p| p.clicks).sum(),
         total_bot_clicks: series.iter().map(|p| p.bot_clicks).sum(),
+        total_previews: series.iter().map(|p| p.previews).sum(),
         group_totals: grouped.then_some(group_totals),
         series,
     }
+}
+
+/// One value of a split and its human clicks over a range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TopValue {
+    pub value: String,
+    pub clicks: i64,
+}
+
+/// The `limit` values of `rows` (one split, per day) with the most clicks
+/// over the range, most first (ties by value), and the clicks of all.
+pub fn top(rows: &[DayClicks], limit: usize) -> (Vec<TopValue>, i64) {
+    let mut sums: BTreeMap<&str, i64> = BTreeMap::new();
+    for row in rows {
+        *sums.entry(row.group.as_str()).or_default() += row.clicks;
+    }
+    let total = sums.values().sum();
+    let mut values: Vec<TopValue> = sums
+        .into_iter()
+        .map(|(value, clicks)| TopValue {
+            value: value.to_owned(),
+            clicks,
+        })
+        .collect();
+    values.sort_by(|a, b| b.clicks.cmp(&a.clicks).then_with(|| a.value.cmp(&b.value)));
+    values.truncate(limit);
+    (values, total)
 }
 
 /// One line of a client's monthly report.
@@ -255,21 +311,29 @@ mod tests {
             false,
             &[row("2021-02-28", "", 3), row("2021-03-01", "", 2)],
             &[("2021-02-27".into(), 5)],
+            &[("2021-03-01".into(), 4)],
         );
-        let periods: Vec<(&str, i64, i64)> = result
+        let periods: Vec<(&str, i64, i64, i64)> = result
             .series
             .iter()
-            .map(|p| (p.period.as_str(), p.clicks, p.bot_clicks))
+            .map(|p| (p.period.as_str(), p.clicks, p.bot_clicks, p.previews))
             .collect();
         assert_eq!(
             periods,
             [
-                ("2021-02-27", 0, 5),
-                ("2021-02-28", 3, 0),
-                ("2021-03-01", 2, 0)
+                ("2021-02-27", 0, 5, 0),
+                ("2021-02-28", 3, 0, 0),
+                ("2021-03-01", 2, 0, 4)
             ]
         );
-        assert_eq!((result.total_clicks, result.total_bot_clicks), (5, 5));
+        assert_eq!(
+            (
+                result.total_clicks,
+                result.total_bot_clicks,
+                result.total_previews
+            ),
+            (5, 5, 4)
+        );
     }
 
     #[test]
@@ -284,6 +348,7 @@ mod tests {
                 row("2021-02-01", "Firefox", 4),
             ],
             &[],
+            &[],
         );
         let periods: Vec<&str> = result.series.iter().map(|p| p.period.as_str()).collect();
         assert_eq!(periods, ["2020-12", "2021-01", "2021-02"]);
@@ -294,6 +359,40 @@ mod tests {
             result.group_totals.expect("totals").get("Firefox"),
             Some(&4)
         );
+    }
+
+    #[test]
+    fn top_values_sum_over_days_most_first_and_splits_parse_by_name() {
+        let rows = [
+            row("2021-02-01", "t.co", 2),
+            row("2021-02-02", "google.com", 3),
+            row("2021-02-03", "t.co", 2),
+            row("2021-02-03", "(other)", 1),
+            row("2021-02-03", "bing.com", 1),
+        ];
+        let (values, total) = top(&rows, 2);
+        assert_eq!(
+            values,
+            [
+                TopValue {
+                    value: "t.co".into(),
+                    clicks: 4
+                },
+                TopValue {
+                    value: "google.com".into(),
+                    clicks: 3
+                },
+            ]
+        );
+        assert_eq!(total, 9, "the total counts every value, listed or not");
+        for group in GroupBy::all() {
+            assert_eq!(GroupBy::parse(group.name()), Some(group));
+        }
+        assert_eq!(
+            GroupBy::parse("referrer_channel"),
+            Some(GroupBy::Breakdown(Dimension::ReferrerChannel))
+        );
+        assert_eq!(GroupBy::parse("ip"), None);
     }
 
     #[test]

@@ -88,6 +88,15 @@ pub struct StoredNotification {
 }
 
 /// The store, read side, on whichever backend it was opened. Cheap to clone.
+/// Clicks counted apart from people's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apart {
+    /// Crawlers and automation.
+    Bots,
+    /// Link-preview fetchers and `HEAD` requests.
+    Previews,
+}
+
 #[derive(Debug, Clone)]
 pub struct ReadStore {
     backend: Backend,
@@ -245,20 +254,22 @@ impl ReadStore {
         }
     }
 
-    /// Bot and crawler clicks of `short_code` per day, in day order.
+    /// Bot and crawler clicks, or link previews, of `short_code` per day,
+    /// in day order.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if the read fails.
-    pub async fn bot_clicks(
+    pub async fn apart_clicks(
         &self,
+        apart: Apart,
         short_code: &str,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         match &self.backend {
-            Backend::Sqlite(store) => store.bot_clicks(short_code, from, to).await,
-            Backend::Scylla(store) => store.bot_clicks(short_code, from, to).await,
+            Backend::Sqlite(store) => store.apart_clicks(apart, short_code, from, to).await,
+            Backend::Scylla(store) => store.apart_clicks(apart, short_code, from, to).await,
         }
     }
 

@@ -83,6 +83,10 @@ pub struct Options {
     pub retention: Duration,
     /// How often the in-process broker deletes records past retention.
     pub broker_maintenance: Duration,
+    /// The processor's country database (`--geoip-db`).
+    pub geoip_db: Option<PathBuf>,
+    /// The processor's `--max-dimension-values`.
+    pub max_dimension_values: usize,
 }
 
 impl Default for Options {
@@ -109,6 +113,8 @@ impl Default for Options {
             store: None,
             retention: Duration::from_secs(7 * 24 * 3600),
             broker_maintenance: Duration::from_secs(600),
+            geoip_db: None,
+            max_dimension_values: processor::clicks::DEFAULT_MAX_DIMENSION_VALUES,
         }
     }
 }
@@ -326,6 +332,8 @@ impl Pipeline {
                 allowed_lateness: Duration::from_secs(5),
                 idle_grace: options.idle_grace,
                 fetch_wait: Duration::from_millis(50),
+                geoip_db: options.geoip_db.clone(),
+                max_dimension_values: options.max_dimension_values,
                 ..processor::Settings::default()
             },
             kafka: kafka.clone(),

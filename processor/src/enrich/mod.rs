@@ -63,6 +63,17 @@ impl Dimension {
         }
     }
 
+    /// The most distinct values it keeps per short code and day given
+    /// `--max-dimension-values`: countries (about 250) and channels (five)
+    /// are bounded by nature and keep all; referrers, UTM values and source
+    /// labels are whatever producers send and keep `max`.
+    pub fn cap(self, max: usize) -> usize {
+        match self {
+            Dimension::Country | Dimension::ReferrerChannel => usize::MAX,
+            _ => max,
+        }
+    }
+
     /// From its name.
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|d| d.as_str() == text)

@@ -375,7 +375,8 @@ impl Keeps<PartitionClicks> for SqliteStore {
                 .map(|(row, count)| (row.value.as_str(), *count))
                 .collect();
             let held: HashSet<String> = stored.keys().cloned().collect();
-            for (value, added) in bound(&values, &held, batch.max_dimension_values) {
+            let cap = first.dimension.cap(batch.max_dimension_values);
+            for (value, added) in bound(&values, &held, cap) {
                 let current = stored.get(&value).copied().unwrap_or(0);
                 tx.execute(
                     "INSERT INTO link_dimensions_by_day (short_code, day, dimension, value, clicks, partition, through_offset)

@@ -13,7 +13,8 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::paging::rfc3339;
 use crate::params::{only, text};
-use crate::stats::{Granularity, GroupBy, report_csv, series};
+use crate::stats::{Granularity, GroupBy, report_csv, series, top};
+use crate::store::Apart;
 
 /// The most buckets one series holds.
 pub(crate) const MAX_BUCKETS: i64 = 3_700;
@@ -59,8 +60,8 @@ fn date(parameter: &'static str, text: &str, end: bool) -> Result<NaiveDate, Api
     })
 }
 
-/// `?from&to&granularity=day|month&group_by=browser|os|device` → a
-/// zero-filled series of human clicks (bots apart), totals and `as_of`.
+/// `?from&to&granularity=day|month&group_by=<split>` → a zero-filled
+/// series of human clicks (bots and previews apart), totals and `as_of`.
 #[utoipa::path(get, path = "/v1/links/{short_code}/stats", tag = "clicks",
     params(crate::openapi::ShortCodePath, crate::openapi::LinkStatsQuery),
     responses((status = 200, body = crate::openapi::LinkStats), crate::openapi::ErrorResponses))]
@@ -78,18 +79,66 @@ pub(crate) async fn link_stats(
             message: "must be `day` or `month`".into(),
         })?,
     };
-    let group_by = match text(&query, "group_by")? {
-        None => None,
-        Some(text) => Some(GroupBy::parse(text).ok_or(ApiError::InvalidParameter {
-            parameter: "group_by",
-            message: "must be `browser`, `os` or `device`".into(),
-        })?),
-    };
-    let to = match text(&query, "to")? {
+    let group_by = text(&query, "group_by")?
+        .map(|text| split("group_by", text))
+        .transpose()?;
+    let (from, to) = range(&query, granularity)?;
+    let humans = state.store.link_clicks(code, from, to, group_by).await?;
+    let bots = state
+        .store
+        .apart_clicks(Apart::Bots, code, from, to)
+        .await?;
+    let previews = state
+        .store
+        .apart_clicks(Apart::Previews, code, from, to)
+        .await?;
+    let as_of = state
+        .store
+        .as_of(schemas::Topic::Redirects.default_name())
+        .await?;
+    let result = series(
+        granularity,
+        from,
+        to,
+        group_by.is_some(),
+        &humans,
+        &bots,
+        &previews,
+    );
+    Ok(Json(json!({
+        "short_code": code,
+        "from": from.format("%Y-%m-%d").to_string(),
+        "to": to.format("%Y-%m-%d").to_string(),
+        "granularity": granularity,
+        "group_by": group_by.map(GroupBy::name),
+        "total_clicks": result.total_clicks,
+        "total_bot_clicks": result.total_bot_clicks,
+        "total_previews": result.total_previews,
+        "group_totals": result.group_totals,
+        "series": result.series,
+        "as_of": as_of.map(rfc3339),
+    })))
+}
+
+/// A split's name, or a 400 naming `parameter` and listing the splits.
+fn split(parameter: &'static str, text: &str) -> Result<GroupBy, ApiError> {
+    GroupBy::parse(text).ok_or_else(|| ApiError::InvalidParameter {
+        parameter,
+        message: format!("must be one of {}", GroupBy::names()),
+    })
+}
+
+/// `from` and `to` of a stats request: defaults, order, and at most
+/// [`MAX_BUCKETS`] buckets of `granularity`.
+fn range(
+    query: &HashMap<String, String>,
+    granularity: Granularity,
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let to = match text(query, "to")? {
         Some(text) => date("to", text, true)?,
         None => Utc::now().date_naive(),
     };
-    let from = match text(&query, "from")? {
+    let from = match text(query, "from")? {
         Some(text) => date("from", text, false)?,
         None => match granularity {
             Granularity::Day => to - chrono::Days::new(29),
@@ -112,23 +161,63 @@ pub(crate) async fn link_stats(
             message: format!("range holds more than {MAX_BUCKETS} buckets"),
         });
     }
-    let humans = state.store.link_clicks(code, from, to, group_by).await?;
-    let bots = state.store.bot_clicks(code, from, to).await?;
+    Ok((from, to))
+}
+
+/// Most values `top` lists.
+pub(crate) const MAX_TOP: usize = 1_000;
+/// Values `top` lists unless `limit` says otherwise.
+pub(crate) const DEFAULT_TOP: usize = 10;
+
+/// `?dimension=<split>&from&to&limit` → the split's values with the most
+/// human clicks over the range, most first, and the clicks of all values.
+#[utoipa::path(get, path = "/v1/links/{short_code}/top", tag = "clicks",
+    params(crate::openapi::ShortCodePath, crate::openapi::LinkTopQuery),
+    responses((status = 200, body = crate::openapi::LinkTop), crate::openapi::ErrorResponses))]
+pub(crate) async fn link_top(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    only(&query, &["dimension", "from", "to", "limit"])?;
+    let code = short_code(&code)?;
+    let dimension = match text(&query, "dimension")? {
+        Some(text) => split("dimension", text)?,
+        None => {
+            return Err(ApiError::InvalidParameter {
+                parameter: "dimension",
+                message: format!("is required: one of {}", GroupBy::names()),
+            });
+        }
+    };
+    let limit = match text(&query, "limit")? {
+        None => DEFAULT_TOP,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_TOP).contains(n))
+            .ok_or(ApiError::InvalidParameter {
+                parameter: "limit",
+                message: format!("must be 1 to {MAX_TOP}"),
+            })?,
+    };
+    let (from, to) = range(&query, Granularity::Day)?;
+    let rows = state
+        .store
+        .link_clicks(code, from, to, Some(dimension))
+        .await?;
+    let (values, total) = top(&rows, limit);
     let as_of = state
         .store
         .as_of(schemas::Topic::Redirects.default_name())
         .await?;
-    let result = series(granularity, from, to, group_by.is_some(), &humans, &bots);
     Ok(Json(json!({
         "short_code": code,
+        "dimension": dimension.name(),
         "from": from.format("%Y-%m-%d").to_string(),
         "to": to.format("%Y-%m-%d").to_string(),
-        "granularity": granularity,
-        "group_by": group_by.map(GroupBy::column),
-        "total_clicks": result.total_clicks,
-        "total_bot_clicks": result.total_bot_clicks,
-        "group_totals": result.group_totals,
-        "series": result.series,
+        "total_clicks": total,
+        "values": values,
         "as_of": as_of.map(rfc3339),
     })))
 }

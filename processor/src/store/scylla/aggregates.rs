@@ -245,7 +245,8 @@ impl ScyllaStore {
                 .iter()
                 .map(|(row, count)| (row.value.as_str(), *count))
                 .collect();
-            for (value, added) in bound(&values, &held, batch.max_dimension_values) {
+            let cap = first.dimension.cap(batch.max_dimension_values);
+            for (value, added) in bound(&values, &held, cap) {
                 rows.push((
                     (first.short_code.clone(), day, first.dimension, value),
                     added,

@@ -48,6 +48,15 @@ cql_statements! {
     bot_clicks_by_day(short_code: &str, day_from: CqlDate, day_to: CqlDate) =>
         "SELECT day, clicks FROM bot_clicks_by_day \
          WHERE short_code = ? AND day >= ? AND day <= ?";
+    /// A short code's link previews over a day range.
+    preview_clicks_by_day(short_code: &str, day_from: CqlDate, day_to: CqlDate) =>
+        "SELECT day, clicks FROM preview_clicks_by_day \
+         WHERE short_code = ? AND day >= ? AND day <= ?";
+    /// A short code's breakdowns over a day range (every dimension: CQL
+    /// cannot restrict the dimension after a range of days).
+    link_dimensions_by_day(short_code: &str, day_from: CqlDate, day_to: CqlDate) =>
+        "SELECT day, dimension, value, clicks FROM link_dimensions_by_day \
+         WHERE short_code = ? AND day >= ? AND day <= ?";
     /// A client's month.
     client_month(client_id: i64, month: &str) =>
         "SELECT short_code, clicks FROM clicks_by_client_month WHERE client_id = ? AND month = ?";

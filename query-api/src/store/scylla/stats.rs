@@ -11,7 +11,7 @@ use super::ScyllaStore;
 use super::buckets::{cql_date, day_text};
 use super::statements as s;
 use crate::stats::{DayClicks, GroupBy, ReportLine};
-use crate::store::{EventTypeCount, StoreError};
+use crate::store::{Apart, EventTypeCount, StoreError};
 
 /// A `clicks_by_day` row: day, browser, os, device, clicks.
 type ClickRow = (CqlDate, String, String, String, i64);
@@ -26,26 +26,42 @@ impl ScyllaStore {
         to: NaiveDate,
         group_by: Option<GroupBy>,
     ) -> Result<Vec<DayClicks>, StoreError> {
+        if let Some(GroupBy::Breakdown(dimension)) = group_by {
+            let rows: Vec<(CqlDate, String, String, i64)> = self
+                .select(s::link_dimensions_by_day(
+                    short_code,
+                    cql_date(from)?,
+                    cql_date(to)?,
+                ))
+                .await?;
+            let rows = rows
+                .into_iter()
+                .filter(|(_, name, _, _)| name == dimension.as_str())
+                .map(|(day, _, value, clicks)| (day, value, String::new(), String::new(), clicks))
+                .collect();
+            return sum_clicks(rows, Some(GroupBy::Browser));
+        }
         let rows: Vec<ClickRow> = self
             .select(s::clicks_by_day(short_code, cql_date(from)?, cql_date(to)?))
             .await?;
         sum_clicks(rows, group_by)
     }
 
-    /// Bot and crawler clicks of `short_code` per day, in day order.
-    pub(crate) async fn bot_clicks(
+    /// Bot and crawler clicks, or link previews, of `short_code` per day,
+    /// in day order.
+    pub(crate) async fn apart_clicks(
         &self,
+        apart: Apart,
         short_code: &str,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows: Vec<(CqlDate, i64)> = self
-            .select(s::bot_clicks_by_day(
-                short_code,
-                cql_date(from)?,
-                cql_date(to)?,
-            ))
-            .await?;
+        let (from, to) = (cql_date(from)?, cql_date(to)?);
+        let statement = match apart {
+            Apart::Bots => s::bot_clicks_by_day(short_code, from, to),
+            Apart::Previews => s::preview_clicks_by_day(short_code, from, to),
+        };
+        let rows: Vec<(CqlDate, i64)> = self.select(statement).await?;
         rows.into_iter()
             .map(|(day, clicks)| Ok((day_text(day)?, clicks)))
             .collect()
@@ -72,7 +88,7 @@ fn sum_clicks(
     let mut sums: BTreeMap<(u32, String), i64> = BTreeMap::new();
     for (day, browser, os, device, clicks) in rows {
         let group = match group_by {
-            None => String::new(),
+            None | Some(GroupBy::Breakdown(_)) => String::new(),
             Some(GroupBy::Browser) => browser,
             Some(GroupBy::Os) => os,
             Some(GroupBy::Device) => device,

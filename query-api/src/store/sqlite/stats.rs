@@ -5,7 +5,7 @@ use libsql::params;
 
 use super::SqliteStore;
 use crate::stats::{DayClicks, GroupBy, ReportLine};
-use crate::store::StoreError;
+use crate::store::{Apart, StoreError};
 
 impl SqliteStore {
     /// Human clicks of `short_code` per day (and group) from `from` to `to`
@@ -21,16 +21,29 @@ impl SqliteStore {
         to: NaiveDate,
         group_by: Option<GroupBy>,
     ) -> Result<Vec<DayClicks>, StoreError> {
-        let group = group_by.map_or("''", GroupBy::column);
-        let sql = format!(
-            "SELECT day, {group}, SUM(clicks) FROM clicks_by_day
-             WHERE short_code = ?1 AND day >= ?2 AND day <= ?3
-             GROUP BY day, {group} ORDER BY day"
-        );
-        let mut rows = self
-            .conn()
-            .query(&sql, params![short_code, day(from), day(to)])
-            .await?;
+        let mut rows = match group_by {
+            Some(GroupBy::Breakdown(dimension)) => {
+                self.conn()
+                    .query(
+                        "SELECT day, value, SUM(clicks) FROM link_dimensions_by_day
+                         WHERE short_code = ?1 AND day >= ?2 AND day <= ?3 AND dimension = ?4
+                         GROUP BY day, value ORDER BY day",
+                        params![short_code, day(from), day(to), dimension.as_str()],
+                    )
+                    .await?
+            }
+            agent => {
+                let group = agent.map_or("''", GroupBy::name);
+                let sql = format!(
+                    "SELECT day, {group}, SUM(clicks) FROM clicks_by_day
+                     WHERE short_code = ?1 AND day >= ?2 AND day <= ?3
+                     GROUP BY day, {group} ORDER BY day"
+                );
+                self.conn()
+                    .query(&sql, params![short_code, day(from), day(to)])
+                    .await?
+            }
+        };
         let mut found = Vec::new();
         while let Some(row) = rows.next().await? {
             found.push(DayClicks {
@@ -42,22 +55,29 @@ impl SqliteStore {
         Ok(found)
     }
 
-    /// Bot and crawler clicks of `short_code` per day.
+    /// Bot and crawler clicks, or link previews, of `short_code` per day.
     ///
     /// # Errors
     ///
     /// [`StoreError::Query`] if the query fails.
-    pub(crate) async fn bot_clicks(
+    pub(crate) async fn apart_clicks(
         &self,
+        apart: Apart,
         short_code: &str,
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<(String, i64)>, StoreError> {
+        let table = match apart {
+            Apart::Bots => "bot_clicks_by_day",
+            Apart::Previews => "preview_clicks_by_day",
+        };
         let mut rows = self
             .conn()
             .query(
-                "SELECT day, clicks FROM bot_clicks_by_day
-                 WHERE short_code = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day",
+                &format!(
+                    "SELECT day, clicks FROM {table}
+                     WHERE short_code = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day"
+                ),
                 params![short_code, day(from), day(to)],
             )
             .await?;

@@ -1,0 +1,237 @@
+//! Link analytics through the whole pipeline on the local default: clicks
+//! posted to ingest with addresses, referrers, UTM tags, QR sources, preview
+//! fetchers and a crawler come back from the query API in every breakdown
+//! with exact counts; a breakdown holds its first `--max-dimension-values`
+//! values and counts the rest as `(other)`; no address reaches the store.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use testcontainers_tests::{Options, Pipeline, eventually};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+const CODE: &str = "analytics";
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+
+/// A country database the test writes: three networks, three countries.
+fn country_database(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let mut writer = mmdb_writer::Writer::new("Eventide-Test-Country");
+    for (network, country) in [
+        ("81.2.69.0/24", "GB"),
+        ("2001:db8::/32", "CH"),
+        ("8.8.8.0/24", "US"),
+    ] {
+        writer.insert(
+            network.parse::<ipnet::IpNet>()?,
+            &json!({"country": {"iso_code": country}}),
+        )?;
+    }
+    let path = dir.join("countries.mmdb");
+    std::fs::write(&path, writer.to_bytes()?)?;
+    Ok(path)
+}
+
+/// One click: `(ip, referrer, utm_source, source, user agent, method)`.
+fn click(
+    ip: Option<&str>,
+    referrer: Option<&str>,
+    utm: Option<&str>,
+    source: Option<&str>,
+    agent: &str,
+    method: &str,
+) -> Value {
+    let mut url = "https://shop.example/spring".to_owned();
+    if let Some(utm) = utm {
+        url.push_str(&format!("?utm_source={utm}&utm_medium=email"));
+    }
+    let mut body = json!({"short_code": CODE, "full_url": url, "client_id": 7,
+        "user_agent": agent, "method": method});
+    let object = body.as_object_mut().expect("an object");
+    for (field, value) in [("ip", ip), ("referrer", referrer), ("source", source)] {
+        if let Some(value) = value {
+            object.insert(field.into(), json!(value));
+        }
+    }
+    body
+}
+
+/// `group_totals` of the link's stats split by `group_by`, once people's
+/// clicks reach `humans`.
+async fn totals(
+    pipeline: &Pipeline,
+    group_by: &str,
+    humans: i64,
+) -> anyhow::Result<(Value, BTreeMap<String, i64>)> {
+    eventually(DEADLINE, || async {
+        let (status, body) = pipeline
+            .query(&format!("/v1/links/{CODE}/stats?group_by={group_by}"))
+            .await?;
+        Ok(if status == 200 && body["total_clicks"] == humans {
+            let totals: BTreeMap<String, i64> =
+                serde_json::from_value(body["group_totals"].clone()).unwrap_or_default();
+            Ok((body, totals))
+        } else {
+            Err(format!("{status}: {body}"))
+        })
+    })
+    .await
+}
+
+fn expect(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clicks_come_back_in_every_breakdown_exactly_and_no_address_is_stored() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let pipeline = Pipeline::start(Options {
+        geoip_db: Some(country_database(dir.path())?),
+        max_dimension_values: 3,
+        ..Options::default()
+    })
+    .await?;
+    let google = "https://www.google.com/search?q=spring";
+    let mut clicks = Vec::new();
+    for _ in 0..4 {
+        clicks.push(click(
+            Some("81.2.69.142"),
+            Some(google),
+            Some("newsletter"),
+            Some("qr"),
+            CHROME,
+            "GET",
+        ));
+    }
+    for _ in 0..3 {
+        clicks.push(click(Some("2001:db8::7"), None, None, None, CHROME, "GET"));
+    }
+    for _ in 0..2 {
+        clicks.push(click(
+            Some("8.8.8.8"),
+            Some("https://t.co/x"),
+            None,
+            None,
+            CHROME,
+            "GET",
+        ));
+    }
+    clicks.push(click(None, None, None, None, CHROME, "GET"));
+    // Five more referrers: the three places are taken, all five are (other).
+    for n in 1..=5 {
+        let referrer = format!("https://r{n}.example/post");
+        clicks.push(click(
+            Some("81.2.69.9"),
+            Some(&referrer),
+            None,
+            None,
+            CHROME,
+            "GET",
+        ));
+    }
+    // Not people: a chat app's preview, a HEAD, a crawler.
+    clicks.push(click(
+        Some("81.2.69.142"),
+        None,
+        None,
+        None,
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "GET",
+    ));
+    clicks.push(click(Some("81.2.69.142"), None, None, None, CHROME, "HEAD"));
+    clicks.push(click(
+        Some("8.8.8.8"),
+        None,
+        None,
+        None,
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "GET",
+    ));
+    for body in &clicks {
+        let (status, answer) = pipeline.post_to("/v1/redirects", body).await?;
+        anyhow::ensure!(status == 202, "{status}: {answer}");
+    }
+    const HUMANS: i64 = 15;
+
+    let (stats, countries) = totals(&pipeline, "country", HUMANS).await?;
+    assert_eq!(
+        countries,
+        expect(&[("GB", 9), ("CH", 3), ("US", 2), ("unknown", 1)])
+    );
+    assert_eq!(
+        (&stats["total_previews"], &stats["total_bot_clicks"]),
+        (&json!(2), &json!(1)),
+        "{stats}"
+    );
+    let (_, referrers) = totals(&pipeline, "referrer", HUMANS).await?;
+    assert_eq!(
+        referrers,
+        expect(&[
+            ("google.com", 4),
+            ("(none)", 4),
+            ("t.co", 2),
+            ("(other)", 5)
+        ])
+    );
+    let (_, channels) = totals(&pipeline, "referrer_channel", HUMANS).await?;
+    assert_eq!(
+        channels,
+        expect(&[("search", 4), ("direct", 4), ("social", 2), ("other", 5)])
+    );
+    let (_, sources) = totals(&pipeline, "utm_source", HUMANS).await?;
+    assert_eq!(sources, expect(&[("newsletter", 4), ("(none)", 11)]));
+    let (_, mediums) = totals(&pipeline, "utm_medium", HUMANS).await?;
+    assert_eq!(mediums, expect(&[("email", 4), ("(none)", 11)]));
+    let (_, campaigns) = totals(&pipeline, "utm_campaign", HUMANS).await?;
+    assert_eq!(campaigns, expect(&[("(none)", 15)]));
+    let (_, reached) = totals(&pipeline, "source", HUMANS).await?;
+    assert_eq!(reached, expect(&[("qr", 4), ("link", 11)]));
+    let (_, browsers) = totals(&pipeline, "browser", HUMANS).await?;
+    assert_eq!(browsers, expect(&[("Chrome", 15)]));
+
+    let (status, top) = pipeline
+        .query(&format!("/v1/links/{CODE}/top?dimension=country&limit=2"))
+        .await?;
+    assert_eq!(status, 200, "{top}");
+    assert_eq!(
+        (&top["values"], &top["total_clicks"]),
+        (
+            &json!([{"value": "GB", "clicks": 9}, {"value": "CH", "clicks": 3}]),
+            &json!(HUMANS)
+        ),
+        "{top}"
+    );
+    for (query, parameter) in [
+        ("top", "dimension"),
+        ("top?dimension=ip", "dimension"),
+        ("top?dimension=country&limit=0", "limit"),
+        ("stats?group_by=ip", "group_by"),
+    ] {
+        let (status, refused) = pipeline.query(&format!("/v1/links/{CODE}/{query}")).await?;
+        assert_eq!(
+            (status, &refused["error"]["parameter"]),
+            (400, &json!(parameter)),
+            "{query}: {refused}"
+        );
+    }
+
+    // The addresses were used and dropped: not in the store, nor its log.
+    for entry in std::fs::read_dir(pipeline.data_dir())? {
+        let path = entry?.path();
+        if !path.is_file() || !path.to_string_lossy().contains("eventide.db") {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        for address in ["81.2.69.142", "81.2.69.9", "2001:db8::7", "8.8.8.8"] {
+            assert!(
+                !bytes
+                    .windows(address.len())
+                    .any(|window| window == address.as_bytes()),
+                "{address} found in {}",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
