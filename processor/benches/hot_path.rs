@@ -139,6 +139,7 @@ fn hot_path(c: &mut Criterion) {
                         class: if agent.bot { Class::Bot } else { Class::Human },
                         agent,
                         dimensions: Default::default(),
+                        visitor: None,
                     };
                     clicks.apply(
                         offset as i64,

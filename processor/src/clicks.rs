@@ -16,6 +16,7 @@ use chrono::DateTime;
 
 use crate::checkpoint::Checkpoint;
 use crate::enrich::{Class, Dimension, Enricher, Visit};
+use crate::sketch::Sketch;
 
 /// The value new values of a breakdown are counted under once it holds
 /// its most distinct values for a short code and day.
@@ -107,6 +108,9 @@ pub struct ClicksBatch {
     /// and counts the rest as [`OTHER`] ([`bound`]).
     pub by_dimension: Vec<(DimensionRow, DimensionCount)>,
     pub max_dimension_values: usize,
+    /// People's visitor sketches per short code and day; the store merges
+    /// them into its own (a merge twice is a merge once).
+    pub visitors_by_day: Vec<(BotDayRow, Sketch)>,
 }
 
 /// Clicks of one partition since the last flush.
@@ -120,6 +124,7 @@ pub struct PartitionClicks {
     previews_by_day: HashMap<BotDayRow, i64>,
     by_dimension: HashMap<DimensionRow, DimensionCount>,
     max_dimension_values: usize,
+    visitors_by_day: HashMap<BotDayRow, Sketch>,
     days: DayCache,
 }
 
@@ -194,6 +199,15 @@ impl PartitionClicks {
                     first_offset: offset,
                 });
             count.clicks += 1;
+        }
+        if let Some(visitor) = click.visit.visitor {
+            self.visitors_by_day
+                .entry(BotDayRow {
+                    short_code: click.short_code.to_owned(),
+                    day: day.clone(),
+                })
+                .or_default()
+                .insert(visitor);
         }
         let agent = &click.visit.agent;
         *self
@@ -301,6 +315,15 @@ impl crate::store::Stored for PartitionClicks {
                 rows
             },
             max_dimension_values: self.max_dimension_values,
+            visitors_by_day: {
+                let mut rows: Vec<(BotDayRow, Sketch)> = self
+                    .visitors_by_day
+                    .iter()
+                    .map(|(row, sketch)| (row.clone(), sketch.clone()))
+                    .collect();
+                rows.sort_by(|a, b| a.0.cmp(&b.0));
+                rows
+            },
         }
     }
 
@@ -313,6 +336,7 @@ impl crate::store::Stored for PartitionClicks {
         self.bots_by_day.clear();
         self.previews_by_day.clear();
         self.by_dimension.clear();
+        self.visitors_by_day.clear();
     }
 }
 
@@ -341,6 +365,7 @@ mod tests {
                 "qr",
             ]
             .map(str::to_owned),
+            visitor: Some(42),
         }
     }
 

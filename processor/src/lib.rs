@@ -45,6 +45,7 @@ pub mod replay;
 pub mod rules;
 pub mod scan;
 pub mod settings;
+pub mod sketch;
 pub mod store;
 pub mod user_agent;
 pub mod webhooks;
@@ -165,8 +166,17 @@ pub async fn run(
         }
         None => None,
     };
+    let visitor_key = match &config.settings.visitor_hash_key {
+        Some(key) => key.clone(),
+        None => {
+            warn!(
+                "--visitor-hash-key is not set: unique visitors are hashed with the built-in development key"
+            );
+            enrich::DEVELOPMENT_VISITOR_KEY.to_owned()
+        }
+    };
     let clicks_context = clicks::ClicksContext {
-        enricher: enrich::Enricher::new(geo)?,
+        enricher: enrich::Enricher::new(geo)?.with_visitor_key(visitor_key.as_bytes()),
         max_dimension_values: config.settings.max_dimension_values,
     };
     let mut workers = Workers::new(&names, rules_context, clicks_context);

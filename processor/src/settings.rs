@@ -81,6 +81,19 @@ pub struct Settings {
     /// UTM tags, ...); clicks of further values count as `(other)`.
     #[arg(long, env = "EVENTIDE_MAX_DIMENSION_VALUES", default_value_t = crate::clicks::DEFAULT_MAX_DIMENSION_VALUES, value_parser = parse_max_dimension_values, global = true)]
     pub max_dimension_values: usize,
+
+    /// The secret unique visitors are counted by: each click's (address,
+    /// user agent) is hashed with it and only the hash enters the day's
+    /// sketch. Set a long random value and keep it; a new key makes every
+    /// visitor new (ranges spanning the change count returning visitors
+    /// twice). Unset, a built-in development key is used, with a warning.
+    #[arg(
+        long,
+        env = "EVENTIDE_VISITOR_HASH_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub visitor_hash_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -98,6 +111,7 @@ impl Default for Settings {
             fetch_wait: Duration::from_millis(50),
             geoip_db: None,
             max_dimension_values: crate::clicks::DEFAULT_MAX_DIMENSION_VALUES,
+            visitor_hash_key: None,
         }
     }
 }

@@ -144,6 +144,11 @@ impl Logs {
                             "(none)".to_owned(),
                             "link".to_owned(),
                         ],
+                        visitor: Some(processor::sketch::visitor_hash(
+                            b"sim",
+                            &format!("10.0.0.{}", cluster.pick(20)),
+                            "ua",
+                        )),
                     },
                 }
             })
@@ -427,6 +432,7 @@ fn check(cluster: &Cluster, logs: &Logs) -> Result<(), String> {
     let mut dimensions: BTreeMap<String, i64> = BTreeMap::new();
     // The values each (code, day, dimension) holds, in log order.
     let mut held: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+    let mut visitors: BTreeMap<String, processor::sketch::Sketch> = BTreeMap::new();
     for redirect in &logs.redirects {
         let (day, month) = processor::clicks::day_and_month(redirect.occurred_at);
         let date = cql_date(&day);
@@ -459,6 +465,12 @@ fn check(cluster: &Cluster, logs: &Logs) -> Result<(), String> {
             *dimensions
                 .entry(format!("{code}|{date}|{}|{value}", dimension.as_str()))
                 .or_default() += 1;
+        }
+        if let Some(visitor) = redirect.visit.visitor {
+            visitors
+                .entry(format!("{code}|{date}"))
+                .or_default()
+                .insert(visitor);
         }
         *by_code.entry(code.clone()).or_default() += 1;
         let agent = &redirect.visit.agent;
@@ -496,6 +508,31 @@ fn check(cluster: &Cluster, logs: &Logs) -> Result<(), String> {
         "clicks",
         previews,
     )?;
+    let mut sketches: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for row in cluster.rows("link_visitors_by_day") {
+        let id = ["short_code", "day"]
+            .iter()
+            .map(|name| row.get(*name).map(text).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("|");
+        match row.get("sketch") {
+            Some(CqlValue::Blob(bytes)) => {
+                sketches.insert(id, bytes.clone());
+            }
+            other => return Err(format!("link_visitors_by_day {id}: sketch is {other:?}")),
+        }
+    }
+    let expected: BTreeMap<String, Vec<u8>> = visitors
+        .iter()
+        .map(|(id, sketch)| (id.clone(), sketch.to_bytes()))
+        .collect();
+    if sketches != expected {
+        return Err(format!(
+            "link_visitors_by_day: {} sketches stored, {} expected, or their registers differ",
+            sketches.len(),
+            expected.len()
+        ));
+    }
     let dimension_key = ["short_code", "day", "dimension", "value"];
     compare(
         cluster,

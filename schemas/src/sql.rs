@@ -93,6 +93,16 @@ pub const SQLITE_DDL: &[&str] = &[
         through_offset INTEGER NOT NULL,
         PRIMARY KEY (short_code, day, dimension, value)
     )",
+    // People's unique-visitor sketch per short code and day (HyperLogLog,
+    // processor::sketch): merged, never summed.
+    "CREATE TABLE IF NOT EXISTS link_visitors_by_day (
+        short_code TEXT NOT NULL,
+        day TEXT NOT NULL,
+        sketch BLOB NOT NULL,
+        partition INTEGER NOT NULL,
+        through_offset INTEGER NOT NULL,
+        PRIMARY KEY (short_code, day)
+    )",
     // Every event once (by id), read by session, by (category, day) and by
     // time; replays are ignored by the primary key.
     "CREATE TABLE IF NOT EXISTS events (
@@ -232,6 +242,8 @@ pub mod tables {
     pub const PREVIEW_CLICKS_BY_DAY: &str = "preview_clicks_by_day";
     /// Human clicks by short code, day, dimension and value.
     pub const LINK_DIMENSIONS_BY_DAY: &str = "link_dimensions_by_day";
+    /// Unique-visitor sketches by short code and day.
+    pub const LINK_VISITORS_BY_DAY: &str = "link_visitors_by_day";
     /// Every event, by id.
     pub const EVENTS: &str = "events";
     /// Events per (category, name, partition).

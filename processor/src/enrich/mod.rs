@@ -87,6 +87,9 @@ pub struct Visit {
     pub agent: Agent,
     /// The value of every [`Dimension`], in [`Dimension::ALL`]'s order.
     pub dimensions: [String; 7],
+    /// The keyed hash of (address, user agent), for unique visitors; `None`
+    /// without an address.
+    pub visitor: Option<u64>,
 }
 
 impl Visit {
@@ -111,13 +114,26 @@ pub enum EnrichError {
     Geo(#[from] geo::GeoError),
 }
 
+/// The visitor hash key when the operator sets none: unique visitors still
+/// count, but anyone with this source can test an address against them.
+pub const DEVELOPMENT_VISITOR_KEY: &str = "eventide-development-visitor-key";
+
 /// Enriches clicks; one per redirects worker (its caches are its own).
-#[derive(Debug)]
 pub struct Enricher {
     agents: UserAgents,
     classifier: Classifier,
     referrers: Referrers,
     geo: Option<Geo>,
+    visitor_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Enricher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enricher")
+            .field("agents", &self.agents)
+            .field("geo", &self.geo)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Enricher {
@@ -133,7 +149,15 @@ impl Enricher {
             classifier: Classifier::new()?,
             referrers: Referrers::new()?,
             geo,
+            visitor_key: DEVELOPMENT_VISITOR_KEY.as_bytes().to_vec(),
         })
+    }
+
+    /// Hashes visitors with `key` (`--visitor-hash-key`).
+    #[must_use]
+    pub fn with_visitor_key(mut self, key: &[u8]) -> Self {
+        self.visitor_key = key.to_vec();
+        self
     }
 
     /// What `redirect` says about its visitor.
@@ -142,16 +166,18 @@ impl Enricher {
         let class =
             self.classifier
                 .classify(&redirect.user_agent, redirect.method.as_deref(), agent.bot);
-        let country = match (
-            self.geo.as_mut(),
-            redirect
-                .ip
-                .as_deref()
-                .and_then(|ip| ip.parse::<IpAddr>().ok()),
-        ) {
+        let ip = redirect
+            .ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<IpAddr>().ok());
+        let country = match (self.geo.as_mut(), ip) {
             (Some(geo), Some(ip)) => geo.country(ip),
             _ => geo::UNKNOWN.to_owned(),
         };
+        // The canonical text, so `::1` and `0:0::1` are one visitor.
+        let visitor = ip.map(|ip| {
+            crate::sketch::visitor_hash(&self.visitor_key, &ip.to_string(), &redirect.user_agent)
+        });
         let (host, channel) = self.referrers.classify(redirect.referrer.as_deref());
         let [utm_source, utm_medium, utm_campaign] = utm(&redirect.full_url);
         let dimensions = [
@@ -167,6 +193,7 @@ impl Enricher {
             class,
             agent,
             dimensions,
+            visitor,
         }
     }
 }
@@ -236,6 +263,12 @@ mod tests {
         let mut enricher = Enricher::new(Some(geo)).expect("lists load");
         let visit = enricher.visit(&redirect());
         assert_eq!(visit.class, Class::Human);
+        let same = enricher.visit(&Redirect {
+            ip: Some("81.2.69.142".into()),
+            ..redirect()
+        });
+        assert_eq!(visit.visitor, same.visitor);
+        assert!(visit.visitor.is_some());
         let values: Vec<(&str, &str)> = Dimension::ALL
             .iter()
             .map(|d| (d.as_str(), visit.value(*d)))
@@ -262,6 +295,7 @@ mod tests {
         };
         let visit = Enricher::new(None).expect("lists load").visit(&bare);
         assert_eq!(visit.class, Class::Preview);
+        assert_eq!(visit.visitor, None, "no address, no visitor");
         assert_eq!(
             Dimension::ALL.map(|d| visit.value(d).to_owned()),
             ["unknown", NONE, "direct", NONE, NONE, NONE, "link"].map(str::to_owned)

@@ -18,6 +18,7 @@ use schemas::sql::{SQLITE_ADDED_COLUMNS, SQLITE_DDL, SQLITE_PRAGMAS};
 use crate::clicks::{ClicksBatch, DimensionCount, PartitionClicks, bound};
 use crate::counters::{FlushBatch, PartitionCounters};
 use crate::event_store::{ErrorRow, ErrorsBatch, EventsBatch, PartitionErrors, PartitionEvents};
+use crate::sketch::Sketch;
 
 use super::{FlushOutcome, Keeps, StoreError};
 
@@ -386,6 +387,27 @@ impl Keeps<PartitionClicks> for SqliteStore {
                 )
                 .await?;
             }
+        }
+        for (row, sketch) in &batch.visitors_by_day {
+            let mut rows = tx
+                .query(
+                    "SELECT sketch FROM link_visitors_by_day WHERE short_code = ?1 AND day = ?2",
+                    params![row.short_code.as_str(), row.day.as_str()],
+                )
+                .await?;
+            let mut merged = match rows.next().await? {
+                Some(stored) => Sketch::from_bytes(&stored.get::<Vec<u8>>(0)?).map_err(|err| {
+                    StoreError::Corrupt(format!("link_visitors_by_day {}: {err}", row.short_code))
+                })?,
+                None => Sketch::default(),
+            };
+            merged.merge(sketch);
+            tx.execute(
+                "INSERT INTO link_visitors_by_day (short_code, day, sketch, partition, through_offset) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (short_code, day) DO UPDATE SET sketch = excluded.sketch, through_offset = excluded.through_offset",
+                params![row.short_code.as_str(), row.day.as_str(), merged.to_bytes(), partition, through],
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(FlushOutcome::Written)
@@ -842,7 +864,8 @@ mod click_tests {
         let store = SqliteStore::open(&dir.path().join("store.db"))
             .await
             .expect("opens");
-        let visit = visit("news.example");
+        let mut visit = visit("news.example");
+        visit.visitor = Some(7);
         let click = Click {
             short_code: "abc",
             client_id: 7,
@@ -913,6 +936,7 @@ mod click_tests {
                 "GB", referrer, "other", "(none)", "(none)", "(none)", "link",
             ]
             .map(str::to_owned),
+            visitor: None,
         }
     }
 

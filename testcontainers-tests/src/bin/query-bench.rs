@@ -143,6 +143,7 @@ async fn fill(store: &processor::Store, args: &Args) -> anyhow::Result<()> {
                     "(none)".to_owned(),
                     "link".to_owned(),
                 ],
+                visitor: None,
             }
         })
         .collect();

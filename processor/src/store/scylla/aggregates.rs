@@ -12,6 +12,7 @@ use super::{ScyllaStore, cql_date, statements as s};
 use crate::clicks::{ClicksBatch, DimensionCount, PartitionClicks, bound};
 use crate::counters::{FlushBatch, PartitionCounters, overflow_error};
 use crate::enrich::Dimension;
+use crate::sketch::Sketch;
 use crate::store::{FlushOutcome, Keeps, StoreError};
 
 impl Keeps<PartitionCounters> for ScyllaStore {
@@ -177,6 +178,7 @@ impl Keeps<PartitionClicks> for ScyllaStore {
             )
             .await?;
             let dimensions = self.bounded_dimensions(batch).await?;
+            self.merge_visitors(batch, partition, through).await?;
             self.add_all(
                 &dimensions,
                 through,
@@ -208,6 +210,50 @@ impl Keeps<PartitionClicks> for ScyllaStore {
             rows,
         )
         .await
+    }
+}
+
+impl ScyllaStore {
+    /// Merges the batch's visitor sketches into the stored ones. A row
+    /// already through this batch is left alone; merging again would change
+    /// nothing anyway (register maximum).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if a statement fails or a stored sketch is corrupt.
+    async fn merge_visitors(
+        &self,
+        batch: &ClicksBatch,
+        partition: i32,
+        through: i64,
+    ) -> Result<(), StoreError> {
+        let mut writes = Vec::new();
+        for (row, sketch) in &batch.visitors_by_day {
+            let day = cql_date(&row.day)?;
+            let stored: Option<(Option<Vec<u8>>, Option<i64>)> = self
+                .read_one(s::read_visitors_day(&row.short_code, day))
+                .await?;
+            let (bytes, stored_through) = stored.unwrap_or((None, None));
+            if stored_through.is_some_and(|stored| stored >= through) {
+                continue;
+            }
+            let mut merged = match bytes {
+                Some(bytes) => Sketch::from_bytes(&bytes).map_err(|err| {
+                    StoreError::Corrupt(format!("link_visitors_by_day {}: {err}", row.short_code))
+                })?,
+                None => Sketch::default(),
+            };
+            merged.merge(sketch);
+            writes.push(s::write_visitors_day(
+                &row.short_code,
+                day,
+                &merged.to_bytes(),
+                partition,
+                through,
+                through,
+            ));
+        }
+        self.write_all(writes).await
     }
 }
 

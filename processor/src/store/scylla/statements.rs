@@ -87,6 +87,13 @@ cql_statements! {
     write_preview_day(short_code: &str, day: CqlDate, clicks: i64, partition: i32, through_offset: i64, timestamp: i64) =>
         "INSERT INTO preview_clicks_by_day (short_code, day, clicks, partition, through_offset) VALUES (?, ?, ?, ?, ?) \
          USING TIMESTAMP ?";
+    /// A short code's visitor sketch of one day.
+    read_visitors_day(short_code: &str, day: CqlDate) =>
+        "SELECT sketch, through_offset FROM link_visitors_by_day WHERE short_code = ? AND day = ?";
+    /// Its merged value.
+    write_visitors_day(short_code: &str, day: CqlDate, sketch: &[u8], partition: i32, through_offset: i64, timestamp: i64) =>
+        "INSERT INTO link_visitors_by_day (short_code, day, sketch, partition, through_offset) VALUES (?, ?, ?, ?, ?) \
+         USING TIMESTAMP ?";
     /// The values a short code's breakdown holds for one day.
     read_dimension_values(short_code: &str, day: CqlDate, dimension: &str) =>
         "SELECT value FROM link_dimensions_by_day WHERE short_code = ? AND day = ? AND dimension = ?";
