@@ -229,6 +229,10 @@ pub(crate) struct LinkStats {
     total_bot_clicks: i64,
     /// HEAD requests and link-preview fetchers (Slack, X, Facebook, ...).
     total_previews: i64,
+    /// Distinct people over the whole range (HyperLogLog estimate within
+    /// 2%; days' sketches merged, not summed). Clicks without `ip` have no
+    /// visitor.
+    total_unique_visitors: u64,
     /// With `group_by`: human clicks per value of the split.
     group_totals: Option<BTreeMap<String, i64>>,
     #[schema(value_type = Vec<Point>)]

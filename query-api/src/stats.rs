@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, Months, NaiveDate};
 use processor::enrich::Dimension;
+use processor::sketch::Sketch;
 use serde::Serialize;
 
 /// How a series is bucketed.
@@ -137,6 +138,9 @@ pub struct Point {
     pub bot_clicks: i64,
     /// Link-preview fetches (HEAD requests, chat and social card fetchers).
     pub previews: i64,
+    /// Distinct people (by keyed address and user agent) in the period,
+    /// estimated (HyperLogLog, within 2%): not a sum of days.
+    pub unique_visitors: u64,
     /// Clicks per group, every group of the range present (zero-filled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<BTreeMap<String, i64>>,
@@ -148,22 +152,39 @@ pub struct Series {
     pub total_clicks: i64,
     pub total_bot_clicks: i64,
     pub total_previews: i64,
+    /// Distinct people over the whole range.
+    pub total_unique_visitors: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_totals: Option<BTreeMap<String, i64>>,
     pub series: Vec<Point>,
 }
 
-/// Buckets `humans`, `bots` and `previews` (per day) over every period of
-/// the range.
+/// What a link's series is made of, per day.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Daily<'a> {
+    /// People's clicks, by group when split.
+    pub humans: &'a [DayClicks],
+    pub bots: &'a [(String, i64)],
+    pub previews: &'a [(String, i64)],
+    /// Visitor sketches.
+    pub visitors: &'a [(String, Sketch)],
+}
+
+/// Buckets a link's daily counts over every period of the range; unique
+/// visitors merge the days' sketches per period and over the range.
 pub fn series(
     granularity: Granularity,
     from: NaiveDate,
     to: NaiveDate,
     grouped: bool,
-    humans: &[DayClicks],
-    bots: &[(String, i64)],
-    previews: &[(String, i64)],
+    daily: Daily<'_>,
 ) -> Series {
+    let Daily {
+        humans,
+        bots,
+        previews,
+        visitors,
+    } = daily;
     let groups: BTreeSet<&str> = humans.iter().map(|row| row.group.as_str()).collect();
     let mut points: BTreeMap<String, Point> = granularity
         .buckets(from, to)
@@ -174,6 +195,7 @@ pub fn series(
                 clicks: 0,
                 bot_clicks: 0,
                 previews: 0,
+                unique_visitors: 0,
                 groups: grouped.then(|| groups.iter().map(|g| ((*g).to_owned(), 0)).collect()),
             };
             (period, point)
@@ -200,8 +222,23 @@ pub fn series(
             point.previews += fetches;
         }
     }
+    let mut period_sketches: BTreeMap<String, Sketch> = BTreeMap::new();
+    let mut range_sketch = Sketch::default();
+    for (day, sketch) in visitors {
+        let period = granularity.bucket(day);
+        if points.contains_key(&period) {
+            period_sketches.entry(period).or_default().merge(sketch);
+            range_sketch.merge(sketch);
+        }
+    }
+    for (period, sketch) in &period_sketches {
+        if let Some(point) = points.get_mut(period) {
+            point.unique_visitors = sketch.estimate();
+        }
+    }
     let series: Vec<Point> = points.into_values().collect();
     Series {
+        total_unique_visitors: range_sketch.estimate(),
         total_clicks: series.iter().map(|p| p.clicks).sum(),
         total_bot_clicks: series.iter().map(|p| p.bot_clicks).sum(),
         total_previews: series.iter().map(|p| p.previews).sum(),
@@ -241,7 +278,24 @@ pub fn top(rows: &[DayClicks], limit: usize) -> (Vec<TopValue>, i64) {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReportLine {
     pub short_code: String,
+    /// People's clicks.
     pub clicks: i64,
+    /// Distinct people over the month (estimated).
+    pub unique_visitors: u64,
+    /// Link-preview fetches over the month.
+    pub previews: i64,
+}
+
+impl ReportLine {
+    /// A line with its clicks; visitors and previews are read apart.
+    pub fn clicks(short_code: String, clicks: i64) -> Self {
+        Self {
+            short_code,
+            clicks,
+            unique_visitors: 0,
+            previews: 0,
+        }
+    }
 }
 
 /// A report as CSV (RFC 4180: CRLF line ends, a header row).
@@ -253,13 +307,22 @@ pub fn report_csv(client_id: i64, month: &str, lines: &[ReportLine]) -> Result<S
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
-    writer.write_record(["client_id", "month", "short_code", "clicks"])?;
+    writer.write_record([
+        "client_id",
+        "month",
+        "short_code",
+        "clicks",
+        "unique_visitors",
+        "previews",
+    ])?;
     for line in lines {
         writer.write_record([
             client_id.to_string(),
             month.to_owned(),
             line.short_code.clone(),
             line.clicks.to_string(),
+            line.unique_visitors.to_string(),
+            line.previews.to_string(),
         ])?;
     }
     let bytes = writer
@@ -309,9 +372,12 @@ mod tests {
             day("2021-02-27"),
             day("2021-03-01"),
             false,
-            &[row("2021-02-28", "", 3), row("2021-03-01", "", 2)],
-            &[("2021-02-27".into(), 5)],
-            &[("2021-03-01".into(), 4)],
+            Daily {
+                humans: &[row("2021-02-28", "", 3), row("2021-03-01", "", 2)],
+                bots: &[("2021-02-27".into(), 5)],
+                previews: &[("2021-03-01".into(), 4)],
+                visitors: &[],
+            },
         );
         let periods: Vec<(&str, i64, i64, i64)> = result
             .series
@@ -343,12 +409,13 @@ mod tests {
             day("2020-12-15"),
             day("2021-02-01"),
             true,
-            &[
-                row("2020-12-31", "Chrome", 1),
-                row("2021-02-01", "Firefox", 4),
-            ],
-            &[],
-            &[],
+            Daily {
+                humans: &[
+                    row("2020-12-31", "Chrome", 1),
+                    row("2021-02-01", "Firefox", 4),
+                ],
+                ..Daily::default()
+            },
         );
         let periods: Vec<&str> = result.series.iter().map(|p| p.period.as_str()).collect();
         assert_eq!(periods, ["2020-12", "2021-01", "2021-02"]);
@@ -358,6 +425,44 @@ mod tests {
         assert_eq!(
             result.group_totals.expect("totals").get("Firefox"),
             Some(&4)
+        );
+    }
+
+    #[test]
+    fn unique_visitors_merge_days_per_period_and_over_the_range() {
+        let sketch = |visitors: std::ops::Range<u64>| {
+            let mut sketch = Sketch::default();
+            for n in visitors {
+                sketch.insert(processor::sketch::visitor_hash(b"k", &n.to_string(), "ua"));
+            }
+            sketch
+        };
+        // The same 100 people on both days, 50 new on the second.
+        let visitors = [
+            ("2021-02-28".to_owned(), sketch(0..100)),
+            ("2021-03-01".to_owned(), sketch(0..150)),
+        ];
+        let result = series(
+            Granularity::Day,
+            day("2021-02-27"),
+            day("2021-03-01"),
+            false,
+            Daily {
+                visitors: &visitors,
+                ..Daily::default()
+            },
+        );
+        let per_day: Vec<u64> = result.series.iter().map(|p| p.unique_visitors).collect();
+        let near = |estimate: u64, exact: f64| (estimate as f64 - exact).abs() <= exact * 0.02;
+        assert_eq!(per_day[0], 0);
+        assert!(
+            near(per_day[1], 100.0) && near(per_day[2], 150.0),
+            "{per_day:?}"
+        );
+        assert!(
+            near(result.total_unique_visitors, 150.0),
+            "not 250: the range is merged, got {}",
+            result.total_unique_visitors
         );
     }
 
@@ -403,12 +508,14 @@ mod tests {
             &[ReportLine {
                 short_code: "abc".into(),
                 clicks: 3,
+                unique_visitors: 2,
+                previews: 1,
             }],
         )
         .expect("csv");
         assert_eq!(
             csv,
-            "client_id,month,short_code,clicks\r\n7,2021-02,abc,3\r\n"
+            "client_id,month,short_code,clicks,unique_visitors,previews\r\n7,2021-02,abc,3,2,1\r\n"
         );
     }
 }

@@ -28,6 +28,8 @@ pub use listings::{ErrorFilter, EventFilter, StoredError, StoredEvent};
 use self::bounds::{Page, Position, TimeRange};
 use self::scylla::ScyllaStore;
 use self::sqlite::SqliteStore;
+use processor::sketch::Sketch;
+
 use crate::stats::{DayClicks, GroupBy, ReportLine};
 
 /// Why the store could not answer.
@@ -56,6 +58,10 @@ pub enum StoreError {
         parameter: &'static str,
         message: String,
     },
+    /// A stored value is not what the processor writes (a visitor sketch
+    /// that does not decode).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
 }
 
 /// How many events of one type were stored.
@@ -271,6 +277,30 @@ impl ReadStore {
             Backend::Sqlite(store) => store.apart_clicks(apart, short_code, from, to).await,
             Backend::Scylla(store) => store.apart_clicks(apart, short_code, from, to).await,
         }
+    }
+
+    /// The visitor sketches of `short_code` per day, in day order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the read fails or a stored sketch is corrupt.
+    pub async fn visitor_sketches(
+        &self,
+        short_code: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(String, Sketch)>, StoreError> {
+        let rows = match &self.backend {
+            Backend::Sqlite(store) => store.visitor_sketches(short_code, from, to).await?,
+            Backend::Scylla(store) => store.visitor_sketches(short_code, from, to).await?,
+        };
+        rows.into_iter()
+            .map(|(day, bytes)| {
+                Sketch::from_bytes(&bytes)
+                    .map(|sketch| (day, sketch))
+                    .map_err(|err| StoreError::Corrupt(format!("{short_code}: {err}")))
+            })
+            .collect()
     }
 
     /// A client's human clicks per short code in `month` (`YYYY-MM`), most

@@ -160,9 +160,13 @@ async fn clicks_come_back_in_every_breakdown_exactly_and_no_address_is_stored() 
         expect(&[("GB", 9), ("CH", 3), ("US", 2), ("unknown", 1)])
     );
     assert_eq!(
-        (&stats["total_previews"], &stats["total_bot_clicks"]),
-        (&json!(2), &json!(1)),
-        "{stats}"
+        (
+            &stats["total_previews"],
+            &stats["total_bot_clicks"],
+            &stats["total_unique_visitors"]
+        ),
+        (&json!(2), &json!(1), &json!(4)),
+        "four people with an address (one without), each counted once: {stats}"
     );
     let (_, referrers) = totals(&pipeline, "referrer", HUMANS).await?;
     assert_eq!(
@@ -216,6 +220,17 @@ async fn clicks_come_back_in_every_breakdown_exactly_and_no_address_is_stored() 
         );
     }
 
+    let month = chrono::Utc::now().format("%Y-%m");
+    let (status, report) = pipeline
+        .query(&format!("/v1/clients/7/reports/{month}"))
+        .await?;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["short_codes"][0],
+        json!({"short_code": CODE, "clicks": HUMANS, "unique_visitors": 4, "previews": 2}),
+        "{report}"
+    );
+
     // The addresses were used and dropped: not in the store, nor its log.
     for entry in std::fs::read_dir(pipeline.data_dir())? {
         let path = entry?.path();
@@ -233,5 +248,85 @@ async fn clicks_come_back_in_every_breakdown_exactly_and_no_address_is_stored() 
             );
         }
     }
+    Ok(())
+}
+
+/// 100,000 distinct (address, user agent) pairs over three days, people
+/// returning across days: unique visitors within 2% per day and over the
+/// range, and the range far below the sum of the days.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unique_visitors_are_within_two_percent_per_day_and_over_the_range() -> anyhow::Result<()> {
+    const CODE: &str = "uniques";
+    let pipeline = Pipeline::start(Options::default()).await?;
+    let today = chrono::Utc::now().date_naive();
+    let days = [
+        today - chrono::Days::new(3),
+        today - chrono::Days::new(2),
+        today - chrono::Days::new(1),
+    ];
+    // Day 1: visitors 0..40k; day 2: 20k..60k; day 3: 40k..100k.
+    let ranges = [0..40_000_u32, 20_000..60_000, 40_000..100_000];
+    let mut posted = 0;
+    for (day, visitors) in days.iter().zip(ranges.clone()) {
+        let at = format!("{day}T12:00:00Z");
+        let visitors: Vec<u32> = visitors.collect();
+        for chunk in visitors.chunks(1_000) {
+            let items: Vec<Value> = chunk
+                .iter()
+                .map(|n| {
+                    json!({"type": "redirect", "short_code": CODE,
+                        "full_url": "https://shop.example/", "client_id": 9,
+                        "user_agent": format!("{CHROME} visitor/{}", n % 7),
+                        "ip": format!("10.{}.{}.{}", n >> 16, (n >> 8) & 255, n & 255),
+                        "occurred_at": at})
+                })
+                .collect();
+            let (status, answer) = pipeline.post_to("/v1/batch", &json!(items)).await?;
+            anyhow::ensure!(status == 202, "{status}: {:.600}", answer.to_string());
+            posted += chunk.len();
+        }
+    }
+    let path = format!("/v1/links/{CODE}/stats?from={}&to={}", days[0], days[2]);
+    let stats = eventually(Duration::from_secs(180), || async {
+        let (status, body) = pipeline.query(&path).await?;
+        Ok(if status == 200 && body["total_clicks"] == posted {
+            Ok(body)
+        } else {
+            Err(format!(
+                "{status}: {} of {posted} clicks",
+                body["total_clicks"]
+            ))
+        })
+    })
+    .await?;
+    let within = |estimate: &Value, exact: f64| {
+        estimate
+            .as_f64()
+            .is_some_and(|estimate| (estimate - exact).abs() / exact <= 0.02)
+    };
+    let per_day: Vec<Value> = stats["series"]
+        .as_array()
+        .map(|points| {
+            points
+                .iter()
+                .map(|p| p["unique_visitors"].clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    for (estimate, exact) in per_day.iter().zip([40_000.0, 40_000.0, 60_000.0]) {
+        assert!(
+            within(estimate, exact),
+            "{estimate} for {exact}: {per_day:?}"
+        );
+    }
+    assert!(
+        within(&stats["total_unique_visitors"], 100_000.0),
+        "the range: {} for 100000 (the days sum to 140000)",
+        stats["total_unique_visitors"]
+    );
+    println!(
+        "unique visitors: days {per_day:?} (exact 40000, 40000, 60000), range {} (exact 100000)",
+        stats["total_unique_visitors"]
+    );
     Ok(())
 }

@@ -13,7 +13,7 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::paging::rfc3339;
 use crate::params::{only, text};
-use crate::stats::{Granularity, GroupBy, report_csv, series, top};
+use crate::stats::{Daily, Granularity, GroupBy, report_csv, series, top};
 use crate::store::Apart;
 
 /// The most buckets one series holds.
@@ -96,14 +96,18 @@ pub(crate) async fn link_stats(
         .store
         .as_of(schemas::Topic::Redirects.default_name())
         .await?;
+    let visitors = state.store.visitor_sketches(code, from, to).await?;
     let result = series(
         granularity,
         from,
         to,
         group_by.is_some(),
-        &humans,
-        &bots,
-        &previews,
+        Daily {
+            humans: &humans,
+            bots: &bots,
+            previews: &previews,
+            visitors: &visitors,
+        },
     );
     Ok(Json(json!({
         "short_code": code,
@@ -114,6 +118,7 @@ pub(crate) async fn link_stats(
         "total_clicks": result.total_clicks,
         "total_bot_clicks": result.total_bot_clicks,
         "total_previews": result.total_previews,
+        "total_unique_visitors": result.total_unique_visitors,
         "group_totals": result.group_totals,
         "series": result.series,
         "as_of": as_of.map(rfc3339),
@@ -253,7 +258,25 @@ pub(crate) async fn client_report(
             message: "must be YYYY-MM".into(),
         });
     }
-    let lines = state.store.client_report(client_id, &month).await?;
+    let mut lines = state.store.client_report(client_id, &month).await?;
+    let first = date("month", &month, false)?;
+    let last = date("month", &month, true)?;
+    for line in &mut lines {
+        let previews = state
+            .store
+            .apart_clicks(Apart::Previews, &line.short_code, first, last)
+            .await?;
+        line.previews = previews.iter().map(|(_, fetches)| fetches).sum();
+        let mut visitors = processor::sketch::Sketch::default();
+        for (_, sketch) in state
+            .store
+            .visitor_sketches(&line.short_code, first, last)
+            .await?
+        {
+            visitors.merge(&sketch);
+        }
+        line.unique_visitors = visitors.estimate();
+    }
     let wants_csv = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

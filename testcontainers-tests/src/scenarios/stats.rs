@@ -138,11 +138,11 @@ pub async fn series_reports_and_csv_follow_utc_days_and_months(
     // Ties are ordered by short code.
     assert_eq!(
         report["short_codes"][0],
-        json!({"short_code": "stat-x", "clicks": 2})
+        json!({"short_code": "stat-x", "clicks": 2, "unique_visitors": 0, "previews": 0})
     );
     assert_eq!(
         report["short_codes"][1],
-        json!({"short_code": "stat-y", "clicks": 2})
+        json!({"short_code": "stat-y", "clicks": 2, "unique_visitors": 0, "previews": 0})
     );
     let january = stats(&pipeline, "/v1/clients/42/reports/2021-01").await?;
     assert_eq!(january["total_clicks"], 1, "{january}");
@@ -166,7 +166,14 @@ pub async fn series_reports_and_csv_follow_utc_days_and_months(
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     assert_eq!(
         reader.headers()?.iter().collect::<Vec<_>>(),
-        ["client_id", "month", "short_code", "clicks"]
+        [
+            "client_id",
+            "month",
+            "short_code",
+            "clicks",
+            "unique_visitors",
+            "previews"
+        ]
     );
     let mut total = 0;
     for record in reader.records() {

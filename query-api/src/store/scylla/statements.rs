@@ -57,6 +57,10 @@ cql_statements! {
     link_dimensions_by_day(short_code: &str, day_from: CqlDate, day_to: CqlDate) =>
         "SELECT day, dimension, value, clicks FROM link_dimensions_by_day \
          WHERE short_code = ? AND day >= ? AND day <= ?";
+    /// A short code's visitor sketches over a day range.
+    link_visitors_by_day(short_code: &str, day_from: CqlDate, day_to: CqlDate) =>
+        "SELECT day, sketch FROM link_visitors_by_day \
+         WHERE short_code = ? AND day >= ? AND day <= ?";
     /// A client's month.
     client_month(client_id: i64, month: &str) =>
         "SELECT short_code, clicks FROM clicks_by_client_month WHERE client_id = ? AND month = ?";

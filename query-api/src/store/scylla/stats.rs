@@ -67,6 +67,25 @@ impl ScyllaStore {
             .collect()
     }
 
+    /// The stored visitor sketches of `short_code` per day, in day order.
+    pub(crate) async fn visitor_sketches(
+        &self,
+        short_code: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let rows: Vec<(CqlDate, Vec<u8>)> = self
+            .select(s::link_visitors_by_day(
+                short_code,
+                cql_date(from)?,
+                cql_date(to)?,
+            ))
+            .await?;
+        rows.into_iter()
+            .map(|(day, sketch)| Ok((day_text(day)?, sketch)))
+            .collect()
+    }
+
     /// A client's human clicks per short code in `month` (`YYYY-MM`), most
     /// clicked first.
     pub(crate) async fn client_report(
@@ -135,7 +154,7 @@ pub(super) fn sum_event_types(rows: Vec<(String, String, i64, bool)>) -> Vec<Eve
 fn report(rows: Vec<(String, i64)>) -> Vec<ReportLine> {
     let mut lines: Vec<ReportLine> = rows
         .into_iter()
-        .map(|(short_code, clicks)| ReportLine { short_code, clicks })
+        .map(|(short_code, clicks)| ReportLine::clicks(short_code, clicks))
         .collect();
     lines.sort_by(|a, b| {
         b.clicks

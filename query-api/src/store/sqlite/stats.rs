@@ -88,6 +88,32 @@ impl SqliteStore {
         Ok(found)
     }
 
+    /// The stored visitor sketches of `short_code` per day.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] if the query fails.
+    pub(crate) async fn visitor_sketches(
+        &self,
+        short_code: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut rows = self
+            .conn()
+            .query(
+                "SELECT day, sketch FROM link_visitors_by_day
+                 WHERE short_code = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day",
+                params![short_code, day(from), day(to)],
+            )
+            .await?;
+        let mut found = Vec::new();
+        while let Some(row) = rows.next().await? {
+            found.push((row.get(0)?, row.get(1)?));
+        }
+        Ok(found)
+    }
+
     /// A client's human clicks per short code in `month` (`YYYY-MM`), most
     /// clicked first.
     ///
@@ -109,10 +135,7 @@ impl SqliteStore {
             .await?;
         let mut found = Vec::new();
         while let Some(row) = rows.next().await? {
-            found.push(ReportLine {
-                short_code: row.get(0)?,
-                clicks: row.get(1)?,
-            });
+            found.push(ReportLine::clicks(row.get(0)?, row.get(1)?));
         }
         Ok(found)
     }
