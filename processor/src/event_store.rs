@@ -112,9 +112,49 @@ impl From<Reject> for ErrorRow {
             field: reject.field,
             reason: reject.rule,
             message: reject.message,
-            body: reject.body[..reject.body.len().min(MAX_BODY_SAMPLE)].to_vec(),
+            body: without_addresses(&reject.body[..reject.body.len().min(MAX_BODY_SAMPLE)]),
             replay_run: reject.replay_run,
         }
+    }
+}
+
+/// What stands in for a visitor's address in a stored body sample.
+pub const REDACTED: &str = "(redacted)";
+
+/// A refused body as the error listing keeps it: every `ip` field (a
+/// redirect's visitor address, in a single request or a batch item)
+/// replaced by [`REDACTED`]. A body that names `ip` but is not JSON (or is
+/// cut at the sample's end) is withheld whole: no address is ever stored.
+pub fn without_addresses(body: &[u8]) -> Vec<u8> {
+    const FIELD: &[u8] = b"\"ip\"";
+    if !body.windows(FIELD.len()).any(|window| window == FIELD) {
+        return body.to_vec();
+    }
+    fn redact(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(object) => {
+                for (key, field) in object.iter_mut() {
+                    if key == "ip" {
+                        *field = serde_json::Value::String(REDACTED.to_owned());
+                    } else {
+                        redact(field);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+            _ => {}
+        }
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(mut value) => {
+            redact(&mut value);
+            value.to_string().into_bytes()
+        }
+        Err(_) => format!(
+            "(withheld: the body names an `ip` and is not whole JSON; {} bytes)",
+            body.len()
+        )
+        .into_bytes(),
     }
 }
 
@@ -230,6 +270,27 @@ impl crate::store::Stored for PartitionErrors {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn addresses_never_reach_a_stored_body_sample() {
+        let single = br#"{"short_code":"a","ip":"81.2.69.142","user_agent":"x"}"#;
+        let kept = String::from_utf8(without_addresses(single)).expect("utf-8");
+        assert!(
+            !kept.contains("81.2.69.142") && kept.contains(REDACTED),
+            "{kept}"
+        );
+        let batch = br#"[{"type":"redirect","ip":"2001:db8::1"},{"items":[{"ip":"10.0.0.1"}]}]"#;
+        let kept = String::from_utf8(without_addresses(batch)).expect("utf-8");
+        assert!(
+            !kept.contains("2001:db8") && !kept.contains("10.0.0.1"),
+            "{kept}"
+        );
+        let cut = br#"{"short_code":"a","ip":"81.2.69.142","user_ag"#;
+        let kept = String::from_utf8(without_addresses(cut)).expect("utf-8");
+        assert!(!kept.contains("81.2"), "{kept}");
+        let other = br#"{"key":"k","value":1}"#;
+        assert_eq!(without_addresses(other), other.to_vec());
+    }
+
     use super::*;
     use crate::checkpoint::Partitioned;
     use crate::store::Stored;

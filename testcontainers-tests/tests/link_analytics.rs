@@ -231,6 +231,28 @@ async fn clicks_come_back_in_every_breakdown_exactly_and_no_address_is_stored() 
         "{report}"
     );
 
+    // A refused click's body is listed without its address.
+    let refused = json!({"short_code": CODE, "full_url": "https://shop.example/",
+        "client_id": -1, "user_agent": CHROME, "ip": "81.2.69.77"});
+    let (status, _) = pipeline.post_to("/v1/redirects", &refused).await?;
+    assert_eq!(status, 400);
+    let listed = eventually(DEADLINE, || async {
+        let (_, body) = pipeline.query("/v1/errors?kind=reject").await?;
+        let rows = body["errors"].as_array().cloned().unwrap_or_default();
+        Ok(
+            match rows.iter().find(|row| row["source"] == "/v1/redirects") {
+                Some(row) => Ok(row.clone()),
+                None => Err(format!("not listed yet: {body}")),
+            },
+        )
+    })
+    .await?;
+    let sample = listed["body"].as_str().unwrap_or_default();
+    assert!(
+        sample.contains("(redacted)") && !sample.contains("81.2.69.77"),
+        "{listed}"
+    );
+
     // The addresses were used and dropped: not in the store, nor its log.
     for entry in std::fs::read_dir(pipeline.data_dir())? {
         let path = entry?.path();
@@ -238,7 +260,13 @@ async fn clicks_come_back_in_every_breakdown_exactly_and_no_address_is_stored() 
             continue;
         }
         let bytes = std::fs::read(&path)?;
-        for address in ["81.2.69.142", "81.2.69.9", "2001:db8::7", "8.8.8.8"] {
+        for address in [
+            "81.2.69.142",
+            "81.2.69.9",
+            "81.2.69.77",
+            "2001:db8::7",
+            "8.8.8.8",
+        ] {
             assert!(
                 !bytes
                     .windows(address.len())
