@@ -186,5 +186,11 @@ async fn a_killed_process_leaves_every_count_exact_and_uniques_unchanged() {
         "{before} of {clicks} clicks accepted before the kill; after the restart and a resend: {} clicks, {} unique visitors (exact {VISITORS})",
         channels["total_clicks"], channels["total_unique_visitors"]
     );
+    for visitor in [0, VISITORS / 2, VISITORS - 1] {
+        assert!(
+            !eventide.output().contains(&address(visitor)),
+            "an address in the log"
+        );
+    }
     assert!(eventide.terminate().await.success());
 }

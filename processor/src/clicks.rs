@@ -122,10 +122,42 @@ pub struct PartitionClicks {
     by_code: HashMap<String, i64>,
     bots_by_day: HashMap<BotDayRow, i64>,
     previews_by_day: HashMap<BotDayRow, i64>,
-    by_dimension: HashMap<DimensionRow, DimensionCount>,
+    /// People's breakdowns and visitors, by short code and day: looked up
+    /// by `&str` at every level, so a click of a known code, day and value
+    /// allocates nothing.
+    links: HashMap<String, HashMap<String, CodeDay>>,
     max_dimension_values: usize,
-    visitors_by_day: HashMap<BotDayRow, Sketch>,
     days: DayCache,
+}
+
+/// One short code's people on one day.
+#[derive(Debug, Clone, Default)]
+struct CodeDay {
+    /// Per [`Dimension::ALL`] index: clicks per value.
+    dimensions: [HashMap<String, DimensionCount>; 7],
+    visitors: Sketch,
+}
+
+impl CodeDay {
+    fn count(&mut self, visit: &Visit, offset: i64) {
+        for (values, value) in self.dimensions.iter_mut().zip(&visit.dimensions) {
+            match values.get_mut(value.as_str()) {
+                Some(count) => count.clicks += 1,
+                None => {
+                    values.insert(
+                        value.clone(),
+                        DimensionCount {
+                            clicks: 1,
+                            first_offset: offset,
+                        },
+                    );
+                }
+            }
+        }
+        if let Some(visitor) = visit.visitor {
+            self.visitors.insert(visitor);
+        }
+    }
 }
 
 /// The UTC day and month of the last click's day, so clicks of one day
@@ -185,29 +217,18 @@ impl PartitionClicks {
                 .or_default() += 1;
             return true;
         }
-        for dimension in Dimension::ALL {
-            let count = self
-                .by_dimension
-                .entry(DimensionRow {
-                    short_code: click.short_code.to_owned(),
-                    day: day.clone(),
-                    dimension,
-                    value: click.visit.value(dimension).to_owned(),
-                })
-                .or_insert(DimensionCount {
-                    clicks: 0,
-                    first_offset: offset,
-                });
-            count.clicks += 1;
+        if !self.links.contains_key(click.short_code) {
+            self.links
+                .insert(click.short_code.to_owned(), HashMap::new());
         }
-        if let Some(visitor) = click.visit.visitor {
-            self.visitors_by_day
-                .entry(BotDayRow {
-                    short_code: click.short_code.to_owned(),
-                    day: day.clone(),
-                })
-                .or_default()
-                .insert(visitor);
+        if let Some(days) = self.links.get_mut(click.short_code) {
+            match days.get_mut(day.as_str()) {
+                Some(code_day) => code_day.count(click.visit, offset),
+                None => days
+                    .entry(day.clone())
+                    .or_default()
+                    .count(click.visit, offset),
+            }
         }
         let agent = &click.visit.agent;
         *self
@@ -306,21 +327,39 @@ impl crate::store::Stored for PartitionClicks {
             bots_by_day: sorted(&self.bots_by_day),
             previews_by_day: sorted(&self.previews_by_day),
             by_dimension: {
-                let mut rows: Vec<(DimensionRow, DimensionCount)> = self
-                    .by_dimension
-                    .iter()
-                    .map(|(row, count)| (row.clone(), *count))
-                    .collect();
+                let mut rows: Vec<(DimensionRow, DimensionCount)> = Vec::new();
+                for (code, days) in &self.links {
+                    for (day, code_day) in days {
+                        for (dimension, values) in Dimension::ALL.iter().zip(&code_day.dimensions) {
+                            rows.extend(values.iter().map(|(value, count)| {
+                                let row = DimensionRow {
+                                    short_code: code.clone(),
+                                    day: day.clone(),
+                                    dimension: *dimension,
+                                    value: value.clone(),
+                                };
+                                (row, *count)
+                            }));
+                        }
+                    }
+                }
                 rows.sort();
                 rows
             },
             max_dimension_values: self.max_dimension_values,
             visitors_by_day: {
-                let mut rows: Vec<(BotDayRow, Sketch)> = self
-                    .visitors_by_day
-                    .iter()
-                    .map(|(row, sketch)| (row.clone(), sketch.clone()))
-                    .collect();
+                let mut rows: Vec<(BotDayRow, Sketch)> = Vec::new();
+                for (code, days) in &self.links {
+                    for (day, code_day) in days {
+                        if !code_day.visitors.is_empty() {
+                            let row = BotDayRow {
+                                short_code: code.clone(),
+                                day: day.clone(),
+                            };
+                            rows.push((row, code_day.visitors.clone()));
+                        }
+                    }
+                }
                 rows.sort_by(|a, b| a.0.cmp(&b.0));
                 rows
             },
@@ -335,8 +374,7 @@ impl crate::store::Stored for PartitionClicks {
         self.by_code.clear();
         self.bots_by_day.clear();
         self.previews_by_day.clear();
-        self.by_dimension.clear();
-        self.visitors_by_day.clear();
+        self.links.clear();
     }
 }
 

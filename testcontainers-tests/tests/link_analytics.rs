@@ -56,16 +56,27 @@ fn click(
     body
 }
 
-/// `group_totals` of the link's stats split by `group_by`, once people's
+/// `group_totals` of [`CODE`]'s stats split by `group_by`, once people's
 /// clicks reach `humans`.
 async fn totals(
     pipeline: &Pipeline,
     group_by: &str,
     humans: i64,
 ) -> anyhow::Result<(Value, BTreeMap<String, i64>)> {
+    totals_of(pipeline, CODE, group_by, humans).await
+}
+
+/// `group_totals` of `code`'s stats split by `group_by`, once people's
+/// clicks reach `humans`.
+async fn totals_of(
+    pipeline: &Pipeline,
+    code: &str,
+    group_by: &str,
+    humans: i64,
+) -> anyhow::Result<(Value, BTreeMap<String, i64>)> {
     eventually(DEADLINE, || async {
         let (status, body) = pipeline
-            .query(&format!("/v1/links/{CODE}/stats?group_by={group_by}"))
+            .query(&format!("/v1/links/{code}/stats?group_by={group_by}"))
             .await?;
         Ok(if status == 200 && body["total_clicks"] == humans {
             let totals: BTreeMap<String, i64> =
@@ -154,6 +165,16 @@ async fn clicks_come_back_in_every_breakdown_exactly_and_no_address_is_stored() 
     }
     const HUMANS: i64 = 15;
 
+    // Everything sent is stored once the last click (the crawler's) is.
+    eventually(DEADLINE, || async {
+        let (_, body) = pipeline.query(&format!("/v1/links/{CODE}/stats")).await?;
+        Ok(if body["total_bot_clicks"] == 1 {
+            Ok(())
+        } else {
+            Err(format!("not all stored yet: {body}"))
+        })
+    })
+    .await?;
     let (stats, countries) = totals(&pipeline, "country", HUMANS).await?;
     assert_eq!(
         countries,
@@ -355,6 +376,41 @@ async fn unique_visitors_are_within_two_percent_per_day_and_over_the_range() -> 
     println!(
         "unique visitors: days {per_day:?} (exact 40000, 40000, 60000), range {} (exact 100000)",
         stats["total_unique_visitors"]
+    );
+    Ok(())
+}
+
+/// 5,000 distinct referrers on one link and day: the first 1,000 (the
+/// default `--max-dimension-values`) are kept, the other 4,000 clicks count
+/// as `(other)`, and the total stays exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_thousand_referrers_keep_a_thousand_and_other() -> anyhow::Result<()> {
+    const CODE: &str = "many-referrers";
+    const REFERRERS: usize = 5_000;
+    let pipeline = Pipeline::start(Options::default()).await?;
+    let items: Vec<Value> = (0..REFERRERS)
+        .map(|n| {
+            json!({"type": "redirect", "short_code": CODE, "full_url": "https://shop.example/",
+                "client_id": 4, "user_agent": CHROME,
+                "referrer": format!("https://site{n}.example/page")})
+        })
+        .collect();
+    for chunk in items.chunks(1_000) {
+        let (status, answer) = pipeline.post_to("/v1/batch", &json!(chunk)).await?;
+        anyhow::ensure!(status == 202, "{status}: {:.300}", answer.to_string());
+    }
+    let (_, referrers) = totals_of(&pipeline, CODE, "referrer", REFERRERS as i64).await?;
+    assert_eq!(referrers.len(), 1_001, "1,000 hosts and (other)");
+    assert_eq!(referrers.get("(other)"), Some(&4_000));
+    assert_eq!(referrers.values().sum::<i64>(), REFERRERS as i64);
+    let (status, top) = pipeline
+        .query(&format!("/v1/links/{CODE}/top?dimension=referrer&limit=1"))
+        .await?;
+    assert_eq!(status, 200, "{top}");
+    assert_eq!(
+        top["values"],
+        json!([{"value": "(other)", "clicks": 4_000}]),
+        "{top}"
     );
     Ok(())
 }

@@ -105,9 +105,35 @@ impl Classifier {
 
     /// The class of a fetch; `woothee_crawler` is woothee's verdict.
     pub fn classify(&self, user_agent: &str, method: Option<&str>, woothee_crawler: bool) -> Class {
-        if method == Some("HEAD") || self.previews.is_match(user_agent) {
+        self.fetcher(user_agent).class(method, woothee_crawler)
+    }
+
+    /// What the lists say of a user agent (cacheable: it depends on the
+    /// agent alone).
+    pub fn fetcher(&self, user_agent: &str) -> Fetcher {
+        let preview = self.previews.is_match(user_agent);
+        Fetcher {
+            preview,
+            crawler: !preview && self.crawlers.is_match(user_agent),
+        }
+    }
+}
+
+/// What the lists say of one user agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fetcher {
+    /// A link-preview fetcher.
+    pub preview: bool,
+    /// A crawler or automation by the list.
+    pub crawler: bool,
+}
+
+impl Fetcher {
+    /// The class of one fetch by this agent with `method`.
+    pub fn class(self, method: Option<&str>, woothee_crawler: bool) -> Class {
+        if method == Some("HEAD") || self.preview {
             Class::Preview
-        } else if woothee_crawler || self.crawlers.is_match(user_agent) {
+        } else if woothee_crawler || self.crawler {
             Class::Bot
         } else {
             Class::Human

@@ -118,6 +118,38 @@ pub enum EnrichError {
 /// count, but anyone with this source can test an address against them.
 pub const DEVELOPMENT_VISITOR_KEY: &str = "eventide-development-visitor-key";
 
+/// Entries a cache keeps before it starts over; bounds its memory.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// A bounded cache by text key: producers repeat agents, referrers and
+/// destination URLs, so each is parsed once, not per click.
+#[derive(Debug)]
+struct Cache<V> {
+    map: std::collections::HashMap<String, V>,
+}
+
+impl<V> Default for Cache<V> {
+    fn default() -> Self {
+        Self {
+            map: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<V: Clone> Cache<V> {
+    fn get_or(&mut self, key: &str, make: impl FnOnce() -> V) -> V {
+        if let Some(value) = self.map.get(key) {
+            return value.clone();
+        }
+        let value = make();
+        if self.map.len() >= CACHE_CAPACITY {
+            self.map.clear();
+        }
+        self.map.insert(key.to_owned(), value.clone());
+        value
+    }
+}
+
 /// Enriches clicks; one per redirects worker (its caches are its own).
 pub struct Enricher {
     agents: UserAgents,
@@ -125,6 +157,9 @@ pub struct Enricher {
     referrers: Referrers,
     geo: Option<Geo>,
     visitor_key: Vec<u8>,
+    fetchers: Cache<agents::Fetcher>,
+    referrer_cache: Cache<(Option<String>, referrers::Channel)>,
+    utm_cache: Cache<[Option<String>; 3]>,
 }
 
 impl std::fmt::Debug for Enricher {
@@ -150,6 +185,9 @@ impl Enricher {
             referrers: Referrers::new()?,
             geo,
             visitor_key: DEVELOPMENT_VISITOR_KEY.as_bytes().to_vec(),
+            fetchers: Cache::default(),
+            referrer_cache: Cache::default(),
+            utm_cache: Cache::default(),
         })
     }
 
@@ -163,9 +201,13 @@ impl Enricher {
     /// What `redirect` says about its visitor.
     pub fn visit(&mut self, redirect: &Redirect) -> Visit {
         let agent = self.agents.classify(&redirect.user_agent);
-        let class =
-            self.classifier
-                .classify(&redirect.user_agent, redirect.method.as_deref(), agent.bot);
+        let classifier = &self.classifier;
+        let class = self
+            .fetchers
+            .get_or(&redirect.user_agent, || {
+                classifier.fetcher(&redirect.user_agent)
+            })
+            .class(redirect.method.as_deref(), agent.bot);
         let ip = redirect
             .ip
             .as_deref()
@@ -178,8 +220,17 @@ impl Enricher {
         let visitor = ip.map(|ip| {
             crate::sketch::visitor_hash(&self.visitor_key, &ip.to_string(), &redirect.user_agent)
         });
-        let (host, channel) = self.referrers.classify(redirect.referrer.as_deref());
-        let [utm_source, utm_medium, utm_campaign] = utm(&redirect.full_url);
+        let (host, channel) = match redirect.referrer.as_deref() {
+            Some(referrer) => {
+                let referrers = &self.referrers;
+                self.referrer_cache
+                    .get_or(referrer, || referrers.classify(Some(referrer)))
+            }
+            None => self.referrers.classify(None),
+        };
+        let [utm_source, utm_medium, utm_campaign] = self
+            .utm_cache
+            .get_or(&redirect.full_url, || utm(&redirect.full_url));
         let dimensions = [
             country,
             host.unwrap_or_else(|| NONE.to_owned()),
