@@ -77,6 +77,42 @@ impl PartialSchema for Text {
 
 impl ToSchema for Text {}
 
+/// A visitor's IPv4 or IPv6 address.
+pub(crate) struct IpAddress;
+
+impl PartialSchema for IpAddress {
+    fn schema() -> RefOr<Schema> {
+        let version = |format| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(format)))
+        };
+        AnyOfBuilder::new()
+            .item(version(KnownFormat::Ipv4))
+            .item(version(KnownFormat::Ipv6))
+            .description(Some(
+                "the visitor's address as the shortener saw it: used for the country and \
+                 unique visitors, then dropped (never stored)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for IpAddress {}
+
+/// The visitor's `Accept-Language` header.
+pub(crate) struct AcceptLanguage;
+
+impl PartialSchema for AcceptLanguage {
+    fn schema() -> RefOr<Schema> {
+        text()
+            .max_length(Some(crate::validation::MAX_ACCEPT_LANGUAGE))
+            .into()
+    }
+}
+
+impl ToSchema for AcceptLanguage {}
+
 /// The webhook destinations a record names: only these deliver it.
 pub(crate) struct DestinationNames;
 
@@ -297,17 +333,17 @@ pub(crate) struct RedirectBody {
     occurred_at: String,
     /// The visitor's IPv4 or IPv6 address as the shortener saw it: used for
     /// the country and unique visitors, then dropped (never stored).
-    #[schema(required = false)]
-    ip: String,
+    #[schema(value_type = Option<IpAddress>, required = false)]
+    ip: Option<String>,
     /// `HEAD` requests count as previews, not clicks.
     #[schema(required = false, pattern = "^(GET|HEAD)$")]
-    method: String,
+    method: Option<String>,
     /// How the link was reached: `link` (the default), `qr`, or a label.
     #[schema(required = false, pattern = "^[a-z0-9_-]{1,32}$")]
-    source: String,
+    source: Option<String>,
     /// The visitor's `Accept-Language` header.
-    #[schema(required = false, max_length = 256)]
-    accept_language: String,
+    #[schema(value_type = Option<AcceptLanguage>, required = false)]
+    accept_language: Option<String>,
 }
 
 /// `POST /v1/events`: a behaviour event. When (category, name) is a known

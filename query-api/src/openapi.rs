@@ -587,7 +587,8 @@ pub(crate) struct LinkTopQuery {
     /// First UTC day or month (default: 29 days before `to`).
     #[param(value_type = Option<DayOrMonth>, inline)]
     from: Option<String>,
-    /// Last UTC day or month, inclusive (default: today).
+    /// Last UTC day or month, inclusive (default: today); before `from`, no
+    /// day is selected.
     #[param(value_type = Option<DayOrMonth>, inline)]
     to: Option<String>,
     /// Values listed, 1 to 1000 (default 10).

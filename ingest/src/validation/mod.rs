@@ -28,7 +28,7 @@ pub use idempotency::parse_key as parse_idempotency_key;
 pub(crate) use idempotency::{FIELD as IDEMPOTENCY_FIELD, HEADER as IDEMPOTENCY_HEADER};
 pub use increment::{IncrementRequest, parse_increment};
 pub(crate) use redirect::MAX_SHORT_CODE;
-pub use redirect::{RedirectRequest, parse_redirect};
+pub use redirect::{MAX_ACCEPT_LANGUAGE, RedirectRequest, parse_redirect};
 pub use track::parse_track;
 
 /// The rule a request broke.

@@ -28,8 +28,8 @@ pub struct RedirectRequest {
 
 /// Longest `source` label.
 pub(crate) const MAX_SOURCE: usize = 32;
-/// Longest `accept_language`.
-pub(crate) const MAX_ACCEPT_LANGUAGE: usize = 256;
+/// Longest `accept_language`, in characters.
+pub const MAX_ACCEPT_LANGUAGE: usize = 256;
 
 /// Parses a redirect object; `user_agent` falls back to the request header.
 ///
@@ -140,13 +140,13 @@ pub fn parse_redirect(
         }
     });
     let accept_language = fields.string("accept_language", false).and_then(|text| {
-        if text.len() <= MAX_ACCEPT_LANGUAGE {
+        if text.chars().count() <= MAX_ACCEPT_LANGUAGE {
             Some(text.to_owned())
         } else {
             fields.push(
                 "accept_language",
                 Rule::Pattern,
-                format!("`accept_language` must be at most {MAX_ACCEPT_LANGUAGE} bytes"),
+                format!("`accept_language` must be at most {MAX_ACCEPT_LANGUAGE} characters"),
             );
             None
         }

@@ -82,7 +82,7 @@ pub(crate) async fn link_stats(
     let group_by = text(&query, "group_by")?
         .map(|text| split("group_by", text))
         .transpose()?;
-    let (from, to) = range(&query, granularity)?;
+    let (from, to) = range(&query, granularity, true)?;
     let humans = state.store.link_clicks(code, from, to, group_by).await?;
     let bots = state
         .store
@@ -133,11 +133,13 @@ fn split(parameter: &'static str, text: &str) -> Result<GroupBy, ApiError> {
     })
 }
 
-/// `from` and `to` of a stats request: defaults, order, and at most
-/// [`MAX_BUCKETS`] buckets of `granularity`.
+/// `from` and `to` of a stats request: defaults, and for a series
+/// (`bucketed`) `from` not after `to` and at most [`MAX_BUCKETS`] buckets
+/// of `granularity`. Unbucketed, a `to` before `from` selects no day.
 fn range(
     query: &HashMap<String, String>,
     granularity: Granularity,
+    bucketed: bool,
 ) -> Result<(NaiveDate, NaiveDate), ApiError> {
     let to = match text(query, "to")? {
         Some(text) => date("to", text, true)?,
@@ -153,14 +155,14 @@ fn range(
                 .unwrap_or(to),
         },
     };
-    if from > to {
+    if bucketed && from > to {
         return Err(ApiError::InvalidParameter {
             parameter: "to",
             message: "must not be before `from`".into(),
         });
     }
     // Counted, not built: a range of millennia is refused in microseconds.
-    if granularity.count(from, to) > MAX_BUCKETS {
+    if bucketed && granularity.count(from, to) > MAX_BUCKETS {
         return Err(ApiError::InvalidParameter {
             parameter: "from",
             message: format!("range holds more than {MAX_BUCKETS} buckets"),
@@ -206,11 +208,16 @@ pub(crate) async fn link_top(
                 message: format!("must be 1 to {MAX_TOP}"),
             })?,
     };
-    let (from, to) = range(&query, Granularity::Day)?;
-    let rows = state
-        .store
-        .link_clicks(code, from, to, Some(dimension))
-        .await?;
+    // No series is built: any range reads only the days that hold rows.
+    let (from, to) = range(&query, Granularity::Day, false)?;
+    let rows = if from > to {
+        Vec::new()
+    } else {
+        state
+            .store
+            .link_clicks(code, from, to, Some(dimension))
+            .await?
+    };
     let (values, total) = top(&rows, limit);
     let as_of = state
         .store
