@@ -46,6 +46,8 @@ const AGENTS: &[&str] = &[
 struct Args {
     events: usize,
     clicks: usize,
+    /// Short codes the clicks spread over (a multiple of the partitions).
+    codes: usize,
     rate: u64,
     seconds: u64,
 }
@@ -54,6 +56,7 @@ fn args() -> anyhow::Result<Args> {
     let mut parsed = Args {
         events: 1_000_000,
         clicks: 1_000_000,
+        codes: SHORT_CODES,
         rate: 1_000,
         seconds: 30,
     };
@@ -65,6 +68,7 @@ fn args() -> anyhow::Result<Args> {
         match flag.as_str() {
             "--events" => parsed.events = value.parse()?,
             "--clicks" => parsed.clicks = value.parse()?,
+            "--codes" => parsed.codes = value.parse()?,
             "--rate" => parsed.rate = value.parse()?,
             "--seconds" => parsed.seconds = value.parse()?,
             other => anyhow::bail!("unknown flag {other}"),
@@ -153,13 +157,23 @@ async fn fill(store: &processor::Store, args: &Args) -> anyhow::Result<()> {
         let share = args.clicks / PARTITIONS as usize;
         for i in 0..share {
             let n = i * PARTITIONS as usize + partition as usize;
-            // n % SHORT_CODES keeps each code on one partition, as keying does.
-            let code = format!("code{}", n % SHORT_CODES);
+            // n % codes keeps each code on one partition, as keying does.
+            let code = format!("code{}", n % args.codes);
+            // Enriched as the processor would: 20 countries, 200 referrer
+            // hosts, 20 visitors per code.
+            let mut visit = classified[n % classified.len()].clone();
+            visit.dimensions[0] = format!("C{}", n % 20);
+            visit.dimensions[1] = format!("site{}.example", n % 200);
+            visit.visitor = Some(processor::sketch::visitor_hash(
+                b"bench",
+                &format!("10.0.{}.{}", (n / args.codes) % 20, n % args.codes),
+                "ua",
+            ));
             let click = Click {
                 short_code: &code,
-                client_id: (n % SHORT_CODES) as i64 % CLIENTS,
+                client_id: (n % args.codes) as i64 % CLIENTS,
                 occurred_at: START + (n as i64 * 3_333_331) % (DAYS * DAY),
-                visit: &classified[n % classified.len()],
+                visit: &visit,
             };
             clicks.apply(i as i64, &click);
             if i % BATCH == BATCH - 1 || i + 1 == share {
