@@ -34,18 +34,11 @@ pub async fn run(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<()> {
             bail!("no destination is named {name:?}; configured: {known:?}");
         }
     }
+    let (since, until) = window(args)?;
     let selection = Selection {
         target,
-        since: args
-            .since
-            .as_deref()
-            .map(|t| micros("since", t))
-            .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| micros("until", t))
-            .transpose()?,
+        since,
+        until,
         user_id: args.user_id.clone(),
     };
     let kafka = kafka(cli)?;
@@ -122,6 +115,12 @@ fn kafka(cli: &Cli) -> anyhow::Result<rdkafka::ClientConfig> {
     ))
 }
 
+/// `--since` and `--until` as microseconds since the epoch.
+fn window(args: &ReplayArgs) -> anyhow::Result<(Option<i64>, Option<i64>)> {
+    let time = |field, text: &Option<String>| text.as_deref().map(|t| micros(field, t)).transpose();
+    Ok((time("since", &args.since)?, time("until", &args.until)?))
+}
+
 /// An RFC 3339 time of `--<field>` as microseconds since the epoch.
 pub(crate) fn micros(field: &'static str, text: &str) -> anyhow::Result<i64> {
     processor::replay::parse_time(field, text).map_err(|err| anyhow::anyhow!("--{err}"))
@@ -132,24 +131,17 @@ pub(crate) fn micros(field: &'static str, text: &str) -> anyhow::Result<i64> {
 mod rejects {
     use processor::replay::rejects::{self, Judged, Limits, RejectsSelection};
 
-    use super::{Cli, ReplayArgs, kafka, micros};
+    use super::{Cli, ReplayArgs, kafka, window};
 
     pub(super) async fn run(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<()> {
         let Some(application) = args.application.clone() else {
             anyhow::bail!("--rejects needs --application <id>: whose refused requests to resubmit");
         };
+        let (since, until) = window(args)?;
         let selection = RejectsSelection {
             application,
-            since: args
-                .since
-                .as_deref()
-                .map(|t| micros("since", t))
-                .transpose()?,
-            until: args
-                .until
-                .as_deref()
-                .map(|t| micros("until", t))
-                .transpose()?,
+            since,
+            until,
         };
         let limits = Limits {
             max_clock_skew: cli.ingest.max_clock_skew,

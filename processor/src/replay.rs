@@ -214,16 +214,7 @@ pub async fn run(
     let run_id = Uuid::now_v7();
     let letters_topic = codec.names().name(Topic::DeadLetters);
     let mut scan = Scan::open(kafka, &letters_topic, SCAN_TIMEOUT).await?;
-    let producer: FutureProducer = kafka
-        .clone()
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
-        .create()
-        .map_err(|source| ReplayError::Kafka {
-            topic: letters_topic.clone(),
-            source,
-        })?;
+    let producer = producer(kafka, &letters_topic)?;
     let stage = selection.target.stage();
     let mut done = Progress {
         total: scan.total(),
@@ -283,6 +274,21 @@ pub async fn run(
     }
     progress(done);
     Ok((run_id, done))
+}
+
+/// The producer a replay writes with: acknowledged by all replicas, a
+/// little batching, [`SEND_TIMEOUT`] per record.
+fn producer(kafka: &ClientConfig, topic: &str) -> Result<FutureProducer, ReplayError> {
+    kafka
+        .clone()
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
+        .create()
+        .map_err(|source| ReplayError::Kafka {
+            topic: topic.to_owned(),
+            source,
+        })
 }
 
 /// The dead letter as selected, `None` when `selection` leaves it out.

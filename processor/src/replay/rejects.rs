@@ -14,12 +14,12 @@ use ingest::resubmit::{resubmit, resubmittable};
 use ingest::validation::Context;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use schemas::time::Micros;
 use schemas::{Codec, Reject, Topic};
 use uuid::Uuid;
 
-use super::{ReplayError, SCAN_TIMEOUT, SEND_TIMEOUT};
+use super::{ReplayError, SCAN_TIMEOUT};
 use crate::scan::Scan;
 
 /// Whose refused requests, refused when.
@@ -91,13 +91,7 @@ pub async fn run(
         let topic = topic.to_owned();
         move |source| ReplayError::Kafka { topic, source }
     };
-    let producer: FutureProducer = kafka
-        .clone()
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
-        .create()
-        .map_err(kafka_error(&topic))?;
+    let producer = super::producer(kafka, &topic)?;
     let run_id = Uuid::now_v7();
     let run = run_id.to_string();
     let mut scan = Scan::open(kafka, &topic, SCAN_TIMEOUT).await?;
