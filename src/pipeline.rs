@@ -229,8 +229,12 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         ));
     }
     if let Some(listener) = query_listener {
+        let mut settings = cli.query.clone();
+        // The console is on by default on the local default (the in-process
+        // broker); elsewhere it takes `--console`.
+        settings.console |= local_broker.is_some();
         let config = query_api::Config {
-            settings: cli.query.clone(),
+            settings,
             store: cli.common.store()?,
             auth: auth.clone(),
             metrics: metrics.clone(),
@@ -511,11 +515,13 @@ async fn supervised<E: std::fmt::Display>(
 }
 
 fn print_welcome(cli: &Cli, brokers: &str) {
+    let console = format!("http://{}/console", cli.query.listen);
     let key = uuid::Uuid::new_v4();
     println!(
         "\nEventide is running on the local defaults.\n\
          \x20 ingest      http://{ingest}\n\
          \x20 query api   http://{query}\n\
+         \x20 console     {console}  (sign in with `{DEV_ANALYST_KEY}`)\n\
          \x20 kafka       {brokers}\n\
          \x20 data dir    {data}\n\n\
          Try (development key `{DEV_PRODUCER_KEY}`):\n\

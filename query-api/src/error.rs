@@ -59,6 +59,25 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidParameter { .. } | Self::UnknownParameter { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) | Self::DeadlineExceeded { .. } | Self::Store(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {

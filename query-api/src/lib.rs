@@ -9,7 +9,9 @@
 //! - [`store`]: the store's read side, on SQLite (libSQL) or ScyllaDB.
 //! - [`error`]: the HTTP error type.
 //! - [`routes`]: the handlers and the router.
+//! - [`console`]: the analysts' console, HTML over the same handlers.
 
+pub mod console;
 pub mod docs;
 pub mod error;
 pub mod limits;
@@ -79,6 +81,12 @@ pub async fn run(
         metrics: config.metrics,
         limits,
         admin: config.admin,
+        console: config.settings.console.then(|| {
+            console::Console::new(
+                config.settings.console_secret.as_deref(),
+                config.settings.console_session_ttl,
+            )
+        }),
     });
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "query api listening");

@@ -33,6 +33,8 @@ pub struct AppState {
     pub limits: crate::limits::QueryLimits,
     /// Delivery control (`/v1/admin`); 503 there when `None`.
     pub admin: Option<admin::Admin>,
+    /// The analysts' console (`/console`); not routed when `None`.
+    pub console: Option<crate::console::Console>,
 }
 
 /// The query router.
@@ -74,9 +76,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             require_admin_scope,
         ));
+    let console = crate::console::router(&state);
     Router::new()
         .merge(analysts)
         .merge(operators)
+        .merge(console)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))

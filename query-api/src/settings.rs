@@ -40,6 +40,37 @@ pub struct Settings {
         global = true
     )]
     pub deadline: Duration,
+
+    /// Serve the analysts' console at `/console` (always on in the
+    /// all-in-one on the local default).
+    #[arg(
+        long = "console",
+        env = "EVENTIDE_CONSOLE",
+        default_value_t = false,
+        global = true
+    )]
+    pub console: bool,
+
+    /// The secret that signs console sessions; every replica behind one
+    /// address needs the same. Without it each process draws its own, and
+    /// its sessions end when it stops.
+    #[arg(
+        long = "console-secret",
+        env = "EVENTIDE_CONSOLE_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub console_secret: Option<String>,
+
+    /// How long a console session lasts after signing in.
+    #[arg(
+        long = "console-session-ttl",
+        env = "EVENTIDE_CONSOLE_SESSION_TTL",
+        default_value = "12h",
+        value_parser = deadline,
+        global = true
+    )]
+    pub console_session_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -48,6 +79,9 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             concurrency: 8,
             deadline: Duration::from_secs(10),
+            console: false,
+            console_secret: None,
+            console_session_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }

@@ -158,28 +158,28 @@ impl ApiKeys {
     }
 
     /// The well-known development keys: `dev-producer` (produce, application
-    /// `dev`), `dev-analyst` (query) and `dev-admin` (admin). Never for
-    /// production.
+    /// `dev`), `dev-analyst` (query) and `dev-admin` (query and admin: an
+    /// operator reads what they steer). Never for production.
     pub fn development() -> Self {
-        let principal = |key_id: &str, scope| Principal {
+        let principal = |key_id: &str, scopes: &[Scope]| Principal {
             key_id: key_id.to_owned(),
             application: "dev".to_owned(),
-            scopes: vec![scope],
+            scopes: scopes.to_vec(),
             rate_limit: None,
             destinations: None,
         };
         let by_hash = HashMap::from([
             (
                 hash_key(DEV_PRODUCER_KEY),
-                principal(DEV_PRODUCER_KEY, Scope::Produce),
+                principal(DEV_PRODUCER_KEY, &[Scope::Produce]),
             ),
             (
                 hash_key(DEV_ANALYST_KEY),
-                principal(DEV_ANALYST_KEY, Scope::Query),
+                principal(DEV_ANALYST_KEY, &[Scope::Query]),
             ),
             (
                 hash_key(DEV_ADMIN_KEY),
-                principal(DEV_ADMIN_KEY, Scope::Admin),
+                principal(DEV_ADMIN_KEY, &[Scope::Query, Scope::Admin]),
             ),
         ]);
         Self {
@@ -190,6 +190,13 @@ impl ApiKeys {
     /// The principal of a presented key, if it is known.
     pub fn authenticate(&self, presented: &str) -> Option<&Principal> {
         self.by_hash.get(&hash_key(presented))
+    }
+
+    /// The principal whose key hashes to `hash` ([`hash_key`]): how a
+    /// session that remembers only the hash finds its key again, so a key
+    /// removed from the file ends its sessions.
+    pub fn by_hash(&self, hash: &str) -> Option<&Principal> {
+        self.by_hash.get(hash)
     }
 
     /// Every known principal.
@@ -223,6 +230,21 @@ impl Auth {
                 destinations: None,
             }),
             Auth::Keys(keys) => keys.authenticate(bearer_token(authorization?)?).cloned(),
+        }
+    }
+
+    /// The principal of a key presented as is (a sign-in form), and the
+    /// key's hash to remember it by.
+    pub fn sign_in(&self, key: &str) -> Option<(Principal, String)> {
+        let principal = self.principal(Some(&format!("Bearer {key}")))?;
+        Some((principal, hash_key(key)))
+    }
+
+    /// The principal whose key hashes to `hash`, if it is still known.
+    pub fn principal_by_hash(&self, hash: &str) -> Option<Principal> {
+        match self {
+            Auth::Disabled => self.principal(None),
+            Auth::Keys(keys) => keys.by_hash(hash).cloned(),
         }
     }
 }

@@ -283,7 +283,10 @@ impl Pipeline {
         let query_listener = TcpListener::bind("127.0.0.1:0").await?;
         let query_url = format!("http://{}", query_listener.local_addr()?);
         let query_config = query_api::Config {
-            settings: query_api::Settings::default(),
+            settings: query_api::Settings {
+                console: true,
+                ..query_api::Settings::default()
+            },
             store: store.clone(),
             auth: options.auth.clone(),
             metrics: eventide::telemetry::prometheus(),

@@ -50,7 +50,12 @@ fn configured(admin: &Admin) -> Result<Vec<processor::webhooks::Destination>, Ap
 #[utoipa::path(get, path = "/v1/admin/destinations", tag = "admin",
     responses((status = 200, body = crate::openapi::DestinationsAnswer), crate::openapi::AdminErrorResponses))]
 pub(crate) async fn destinations(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let admin = admin(&state)?;
+    destination_statuses(&state).await.map(Json)
+}
+
+/// Each destination's state and lag.
+pub(crate) async fn destination_statuses(state: &AppState) -> Result<Value, ApiError> {
+    let admin = admin(state)?;
     let statuses = control::statuses(
         &admin.kafka,
         &admin.codec,
@@ -59,7 +64,7 @@ pub(crate) async fn destinations(State(state): State<AppState>) -> Result<Json<V
     )
     .await
     .map_err(|err| ApiError::Unavailable(err.to_string()))?;
-    Ok(Json(json!({ "destinations": statuses })))
+    Ok(json!({ "destinations": statuses }))
 }
 
 /// The optional body of pause and resume.
@@ -106,43 +111,57 @@ async fn change(
     paused: bool,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let admin = admin(state)?;
     let change: Change = json_body(body)?.unwrap_or_default();
+    let actor = format!("api:{}", key_id(state, headers));
+    set_paused(state, name, paused, change.reason, actor)
+        .await
+        .map(Json)
+}
+
+/// Pauses or resumes `name` on every replica, as `changed_by`.
+pub(crate) async fn set_paused(
+    state: &AppState,
+    name: &str,
+    paused: bool,
+    reason: String,
+    changed_by: String,
+) -> Result<Value, ApiError> {
+    let admin = admin(state)?;
     known_destination(admin, name)?;
     let state_record = DestinationState {
         destination: name.to_owned(),
         paused,
         changed_at: schemas::time::now_micros(),
-        changed_by: format!("api:{}", key_id(state, headers)),
-        reason: change.reason,
+        changed_by,
+        reason,
     };
     control::publish(&admin.kafka, &admin.codec, &state_record)
         .await
         .map_err(|err| ApiError::Unavailable(err.to_string()))?;
-    Ok(Json(json!({
+    Ok(json!({
         "destination": name,
         "paused": paused,
         "changed_by": state_record.changed_by,
         "reason": state_record.reason,
-    })))
+    }))
 }
 
 /// What `POST /v1/admin/replays` takes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReplayRequest {
+pub(crate) struct ReplayRequest {
     /// Refused requests of `application`, judged again.
     #[serde(default)]
-    rejects: bool,
-    application: Option<String>,
-    destination: Option<String>,
-    stage: Option<String>,
-    topic: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    user_id: Option<String>,
+    pub(crate) rejects: bool,
+    pub(crate) application: Option<String>,
+    pub(crate) destination: Option<String>,
+    pub(crate) stage: Option<String>,
+    pub(crate) topic: Option<String>,
+    pub(crate) since: Option<String>,
+    pub(crate) until: Option<String>,
+    pub(crate) user_id: Option<String>,
     #[serde(default)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 /// `POST /v1/admin/replays` → a replay run's count (and, on a dry run, the
@@ -155,11 +174,22 @@ pub(crate) async fn replays(
     headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let admin = admin(&state)?;
     let request: ReplayRequest = json_body(body)?.ok_or_else(|| ApiError::InvalidParameter {
         parameter: "body",
         message: "must be a JSON object naming `destination`, `stage` or `rejects`".into(),
     })?;
+    let requested_by = format!("api:{}", key_id(&state, &headers));
+    replay(&state, request, &requested_by).await.map(Json)
+}
+
+/// Runs a replay as `requested_by`: its counts (and, on a dry run, the
+/// records it would replay).
+pub(crate) async fn replay(
+    state: &AppState,
+    request: ReplayRequest,
+    requested_by: &str,
+) -> Result<Value, ApiError> {
+    let admin = admin(state)?;
     let time = |field, text: &Option<String>| {
         text.as_deref()
             .map(|text| replay::parse_time(field, text))
@@ -201,7 +231,7 @@ pub(crate) async fn replays(
         &admin.kafka,
         &admin.codec,
         &selection,
-        &format!("api:{}", key_id(&state, &headers)),
+        requested_by,
         request.dry_run,
         |selected| {
             if request.dry_run && listed.len() < DRY_RUN_LISTED {
@@ -229,7 +259,7 @@ pub(crate) async fn replays(
     if request.dry_run {
         answer["records"] = Value::Array(listed);
     }
-    Ok(Json(answer))
+    Ok(answer)
 }
 
 /// `rejects`: the application's refused requests judged again by ingest's
@@ -239,7 +269,7 @@ async fn resubmit(
     request: &ReplayRequest,
     since: Option<i64>,
     until: Option<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Value, ApiError> {
     let Some(application) = request.application.clone() else {
         return Err(ApiError::InvalidParameter {
             parameter: "application",
@@ -301,7 +331,7 @@ async fn resubmit(
     if request.dry_run {
         answer["requests"] = Value::Array(listed);
     }
-    Ok(Json(answer))
+    Ok(answer)
 }
 
 /// The key's id, for `changed_by` and `requested_by`.

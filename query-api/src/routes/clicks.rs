@@ -248,6 +248,57 @@ pub(crate) async fn client_report(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     only(&query, &[])?;
+    let report = report(&state, &client_id, &month).await?;
+    let wants_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/csv"));
+    if wants_csv {
+        return csv_download(&report);
+    }
+    Ok(Json(report_json(&state, &report).await?).into_response())
+}
+
+/// The report as the API's JSON.
+pub(crate) async fn report_json(
+    state: &AppState,
+    report: &Report,
+) -> Result<serde_json::Value, ApiError> {
+    let as_of = state
+        .store
+        .as_of(schemas::Topic::Redirects.default_name())
+        .await?;
+    Ok(json!({
+        "client_id": report.client_id,
+        "month": report.month,
+        "total_clicks": Report::total(&report.lines),
+        "short_codes": report.lines,
+        "as_of": as_of.map(rfc3339),
+    }))
+}
+
+/// A client's month: its codes, most clicked first.
+#[derive(Debug)]
+pub(crate) struct Report {
+    pub(crate) client_id: i64,
+    pub(crate) month: String,
+    pub(crate) lines: Vec<crate::stats::ReportLine>,
+}
+
+impl Report {
+    /// People's clicks over all of the client's codes.
+    pub(crate) fn total(lines: &[crate::stats::ReportLine]) -> i64 {
+        lines.iter().map(|line| line.clicks).sum()
+    }
+}
+
+/// The report of `client_id` (an integer >= 0) for `month` (`YYYY-MM`),
+/// with each code's previews and unique visitors over the month.
+pub(crate) async fn report(
+    state: &AppState,
+    client_id: &str,
+    month: &str,
+) -> Result<Report, ApiError> {
     let client_id: i64 =
         client_id
             .parse()
@@ -265,9 +316,9 @@ pub(crate) async fn client_report(
             message: "must be YYYY-MM".into(),
         });
     }
-    let mut lines = state.store.client_report(client_id, &month).await?;
-    let first = date("month", &month, false)?;
-    let last = date("month", &month, true)?;
+    let mut lines = state.store.client_report(client_id, month).await?;
+    let first = date("month", month, false)?;
+    let last = date("month", month, true)?;
     for line in &mut lines {
         let previews = state
             .store
@@ -284,37 +335,30 @@ pub(crate) async fn client_report(
         }
         line.unique_visitors = visitors.estimate();
     }
-    let wants_csv = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/csv"));
-    if wants_csv {
-        let body = report_csv(client_id, &month, &lines)
-            .map_err(|err| ApiError::Internal(format!("writing CSV: {err}")))?;
-        let file = format!("attachment; filename=\"client-{client_id}-{month}.csv\"");
-        return Ok((
-            [
-                (
-                    header::CONTENT_TYPE,
-                    "text/csv; charset=utf-8; header=present".to_owned(),
-                ),
-                (header::CONTENT_DISPOSITION, file),
-            ],
-            body,
-        )
-            .into_response());
-    }
-    let as_of = state
-        .store
-        .as_of(schemas::Topic::Redirects.default_name())
-        .await?;
-    let total: i64 = lines.iter().map(|line| line.clicks).sum();
-    Ok(Json(json!({
-        "client_id": client_id,
-        "month": month,
-        "total_clicks": total,
-        "short_codes": lines,
-        "as_of": as_of.map(rfc3339),
-    }))
-    .into_response())
+    Ok(Report {
+        client_id,
+        month: month.to_owned(),
+        lines,
+    })
+}
+
+/// The report as the API's CSV download: body and `Content-Disposition`.
+pub(crate) fn csv_download(report: &Report) -> Result<Response, ApiError> {
+    let body = report_csv(report.client_id, &report.month, &report.lines)
+        .map_err(|err| ApiError::Internal(format!("writing CSV: {err}")))?;
+    let file = format!(
+        "attachment; filename=\"client-{}-{}.csv\"",
+        report.client_id, report.month
+    );
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/csv; charset=utf-8; header=present".to_owned(),
+            ),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        body,
+    )
+        .into_response())
 }
