@@ -676,3 +676,321 @@ async fn an_analyst_reads_links_reports_events_and_errors_in_a_browser() -> anyh
     );
     Ok(())
 }
+
+/// An HTTP client that shows redirects instead of following them.
+fn no_redirects() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
+}
+
+/// Signs in with `key`; the session cookie (`name=value`).
+async fn session_cookie(
+    http: &reqwest::Client,
+    console: &str,
+    key: &str,
+) -> anyhow::Result<String> {
+    let response = http
+        .post(format!("{console}/console/sign-in"))
+        .form(&[("key", key), ("next", "/console")])
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status() == 303,
+        "signing in: {}",
+        response.status()
+    );
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .context("a session cookie")?
+        .to_str()?;
+    Ok(cookie.split(';').next().unwrap_or("").to_owned())
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf_of(page: &str) -> anyhow::Result<String> {
+    let start = page
+        .find(r#"name="csrf" value=""#)
+        .context("a CSRF field")?
+        + r#"name="csrf" value=""#.len();
+    let end = page[start..].find('"').context("the field's end")? + start;
+    Ok(page[start..end].to_owned())
+}
+
+/// Sessions, forms and admin actions are guarded without a browser too:
+/// signing in takes a known key with the `query` scope from this origin;
+/// the cookie is HttpOnly, SameSite=Strict and cannot be altered; forms that
+/// change anything need the session's CSRF token and an `admin` key; every
+/// page carries the policy; a bad parameter is a page naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_guards_sessions_forms_and_admin_actions() -> anyhow::Result<()> {
+    let pipeline = Pipeline::start(Options::default()).await?;
+    let console = pipeline.query_url.as_str();
+    let http = no_redirects()?;
+
+    let response = http.get(format!("{console}/console")).send().await?;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "/console/sign-in?next=%2Fconsole"
+    );
+    let response = http
+        .get(format!("{console}/console/sign-in"))
+        .send()
+        .await?;
+    assert_eq!(
+        response.headers()["content-security-policy"],
+        query_api::console::CONTENT_SECURITY_POLICY
+    );
+    assert!(!response.text().await?.contains("<script"));
+
+    let sign_in = |key: &'static str, origin: &str| {
+        http.post(format!("{console}/console/sign-in"))
+            .header("origin", origin)
+            .form(&[("key", key), ("next", "/console/events")])
+            .send()
+    };
+    let own = console;
+    assert_eq!(sign_in("not-a-key", own).await?.status(), 401);
+    assert_eq!(
+        sign_in("dev-producer", own).await?.status(),
+        403,
+        "a producer key may not read"
+    );
+    assert_eq!(
+        sign_in("dev-analyst", "http://evil.example")
+            .await?
+            .status(),
+        403,
+        "a sign-in posted from another site"
+    );
+    let response = sign_in("dev-analyst", own).await?;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/console/events");
+    let set_cookie = response.headers()["set-cookie"].to_str()?.to_owned();
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=43200",
+    ] {
+        assert!(
+            set_cookie.contains(attribute),
+            "{attribute} in {set_cookie}"
+        );
+    }
+    let analyst = set_cookie.split(';').next().unwrap_or("").to_owned();
+
+    let page = |cookie: String, path: &'static str| {
+        http.get(format!("{console}{path}"))
+            .header("cookie", cookie)
+            .send()
+    };
+    let response = page(analyst.clone(), "/console/events").await?;
+    assert_eq!(response.status(), 200);
+    let events_page = response.text().await?;
+    // One changed character of the signature, or of the key's hash, and
+    // the cookie is nobody's.
+    let mut forged = analyst.clone();
+    let last = forged.pop().context("a cookie")?;
+    forged.push(if last == '0' { '1' } else { '0' });
+    let response = page(forged, "/console/events").await?;
+    assert_eq!(response.status(), 303, "a forged cookie signs nobody in");
+
+    let response = page(analyst.clone(), "/console/links/bad!code").await?;
+    assert_eq!(response.status(), 400);
+    let body = response.text().await?;
+    assert!(body.contains("short_code"), "{body}");
+
+    // Forms that change something.
+    let csrf = csrf_of(&events_page)?;
+    let post = |path: &'static str, cookie: &str, fields: Vec<(&'static str, String)>| {
+        http.post(format!("{console}{path}"))
+            .header("cookie", cookie)
+            .form(&fields)
+            .send()
+    };
+    let replay = |csrf: String| {
+        vec![
+            ("csrf", csrf),
+            ("target", "rejects".to_owned()),
+            ("application", "dev".to_owned()),
+            ("dry_run", "true".to_owned()),
+        ]
+    };
+    let response = post("/console/replays", &analyst, replay(csrf.clone())).await?;
+    assert_eq!(response.status(), 403, "an analyst key may not replay");
+    let admin = session_cookie(&http, console, "dev-admin").await?;
+    let admin_page = page(admin.clone(), "/console/errors").await?.text().await?;
+    assert!(admin_page.contains("Destinations"), "admins see delivery");
+    let admin_csrf = csrf_of(&admin_page)?;
+    let response = post("/console/replays", &admin, replay(csrf.clone())).await?;
+    assert_eq!(
+        response.status(),
+        403,
+        "another session's CSRF token is refused"
+    );
+    let response = http
+        .post(format!("{console}/console/replays"))
+        .header("cookie", &admin)
+        .header("sec-fetch-site", "cross-site")
+        .form(&replay(admin_csrf.clone()))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 403, "a form posted from another site");
+    let response = post("/console/replays", &admin, replay(admin_csrf.clone())).await?;
+    assert_eq!(response.status(), 200);
+    let body = response.text().await?;
+    assert!(
+        body.contains("ingest") && body.contains("dry_run"),
+        "{body}"
+    );
+
+    // Signing out needs the token too, and ends the session.
+    let response = post(
+        "/console/sign-out",
+        &analyst,
+        vec![("csrf", admin_csrf.clone())],
+    )
+    .await?;
+    assert_eq!(response.status(), 403);
+    let response = post("/console/sign-out", &analyst, vec![("csrf", csrf)]).await?;
+    assert_eq!(response.status(), 303);
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()?
+            .contains("Max-Age=0")
+    );
+    Ok(())
+}
+
+/// An operator pauses and resumes a destination and runs a dry-run replay
+/// from the errors view, in a real browser; the API sees each change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_pauses_resumes_and_replays_in_a_browser() -> anyhow::Result<()> {
+    let test = "console::an_operator_pauses_resumes_and_replays_in_a_browser";
+    let Some((chromium, driver)) = browser_paths(test)? else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let destinations = dir.path().join("destinations.toml");
+    // Nothing is delivered here: the receiver's address is never called.
+    std::fs::write(
+        &destinations,
+        "[[destination]]\nname = \"crm\"\nurl = \"http://127.0.0.1:9/hook\"\n",
+    )?;
+    let pipeline = Pipeline::start(Options {
+        delivery: Some(processor::webhooks::Settings {
+            destinations_file: Some(destinations),
+            ..processor::webhooks::Settings::default()
+        }),
+        ..Options::default()
+    })
+    .await?;
+    let console = &pipeline.query_url;
+    let admin_api = testcontainers_tests::client_with_key(schemas::keys::DEV_ADMIN_KEY)?;
+    let state = || async {
+        let listed: Value = admin_api
+            .get(format!("{console}/v1/admin/destinations"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        anyhow::Ok(listed["destinations"][0].clone())
+    };
+    let browser = Browser::start(&chromium, &driver).await?;
+    sign_in(&browser, console, "dev-admin", "/console/errors").await?;
+    let row = browser.table("#destinations").await?;
+    assert_eq!(row[0][0], "crm");
+    assert!(row[0][1].starts_with("delivering"), "{row:?}");
+
+    browser
+        .client
+        .find(Locator::Id("reason-crm"))
+        .await?
+        .send_keys("receiver maintenance")
+        .await?;
+    browser
+        .client
+        .find(Locator::Css("tr[data-destination=crm] button"))
+        .await?
+        .click()
+        .await?;
+    let heading = browser
+        .client
+        .find(Locator::Css("h1"))
+        .await?
+        .text()
+        .await?;
+    assert_eq!(heading, "Paused crm");
+    let paused = eventually(DEADLINE, || async {
+        let now = state().await?;
+        Ok(if now["paused"] == true {
+            Ok(now)
+        } else {
+            Err(format!("not paused yet: {now}"))
+        })
+    })
+    .await?;
+    assert_eq!(paused["changed_by"], "console:dev-admin");
+    assert_eq!(paused["reason"], "receiver maintenance");
+
+    // The errors view shows it paused, and resumes it.
+    eventually(DEADLINE, || async {
+        browser
+            .client
+            .goto(&format!("{console}/console/errors"))
+            .await?;
+        let row = browser.table("#destinations").await?;
+        Ok(if row[0][1].starts_with("paused") {
+            Ok(())
+        } else {
+            Err(format!("shown as {row:?}"))
+        })
+    })
+    .await?;
+    browser.screenshot("errors-admin").await?;
+    browser
+        .client
+        .find(Locator::Css("tr[data-destination=crm] button"))
+        .await?
+        .click()
+        .await?;
+    eventually(DEADLINE, || async {
+        let now = state().await?;
+        Ok(if now["paused"] == false {
+            Ok(())
+        } else {
+            Err(format!("not resumed yet: {now}"))
+        })
+    })
+    .await?;
+
+    // A dry run over the destination's dead letters counts and sends
+    // nothing.
+    browser
+        .client
+        .goto(&format!("{console}/console/errors"))
+        .await?;
+    browser
+        .client
+        .find(Locator::Css("#replay-heading + form button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    let counts: BTreeMap<String, String> = browser
+        .table("#replay")
+        .await?
+        .into_iter()
+        .map(|row| (row[0].clone(), row[1].clone()))
+        .collect();
+    assert_eq!(counts.get("dry_run").map(String::as_str), Some("true"));
+    assert_eq!(counts.get("replayed").map(String::as_str), Some("0"));
+    assert_eq!(
+        counts.get("stage").map(String::as_str),
+        Some("delivery:crm")
+    );
+    browser.no_errors("steering delivery").await?;
+    Ok(())
+}
