@@ -526,7 +526,9 @@ fn print_welcome(cli: &Cli, brokers: &str) {
          \x20 data dir    {data}\n\n\
          Try (development key `{DEV_PRODUCER_KEY}`):\n\
          \x20 curl -i -X POST http://{ingest}/v1/increment -H 'authorization: Bearer {DEV_PRODUCER_KEY}' -H 'content-type: application/json' -d '{{\"key\": \"{key}\", \"value\": 3}}'\n\
-         \x20 curl -H 'authorization: Bearer {DEV_ANALYST_KEY}' http://{query}/v1/counters/{key}\n",
+         \x20 curl -H 'authorization: Bearer {DEV_ANALYST_KEY}' http://{query}/v1/counters/{key}\n\n\
+         Send a click, then see it in the console ({console}/links/hello):\n\
+         \x20 curl -i -X POST http://{ingest}/v1/redirects -H 'authorization: Bearer {DEV_PRODUCER_KEY}' -H 'content-type: application/json' -d '{{\"short_code\": \"hello\", \"full_url\": \"https://example.com/\", \"client_id\": 1, \"user_agent\": \"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\"}}'\n",
         ingest = cli.ingest.listen,
         query = cli.query.listen,
         data = cli.common.data_dir.display(),

@@ -552,3 +552,101 @@ async fn a_taken_ingest_port_stops_the_start_before_the_broker_naming_the_addres
     );
     drop(taken);
 }
+
+/// A newcomer's first minutes: `cargo run --release` prints a click to
+/// send and the console's address; after sending it, signing in with the
+/// development analyst key shows that click on the link's page. A query
+/// API started on its own serves no console without `--console`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_printed_click_shows_in_the_printed_console() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let eventide = Eventide::start(data_dir.path(), &[]);
+    wait_healthy(&http, &eventide.ingest).await;
+    wait_healthy(&http, &eventide.query).await;
+    let printed = eventually(DEADLINE, || async {
+        let output = eventide.output();
+        Ok(if output.contains("/v1/redirects") {
+            Ok(output)
+        } else {
+            Err("no welcome yet".to_owned())
+        })
+    })
+    .await
+    .expect("the welcome is printed");
+    let console = format!("{}/console", eventide.query);
+    assert!(
+        printed.contains(&format!("console     {console}")),
+        "{printed}"
+    );
+    // The click exactly as printed: the body after `-d '`.
+    let line = printed
+        .lines()
+        .find(|line| line.contains("/v1/redirects"))
+        .expect("a redirect example");
+    let body = line
+        .split_once("-d '")
+        .and_then(|(_, rest)| rest.strip_suffix('\''))
+        .expect("a quoted body");
+    let sent = http
+        .post(format!("{}/v1/redirects", eventide.ingest))
+        .bearer_auth("dev-producer")
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("ingest answers");
+    assert_eq!(sent.status(), 202);
+
+    let signed_in = http
+        .post(format!("{console}/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("key=dev-analyst&next=%2Fconsole%2Flinks%2Fhello")
+        .send()
+        .await
+        .expect("sign-in answers");
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], "/console/links/hello");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .expect("a cookie")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    eventually(DEADLINE, || async {
+        let page = http
+            .get(format!("{console}/links/hello"))
+            .header("cookie", &cookie)
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(if page.contains(r#"<dd id="total-clicks">1</dd>"#) {
+            Ok(())
+        } else {
+            Err("the click is not counted yet".to_owned())
+        })
+    })
+    .await
+    .expect("the console shows the click");
+
+    let query_only = Eventide::start_role(
+        data_dir.path(),
+        &eventide.broker,
+        "query-api",
+        &[("EVENTIDE_INSECURE_NO_AUTH", "true")],
+    );
+    wait_healthy(&http, &query_only.ingest).await;
+    let response = http
+        .get(format!("{}/console", query_only.ingest))
+        .send()
+        .await
+        .expect("the query API answers");
+    assert_eq!(response.status(), 404, "no console without --console");
+    query_only.terminate().await;
+    eventide.terminate().await;
+}
