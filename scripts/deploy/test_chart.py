@@ -670,6 +670,27 @@ class Scylla(unittest.TestCase):
             self.assertNotIn(var, variables)
 
 
+class Console(unittest.TestCase):
+    def test_off_by_default(self):
+        variables = env(find(render(), "Deployment", "eventide-query-api"))
+        self.assertNotIn("EVENTIDE_CONSOLE", variables)
+
+    def test_replicas_share_the_session_secret(self):
+        objects = render({"queryApi": {"console": {"enabled": True, "existingSecret": "console", "sessionTtl": "8h"}}})
+        variables = env(find(objects, "Deployment", "eventide-query-api"))
+        self.assertEqual(variables["EVENTIDE_CONSOLE"], "true")
+        self.assertEqual(variables["EVENTIDE_CONSOLE_SESSION_TTL"], "8h")
+        self.assertEqual(variables["EVENTIDE_CONSOLE_SECRET"]["secretKeyRef"], {"name": "console", "key": "console-secret"})
+        for other in ("eventide-ingest", "eventide-processor"):
+            self.assertNotIn("EVENTIDE_CONSOLE", env(find(objects, "Deployment", other)))
+
+    def test_several_replicas_without_a_shared_secret_are_refused(self):
+        with self.assertRaisesRegex(RenderError, "console.existingSecret"):
+            render({"queryApi": {"console": {"enabled": True}}})
+        objects = render({"queryApi": {"replicas": 1, "console": {"enabled": True}}})
+        self.assertNotIn("EVENTIDE_CONSOLE_SECRET", env(find(objects, "Deployment", "eventide-query-api")))
+
+
 class Schema(unittest.TestCase):
     """A wrong value fails at install, before anything reaches the cluster."""
 

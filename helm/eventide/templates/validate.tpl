@@ -20,6 +20,10 @@
 {{- if not (or $v.auth.insecureNoAuth (include "eventide.keysSecretName" .)) -}}
 {{- fail "the services need API keys: set auth.keys (file content), auth.existingSecret (a Secret with the keys file) or, for development only, auth.insecureNoAuth=true" -}}
 {{- end -}}
+{{- $c := $v.queryApi.console -}}
+{{- if and $c.enabled (not $c.existingSecret) (or (gt ($v.queryApi.replicas | int) 1) $v.queryApi.autoscaling.enabled) -}}
+{{- fail "queryApi.console.enabled with more than one query API replica needs queryApi.console.existingSecret (a Secret with one session secret for every pod), or each pod would refuse the others' sessions" -}}
+{{- end -}}
 {{- if and $v.scylla.enabled (not $v.scylla.contactPoints) -}}
 {{- fail "scylla.enabled needs scylla.contactPoints" -}}
 {{- end -}}
