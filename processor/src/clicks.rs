@@ -134,7 +134,7 @@ pub struct PartitionClicks {
 #[derive(Debug, Clone, Default)]
 struct CodeDay {
     /// Per [`Dimension::ALL`] index: clicks per value.
-    dimensions: [HashMap<String, DimensionCount>; 7],
+    dimensions: [HashMap<String, DimensionCount>; crate::enrich::DIMENSIONS],
     visitors: Sketch,
 }
 
@@ -395,6 +395,8 @@ mod tests {
             },
             dimensions: [
                 "GB",
+                "GB-ENG",
+                "London",
                 "google.com",
                 "search",
                 "(none)",

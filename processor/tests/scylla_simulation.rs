@@ -137,6 +137,8 @@ impl Logs {
                         agent: agents[usize::from(bot)].clone(),
                         dimensions: [
                             ["GB", "CH"][cluster.pick(2)].to_owned(),
+                            ["GB-ENG", "CH-ZH"][cluster.pick(2)].to_owned(),
+                            ["London", "Zurich"][cluster.pick(2)].to_owned(),
                             referrer,
                             "other".to_owned(),
                             "(none)".to_owned(),

@@ -507,6 +507,23 @@ async fn an_analyst_reads_links_reports_events_and_errors_in_a_browser() -> anyh
     let source = browser.client.source().await?;
     assert!(!source.contains("<script"), "the console sends no script");
 
+    // The keyboard reaches the content first: Tab lands on the skip link,
+    // Enter follows it.
+    browser
+        .client
+        .find(Locator::Css("body"))
+        .await?
+        .send_keys(&fantoccini::key::Key::Tab)
+        .await?;
+    let focused = browser.client.active_element().await?;
+    assert_eq!(focused.text().await?, "Skip to content");
+    focused.send_keys(&fantoccini::key::Key::Enter).await?;
+    let at = browser.at().await?;
+    assert!(
+        browser.client.current_url().await?.fragment() == Some("main"),
+        "{at}"
+    );
+
     // Every field has a label, and a phone-width page does not scroll
     // sideways (wide tables scroll in their own box).
     let unlabelled = browser

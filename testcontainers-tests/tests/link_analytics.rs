@@ -14,18 +14,25 @@ const DEADLINE: Duration = Duration::from_secs(60);
 const CODE: &str = "analytics";
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
 
-/// A country database the test writes: three networks, three countries.
+/// A database the test writes: three networks, three countries; London
+/// in the GeoIP2 city layout, California's Mountain View in
+/// ip-location-db's flat one, Switzerland as a country only.
 fn country_database(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
-    let mut writer = mmdb_writer::Writer::new("Eventide-Test-Country");
-    for (network, country) in [
-        ("81.2.69.0/24", "GB"),
-        ("2001:db8::/32", "CH"),
-        ("8.8.8.0/24", "US"),
+    let mut writer = mmdb_writer::Writer::new("Eventide-Test-City");
+    for (network, record) in [
+        (
+            "81.2.69.0/24",
+            json!({"country": {"iso_code": "GB"},
+                "subdivisions": [{"iso_code": "ENG", "names": {"en": "England"}}],
+                "city": {"names": {"en": "London"}}}),
+        ),
+        ("2001:db8::/32", json!({"country": {"iso_code": "CH"}})),
+        (
+            "8.8.8.0/24",
+            json!({"country_code": "US", "state1": "California", "city": "Mountain View"}),
+        ),
     ] {
-        writer.insert(
-            network.parse::<ipnet::IpNet>()?,
-            &json!({"country": {"iso_code": country}}),
-        )?;
+        writer.insert(network.parse::<ipnet::IpNet>()?, &record)?;
     }
     let path = dir.join("countries.mmdb");
     std::fs::write(&path, writer.to_bytes()?)?;
@@ -188,6 +195,16 @@ async fn clicks_come_back_in_every_breakdown_exactly_and_no_address_is_stored() 
         ),
         (&json!(2), &json!(1), &json!(4)),
         "four people with an address (one without), each counted once: {stats}"
+    );
+    let (_, regions) = totals(&pipeline, "region", HUMANS).await?;
+    assert_eq!(
+        regions,
+        expect(&[("GB-ENG", 9), ("unknown", 4), ("California", 2)])
+    );
+    let (_, cities) = totals(&pipeline, "city", HUMANS).await?;
+    assert_eq!(
+        cities,
+        expect(&[("London", 9), ("unknown", 4), ("Mountain View", 2)])
     );
     let (_, referrers) = totals(&pipeline, "referrer", HUMANS).await?;
     assert_eq!(

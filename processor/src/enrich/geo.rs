@@ -1,6 +1,8 @@
-//! A click's country from its address, with `maxminddb` and the database
-//! given as `--geoip-db` (MaxMind GeoLite2/GeoIP2 Country or City, DB-IP,
-//! or the ip-location-db files, whose records are a flat `country_code`).
+//! A click's country, region and city from its address, with `maxminddb`
+//! and the database given as `--geoip-db` (MaxMind GeoLite2/GeoIP2 Country
+//! or City, DB-IP, or the ip-location-db files, whose records are flat:
+//! `country_code`, `state1`, `city`). A country database places countries
+//! only; region and city are then [`UNKNOWN`].
 //! Lookups go through a bounded cache: clicks repeat addresses. The address
 //! lives only in memory, never in a row or a log line.
 
@@ -26,10 +28,37 @@ pub struct GeoError {
     source: maxminddb::MaxMindDbError,
 }
 
-/// A country database.
+/// Where an address is, as far as the database says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: String,
+    /// ISO 3166-2 (`GB-ENG`) when the database has the subdivision's code,
+    /// else its English name.
+    pub region: String,
+    /// The city's English name.
+    pub city: String,
+}
+
+impl Place {
+    /// Nowhere known.
+    pub fn unknown() -> Self {
+        Self {
+            country: UNKNOWN.to_owned(),
+            region: UNKNOWN.to_owned(),
+            city: UNKNOWN.to_owned(),
+        }
+    }
+}
+
+/// The longest region or city name kept; longer ones are cut on a char
+/// boundary (a database is input too).
+const MAX_NAME: usize = 96;
+
+/// A geolocation database.
 pub struct Geo {
     reader: maxminddb::Reader<Vec<u8>>,
-    cache: HashMap<IpAddr, String>,
+    cache: HashMap<IpAddr, Place>,
 }
 
 impl std::fmt::Debug for Geo {
@@ -46,16 +75,101 @@ impl std::fmt::Debug for Geo {
 struct Record<'a> {
     /// GeoIP2 and DB-IP: `country.iso_code`.
     #[serde(borrow, default)]
-    country: Option<Country<'a>>,
+    country: Option<Named<'a>>,
+    /// GeoIP2 and DB-IP: `subdivisions[0]` (`iso_code`, `names.en`).
+    #[serde(borrow, default)]
+    subdivisions: Option<Vec<Named<'a>>>,
+    /// GeoIP2 and DB-IP: `city.names.en`; ip-location-db: a flat `city`.
+    #[serde(borrow, default)]
+    city: Option<City<'a>>,
     /// ip-location-db: a flat `country_code`.
     #[serde(default)]
     country_code: Option<&'a str>,
+    /// ip-location-db: the region's name.
+    #[serde(default)]
+    state1: Option<&'a str>,
+}
+
+/// A place with a code and names.
+#[derive(Deserialize)]
+struct Named<'a> {
+    #[serde(default)]
+    iso_code: Option<&'a str>,
+    #[serde(borrow, default)]
+    names: Option<Names<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Country<'a> {
+struct Names<'a> {
     #[serde(default)]
-    iso_code: Option<&'a str>,
+    en: Option<&'a str>,
+}
+
+/// `city` is an object in one layout and a string in the other.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum City<'a> {
+    Flat(&'a str),
+    Named(#[serde(borrow)] Named<'a>),
+}
+
+impl Record<'_> {
+    fn place(&self) -> Place {
+        let country = self
+            .country
+            .as_ref()
+            .and_then(|c| c.iso_code)
+            .or(self.country_code)
+            .filter(|code| code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()))
+            .map(str::to_ascii_uppercase);
+        let subdivision = self.subdivisions.as_ref().and_then(|all| all.first());
+        let region = match (&country, subdivision) {
+            (
+                Some(country),
+                Some(Named {
+                    iso_code: Some(code),
+                    ..
+                }),
+            ) if !code.is_empty()
+                && code.len() <= 3
+                && code.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                Some(format!("{country}-{}", code.to_ascii_uppercase()))
+            }
+            (_, Some(named)) => named.names.as_ref().and_then(|n| n.en).map(name),
+            (_, None) => self.state1.map(name),
+        };
+        let city = match &self.city {
+            Some(City::Flat(city)) => Some(name(city)),
+            Some(City::Named(named)) => named.names.as_ref().and_then(|n| n.en).map(name),
+            None => None,
+        };
+        let known = |value: Option<String>| {
+            value
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| UNKNOWN.to_owned())
+        };
+        Place {
+            country: known(country),
+            region: known(region),
+            city: known(city),
+        }
+    }
+}
+
+/// A name from the database: control characters dropped, trimmed, cut to
+/// [`MAX_NAME`] bytes.
+fn name(text: &str) -> String {
+    let mut clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    clean = clean.trim().to_owned();
+    if clean.len() > MAX_NAME {
+        let end = (0..=MAX_NAME)
+            .rev()
+            .find(|i| clean.is_char_boundary(*i))
+            .unwrap_or(0);
+        clean.truncate(end);
+    }
+    clean
 }
 
 impl Geo {
@@ -92,30 +206,22 @@ impl Geo {
         }
     }
 
-    /// The ISO 3166 country code of `ip`, or [`UNKNOWN`].
-    pub fn country(&mut self, ip: IpAddr) -> String {
-        if let Some(country) = self.cache.get(&ip) {
-            return country.clone();
+    /// Where `ip` is: [`UNKNOWN`] for what the database does not say.
+    pub fn place(&mut self, ip: IpAddr) -> Place {
+        if let Some(place) = self.cache.get(&ip) {
+            return place.clone();
         }
-        let country = self
+        let place = self
             .reader
             .lookup(ip)
             .ok()
             .and_then(|found| found.decode::<Record<'_>>().ok().flatten())
-            .and_then(|record| {
-                record
-                    .country
-                    .and_then(|c| c.iso_code)
-                    .or(record.country_code)
-                    .filter(|code| code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()))
-                    .map(str::to_ascii_uppercase)
-            })
-            .unwrap_or_else(|| UNKNOWN.to_owned());
+            .map_or_else(Place::unknown, |record| record.place());
         if self.cache.len() >= CACHE_CAPACITY {
             self.cache.clear();
         }
-        self.cache.insert(ip, country.clone());
-        country
+        self.cache.insert(ip, place.clone());
+        place
     }
 }
 
@@ -148,10 +254,11 @@ mod tests {
         let bytes = test_database(&[("81.2.69.0/24", "GB"), ("2001:db8::/32", "CH")]);
         let mut geo = Geo::from_bytes(bytes).expect("opens");
         let ip = |text: &str| text.parse::<IpAddr>().expect("ip");
-        assert_eq!(geo.country(ip("81.2.69.142")), "GB");
-        assert_eq!(geo.country(ip("81.2.69.142")), "GB", "cached");
-        assert_eq!(geo.country(ip("2001:db8::1")), "CH");
-        assert_eq!(geo.country(ip("8.8.8.8")), UNKNOWN);
+        let country = |geo: &mut Geo, text: &str| geo.place(ip(text)).country;
+        assert_eq!(country(&mut geo, "81.2.69.142"), "GB");
+        assert_eq!(country(&mut geo, "81.2.69.142"), "GB", "cached");
+        assert_eq!(country(&mut geo, "2001:db8::1"), "CH");
+        assert_eq!(geo.place(ip("8.8.8.8")), Place::unknown());
         let mut writer = mmdb_writer::Writer::new("Flat");
         writer
             .insert(
@@ -160,7 +267,60 @@ mod tests {
             )
             .expect("inserted");
         let mut flat = Geo::from_bytes(writer.to_bytes().expect("bytes")).expect("opens");
-        assert_eq!(flat.country(ip("8.8.8.8")), "US");
+        assert_eq!(country(&mut flat, "8.8.8.8"), "US");
         assert!(Geo::from_bytes(b"not a database".to_vec()).is_err());
+    }
+
+    #[test]
+    fn regions_and_cities_from_either_layout() {
+        let mut writer = mmdb_writer::Writer::new("Eventide-Test-City");
+        let records = [
+            // GeoIP2 City / DB-IP City Lite.
+            (
+                "81.2.69.0/24",
+                serde_json::json!({"country": {"iso_code": "GB"},
+                    "subdivisions": [{"iso_code": "ENG", "names": {"en": "England"}}],
+                    "city": {"names": {"en": "London", "de": "London"}}}),
+            ),
+            // A subdivision without a code: its name.
+            (
+                "81.2.70.0/24",
+                serde_json::json!({"country": {"iso_code": "GB"},
+                    "subdivisions": [{"names": {"en": "Scotland"}}],
+                    "city": {"names": {"en": "Edinburgh\n"}}}),
+            ),
+            // ip-location-db's flat city layout.
+            (
+                "8.8.8.0/24",
+                serde_json::json!({"country_code": "US", "state1": "California",
+                    "city": "Mountain View"}),
+            ),
+            // A country record: no region, no city.
+            (
+                "9.9.9.0/24",
+                serde_json::json!({"country": {"iso_code": "CH"}}),
+            ),
+        ];
+        for (network, record) in records {
+            writer
+                .insert(network.parse::<ipnet::IpNet>().expect("net"), &record)
+                .expect("inserted");
+        }
+        let mut geo = Geo::from_bytes(writer.to_bytes().expect("bytes")).expect("opens");
+        let place = |geo: &mut Geo, text: &str| {
+            let place = geo.place(text.parse().expect("ip"));
+            [place.country, place.region, place.city]
+        };
+        assert_eq!(place(&mut geo, "81.2.69.1"), ["GB", "GB-ENG", "London"]);
+        assert_eq!(
+            place(&mut geo, "81.2.70.1"),
+            ["GB", "Scotland", "Edinburgh"]
+        );
+        assert_eq!(
+            place(&mut geo, "8.8.8.8"),
+            ["US", "California", "Mountain View"]
+        );
+        assert_eq!(place(&mut geo, "9.9.9.9"), ["CH", UNKNOWN, UNKNOWN]);
+        assert_eq!(name(&"é".repeat(MAX_NAME)).len(), MAX_NAME);
     }
 }

@@ -1,9 +1,10 @@
 //! What a click says about its visitor, computed in the processor's pure
 //! core from the redirect record: who fetched the link ([`agents`]), where
 //! the click came from ([`referrers`]), which campaign (the destination
-//! URL's `utm_*` parameters), which country ([`geo`]) and how the link was
-//! reached (`source`). The address is used here and dropped: nothing
-//! derived from it but the country leaves this module.
+//! URL's `utm_*` parameters), which country, region and city ([`geo`]) and
+//! how the link was reached (`source`). The address is used here and
+//! dropped: nothing derived from it but the place and the keyed visitor
+//! hash leaves this module.
 
 pub mod agents;
 pub mod geo;
@@ -30,6 +31,8 @@ pub const NONE: &str = "(none)";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dimension {
     Country,
+    Region,
+    City,
     Referrer,
     ReferrerChannel,
     UtmSource,
@@ -38,10 +41,15 @@ pub enum Dimension {
     Source,
 }
 
+/// How many dimensions a click has.
+pub const DIMENSIONS: usize = 9;
+
 impl Dimension {
     /// Every dimension, in a stable order.
-    pub const ALL: [Dimension; 7] = [
+    pub const ALL: [Dimension; DIMENSIONS] = [
         Dimension::Country,
+        Dimension::Region,
+        Dimension::City,
         Dimension::Referrer,
         Dimension::ReferrerChannel,
         Dimension::UtmSource,
@@ -54,6 +62,8 @@ impl Dimension {
     pub fn as_str(self) -> &'static str {
         match self {
             Dimension::Country => "country",
+            Dimension::Region => "region",
+            Dimension::City => "city",
             Dimension::Referrer => "referrer",
             Dimension::ReferrerChannel => "referrer_channel",
             Dimension::UtmSource => "utm_source",
@@ -65,8 +75,9 @@ impl Dimension {
 
     /// The most distinct values it keeps per short code and day given
     /// `--max-dimension-values`: countries (about 250) and channels (five)
-    /// are bounded by nature and keep all; referrers, UTM values and source
-    /// labels are whatever producers send and keep `max`.
+    /// are bounded by nature and keep all; regions and cities (as many as
+    /// the database holds), referrers, UTM values and source labels keep
+    /// `max`.
     pub fn cap(self, max: usize) -> usize {
         match self {
             Dimension::Country | Dimension::ReferrerChannel => usize::MAX,
@@ -86,7 +97,7 @@ pub struct Visit {
     pub class: Class,
     pub agent: Agent,
     /// The value of every [`Dimension`], in [`Dimension::ALL`]'s order.
-    pub dimensions: [String; 7],
+    pub dimensions: [String; DIMENSIONS],
     /// The keyed hash of (address, user agent), for unique visitors; `None`
     /// without an address.
     pub visitor: Option<u64>,
@@ -212,9 +223,9 @@ impl Enricher {
             .ip
             .as_deref()
             .and_then(|ip| ip.parse::<IpAddr>().ok());
-        let country = match (self.geo.as_mut(), ip) {
-            (Some(geo), Some(ip)) => geo.country(ip),
-            _ => geo::UNKNOWN.to_owned(),
+        let place = match (self.geo.as_mut(), ip) {
+            (Some(geo), Some(ip)) => geo.place(ip),
+            _ => geo::Place::unknown(),
         };
         // The canonical text, so `::1` and `0:0::1` are one visitor.
         let visitor = ip.map(|ip| {
@@ -232,7 +243,9 @@ impl Enricher {
             .utm_cache
             .get_or(&redirect.full_url, || utm(&redirect.full_url));
         let dimensions = [
-            country,
+            place.country,
+            place.region,
+            place.city,
             host.unwrap_or_else(|| NONE.to_owned()),
             channel.as_str().to_owned(),
             utm_source.unwrap_or_else(|| NONE.to_owned()),
@@ -328,6 +341,8 @@ mod tests {
             values,
             [
                 ("country", "GB"),
+                ("region", geo::UNKNOWN),
+                ("city", geo::UNKNOWN),
                 ("referrer", "google.com"),
                 ("referrer_channel", "search"),
                 ("utm_source", "newsletter"),
@@ -349,7 +364,10 @@ mod tests {
         assert_eq!(visit.visitor, None, "no address, no visitor");
         assert_eq!(
             Dimension::ALL.map(|d| visit.value(d).to_owned()),
-            ["unknown", NONE, "direct", NONE, NONE, NONE, "link"].map(str::to_owned)
+            [
+                "unknown", "unknown", "unknown", NONE, "direct", NONE, NONE, NONE, "link"
+            ]
+            .map(str::to_owned)
         );
         for dimension in Dimension::ALL {
             assert_eq!(Dimension::parse(dimension.as_str()), Some(dimension));

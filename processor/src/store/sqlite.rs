@@ -933,7 +933,7 @@ mod click_tests {
                 bot: false,
             },
             dimensions: [
-                "GB", referrer, "other", "(none)", "(none)", "(none)", "link",
+                "GB", "GB-ENG", "London", referrer, "other", "(none)", "(none)", "(none)", "link",
             ]
             .map(str::to_owned),
             visitor: None,

@@ -50,6 +50,8 @@ struct Args {
     codes: usize,
     rate: u64,
     seconds: u64,
+    /// Sequential requests per console view (0: the console is not measured).
+    console_rounds: usize,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -59,6 +61,7 @@ fn args() -> anyhow::Result<Args> {
         codes: SHORT_CODES,
         rate: 1_000,
         seconds: 30,
+        console_rounds: 0,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
@@ -71,6 +74,7 @@ fn args() -> anyhow::Result<Args> {
             "--codes" => parsed.codes = value.parse()?,
             "--rate" => parsed.rate = value.parse()?,
             "--seconds" => parsed.seconds = value.parse()?,
+            "--console-rounds" => parsed.console_rounds = value.parse()?,
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -140,6 +144,8 @@ async fn fill(store: &processor::Store, args: &Args) -> anyhow::Result<()> {
                 agent,
                 dimensions: [
                     ["GB", "US", "CH"][i % 3].to_owned(),
+                    ["GB-ENG", "US-CA", "CH-ZH"][i % 3].to_owned(),
+                    ["London", "San Francisco", "Zurich"][i % 3].to_owned(),
                     ["google.com", "(none)"][i % 2].to_owned(),
                     ["search", "direct"][i % 2].to_owned(),
                     "(none)".to_owned(),
@@ -163,7 +169,7 @@ async fn fill(store: &processor::Store, args: &Args) -> anyhow::Result<()> {
             // hosts, 20 visitors per code.
             let mut visit = classified[n % classified.len()].clone();
             visit.dimensions[0] = format!("C{}", n % 20);
-            visit.dimensions[1] = format!("site{}.example", n % 200);
+            visit.dimensions[3] = format!("site{}.example", n % 200);
             visit.visitor = Some(processor::sketch::visitor_hash(
                 b"bench",
                 &format!("10.0.{}.{}", (n / args.codes) % 20, n % args.codes),
@@ -252,7 +258,10 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let config = query_api::Config {
-        settings: query_api::Settings::default(),
+        settings: query_api::Settings {
+            console: true,
+            ..query_api::Settings::default()
+        },
         store: schemas::store::StoreLocation::Sqlite(store_path),
         auth: Auth::Keys(ApiKeys::development()),
         metrics: eventide::telemetry::prometheus(),
@@ -270,6 +279,9 @@ async fn main() -> anyhow::Result<()> {
             .send()
             .await?
             .error_for_status()?;
+    }
+    if args.console_rounds > 0 {
+        console_views(&base, args.console_rounds).await?;
     }
 
     let latencies: Arc<Mutex<BTreeMap<&'static str, Vec<Duration>>>> = Arc::default();
@@ -328,6 +340,97 @@ async fn main() -> anyhow::Result<()> {
         print_row(endpoint, samples);
     }
     print_row("all", &mut all);
+    Ok(())
+}
+
+/// Each console view, `rounds` times one after another, signed in: the
+/// page's bytes (HTML; the stylesheet once, cached after) and its time from
+/// request to last byte.
+async fn console_views(base: &str, rounds: usize) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let signed_in = http
+        .post(format!("{base}/console/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={DEV_ANALYST_KEY}&next=%2Fconsole"))
+        .send()
+        .await?;
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .context("a session cookie")?
+        .to_str()?
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let stylesheet = http
+        .get(format!("{base}/console/console.css"))
+        .send()
+        .await?
+        .bytes()
+        .await?
+        .len();
+    println!("console stylesheet: {stylesheet} bytes (cached an hour)");
+    let views = [
+        (
+            "links: 90 days",
+            "/console/links/code1?from=2021-01-01&to=2021-03-31".to_owned(),
+        ),
+        (
+            "links: 90 days + referrer breakdown",
+            "/console/links/code1?from=2021-01-01&to=2021-03-31&group_by=referrer".to_owned(),
+        ),
+        (
+            "client report",
+            "/console/clients/3/reports/2021-02".to_owned(),
+        ),
+        (
+            "events of a session (100)",
+            format!("/console/events?session_id={}&limit=100", session(7)),
+        ),
+        (
+            "events of a category, one day (100)",
+            "/console/events?category=page%20interaction&from=2021-02-03&to=2021-02-03&limit=100"
+                .to_owned(),
+        ),
+        ("event types", "/console/events".to_owned()),
+        ("errors", "/console/errors".to_owned()),
+    ];
+    println!("| view | HTML bytes | p50 ms | p90 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|");
+    for (name, path) in views {
+        let mut samples = Vec::with_capacity(rounds);
+        let mut bytes = 0;
+        for _ in 0..rounds {
+            let sent = Instant::now();
+            let response = http
+                .get(format!("{base}{path}"))
+                .header("cookie", &cookie)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+            bytes = response.bytes().await?.len();
+            samples.push(sent.elapsed());
+        }
+        samples.sort_unstable();
+        let at = |q: f64| {
+            let index = ((samples.len() as f64 * q).ceil() as usize).saturating_sub(1);
+            samples.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        };
+        println!(
+            "| {name} | {bytes} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            at(1.0)
+        );
+    }
     Ok(())
 }
 
