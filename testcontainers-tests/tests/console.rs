@@ -202,7 +202,24 @@ impl Browser {
         let Some(dir) = std::env::var_os(SCREENSHOTS_ENV) else {
             return Ok(());
         };
-        let png = self.client.screenshot().await?;
+        // The whole page, not only the window: as tall as the document.
+        let (width, height) = self.client.get_window_size().await?;
+        let document = self
+            .client
+            .execute("return document.documentElement.scrollHeight", vec![])
+            .await?
+            .as_u64()
+            .unwrap_or(height)
+            .clamp(300, 3_000);
+        let width = u32::try_from(width)?;
+        self.client
+            .set_window_size(width, u32::try_from(document + 140)?)
+            .await?;
+        let png = self.client.screenshot().await;
+        self.client
+            .set_window_size(width, u32::try_from(height)?)
+            .await?;
+        let png = png?;
         std::fs::create_dir_all(&dir)?;
         std::fs::write(Path::new(&dir).join(format!("{name}.png")), png)?;
         Ok(())

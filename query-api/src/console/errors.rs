@@ -226,7 +226,7 @@ fn steering(viewer: &Viewer, destinations: Result<Value, crate::ApiError>) -> Ma
                     }
                     div.field {
                         label for="since" { "Since" }
-                        input id="since" name="since" placeholder="RFC 3339 or 1h";
+                        input id="since" name="since" placeholder="RFC 3339";
                     }
                     div.field {
                         label for="until" { "Until" }

@@ -14,7 +14,7 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use super::chart::{self, Column};
-use super::page::{Section, as_of, document, given, segment, url, value};
+use super::page::{Section, as_of, count, document, given, segment, url, value};
 use super::{ConsoleError, Viewer};
 use crate::routes::AppState;
 use crate::routes::clicks;
@@ -231,7 +231,7 @@ fn breakdowns(code: &str, stats: &Value, chosen: &str, top: Option<&Value>) -> M
                 @if rows.is_empty() {
                     p { "No people's clicks by " (chosen) " in this range." }
                 } @else {
-                    (chart::bars(&format!("People's clicks by {chosen}, the top {} of {total}", rows.len()),
+                    (chart::bars(&format!("People's clicks by {chosen}: the {} most clicked of {total} clicks", count(rows.len(), "value")),
                         chosen, &rows, total))
                 }
             } @else {
