@@ -119,7 +119,22 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/console/console.css", get(stylesheet))
         .route("/console/favicon.svg", get(page::favicon))
         .route(CSP_REPORT, post(csp_report))
+        .route(
+            "/console/",
+            get(|| async { Redirect::permanent("/console") }),
+        )
+        .route("/console/{*rest}", get(no_page))
         .layer(middleware::from_fn(secure_headers))
+        // Pages are text that repeats (a chart's marks): gzip takes a
+        // 90-day links page from 77 KB to a few.
+        .layer(tower_http::compression::CompressionLayer::new())
+}
+
+/// A console path with no page: a page saying so, not the API's JSON.
+async fn no_page(uri: axum::http::Uri) -> ConsoleError {
+    ConsoleError::Api(ApiError::NotFound {
+        path: uri.path().to_owned(),
+    })
 }
 
 /// The console's state; only routed when there is one.

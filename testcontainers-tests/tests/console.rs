@@ -25,6 +25,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 const CODE: &str = "spring-sale";
 const OTHER_CODE: &str = "autumn";
 const CLIENT: i64 = 7;
+const NOTIFIED: &str = "athlete-1";
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 const SLACK: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
@@ -353,6 +354,16 @@ async fn send(pipeline: &Pipeline, session: uuid::Uuid) -> anyhow::Result<[chron
             .await?;
         anyhow::ensure!(status == 202, "{status}: {answer}");
     }
+    // A 36-minute program: the duration rule congratulates its user.
+    for event in [
+        json!({"user_id": NOTIFIED, "device_id": "phone", "type": "training_program_started",
+            "training_program_id": "2352", "time_stamp": "2021-02-28 16:23:25"}),
+        json!({"user_id": NOTIFIED, "device_id": "phone", "type": "training_program_finished",
+            "training_program_id": "2352", "time_stamp": "2021-02-28 16:59:43"}),
+    ] {
+        let (status, answer) = pipeline.post_to("/v1/event", &event).await?;
+        anyhow::ensure!(status == 202, "{status}: {answer}");
+    }
     // Refused (no `name`): its body is listed with the errors, as text.
     let (status, _) = pipeline
         .post_to(
@@ -371,6 +382,9 @@ async fn send(pipeline: &Pipeline, session: uuid::Uuid) -> anyhow::Result<[chron
             .query(&format!("/v1/events?session_id={session}"))
             .await?;
         let (_, errors) = pipeline.query("/v1/errors?kind=reject").await?;
+        let (_, notified) = pipeline
+            .query(&format!("/v1/notifications?user_id={NOTIFIED}"))
+            .await?;
         let (_, other) = pipeline
             .query(&format!("/v1/links/{OTHER_CODE}/stats?from={}", days[2]))
             .await?;
@@ -379,7 +393,8 @@ async fn send(pipeline: &Pipeline, session: uuid::Uuid) -> anyhow::Result<[chron
             && stats["total_previews"] == 2
             && other["total_clicks"] == 2
             && events["events"].as_array().map(Vec::len) == Some(12)
-            && errors["errors"].as_array().is_some_and(|e| !e.is_empty());
+            && errors["errors"].as_array().is_some_and(|e| !e.is_empty())
+            && notified["notifications"].as_array().map(Vec::len) == Some(1);
         Ok(if stored {
             Ok(())
         } else {
@@ -660,6 +675,37 @@ async fn an_analyst_reads_links_reports_events_and_errors_in_a_browser() -> anyh
         "{types:?}"
     );
 
+    // Notifications: the user's, as the API lists them.
+    browser
+        .client
+        .goto(&format!(
+            "{console}/console/notifications?user_id={NOTIFIED}"
+        ))
+        .await?;
+    browser.screenshot("notifications").await?;
+    let (_, notified) = pipeline
+        .query(&format!("/v1/notifications?user_id={NOTIFIED}"))
+        .await?;
+    let from_api: Vec<Vec<String>> = notified["notifications"]
+        .as_array()
+        .context("notifications")?
+        .iter()
+        .map(|row| {
+            ["fired_at", "rule", "message", "occurred_at"]
+                .iter()
+                .map(|field| row[*field].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .collect();
+    let shown: Vec<Vec<String>> = browser
+        .table("#notifications")
+        .await?
+        .into_iter()
+        .map(|row| row[..4].to_vec())
+        .collect();
+    assert_eq!(shown, from_api);
+    assert_eq!(from_api[0][1], "daily-dose-congratulation");
+
     // Errors: the refused body is shown as text, never run.
     browser
         .client
@@ -831,6 +877,23 @@ async fn the_console_guards_sessions_forms_and_admin_actions() -> anyhow::Result
     forged.push(if last == '0' { '1' } else { '0' });
     let response = page(forged, "/console/events").await?;
     assert_eq!(response.status(), 303, "a forged cookie signs nobody in");
+
+    // Pages are compressed for browsers that ask; a path with no page is
+    // a page too.
+    let response = http
+        .get(format!("{console}/console/events"))
+        .header("cookie", &analyst)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await?;
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let response = page(analyst.clone(), "/console/no/such/page").await?;
+    assert_eq!(response.status(), 404);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/html")
+    );
 
     let response = page(analyst.clone(), "/console/links/bad!code").await?;
     assert_eq!(response.status(), 400);

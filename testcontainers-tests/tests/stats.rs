@@ -10,7 +10,7 @@ async fn bad_stats_parameters_name_the_parameter() -> anyhow::Result<()> {
     let pipeline = Pipeline::start(Options::default()).await?;
     for (path, parameter) in [
         ("/v1/links/stat-x/stats?granularity=week", "granularity"),
-        ("/v1/links/stat-x/stats?group_by=city", "group_by"),
+        ("/v1/links/stat-x/stats?group_by=planet", "group_by"),
         ("/v1/links/stat-x/stats?from=2021-13-01", "from"),
         ("/v1/links/stat-x/stats?from=2021-02-02&to=2021-02-01", "to"),
         (

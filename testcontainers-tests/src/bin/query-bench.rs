@@ -398,9 +398,18 @@ async fn console_views(base: &str, rounds: usize) -> anyhow::Result<()> {
         ("event types", "/console/events".to_owned()),
         ("errors", "/console/errors".to_owned()),
     ];
-    println!("| view | HTML bytes | p50 ms | p90 ms | p99 ms | max ms |");
-    println!("|---|---|---|---|---|---|");
+    println!("| view | HTML bytes | gzip bytes | p50 ms | p90 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|---|");
     for (name, path) in views {
+        let html = http
+            .get(format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .send()
+            .await?
+            .bytes()
+            .await?
+            .len();
+        // Timed as a browser asks: compressed (this client does not inflate).
         let mut samples = Vec::with_capacity(rounds);
         let mut bytes = 0;
         for _ in 0..rounds {
@@ -408,6 +417,7 @@ async fn console_views(base: &str, rounds: usize) -> anyhow::Result<()> {
             let response = http
                 .get(format!("{base}{path}"))
                 .header("cookie", &cookie)
+                .header("accept-encoding", "gzip")
                 .send()
                 .await?;
             anyhow::ensure!(
@@ -424,7 +434,7 @@ async fn console_views(base: &str, rounds: usize) -> anyhow::Result<()> {
             samples.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e3)
         };
         println!(
-            "| {name} | {bytes} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {name} | {html} | {bytes} | {:.2} | {:.2} | {:.2} | {:.2} |",
             at(0.5),
             at(0.9),
             at(0.99),
