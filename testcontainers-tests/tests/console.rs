@@ -432,7 +432,17 @@ async fn sign_in(
         .await?
         .click()
         .await?;
-    let at = browser.at().await?;
+    // The form's navigation may still be under way when the click returns
+    // (a loaded machine): wait for it to land.
+    let at = eventually(DEADLINE, || async {
+        let at = browser.at().await?;
+        Ok(if at.starts_with("/console/sign-in") {
+            Err(format!("still at {at}"))
+        } else {
+            Ok(at)
+        })
+    })
+    .await?;
     anyhow::ensure!(at == wanted, "signing in returns to {wanted}, not {at}");
     Ok(())
 }

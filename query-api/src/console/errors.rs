@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::page::{Section, count, document, given, url, value};
+use super::page::{Section, count, document, given, pages, value};
 use super::{ConsoleError, Viewer, console};
 use crate::routes::admin::{self, ReplayRequest};
 use crate::routes::{self, AppState};
@@ -83,15 +83,6 @@ fn filter_form(query: &HashMap<String, String>) -> Markup {
 /// One page of errors, oldest first, and the way to the next.
 fn list(params: &HashMap<String, String>, listing: &Value) -> Markup {
     let rows = listing["errors"].as_array().map_or(&[][..], Vec::as_slice);
-    let link = |cursor: &str| {
-        let mut pairs: Vec<(&str, &str)> = PARAMETERS
-            .iter()
-            .filter(|name| **name != "cursor")
-            .filter_map(|name| params.get(*name).map(|v| (*name, v.as_str())))
-            .collect();
-        pairs.push(("cursor", cursor));
-        url("/console/errors", &pairs)
-    };
     let text = |row: &Value, field: &str| row[field].as_str().unwrap_or("").to_owned();
     html! {
         section aria-labelledby="errors-heading" {
@@ -131,14 +122,7 @@ fn list(params: &HashMap<String, String>, listing: &Value) -> Markup {
                     }
                 }
             }
-            nav.pages aria-label="Pages" {
-                @if params.contains_key("cursor") {
-                    a href=(link("")) { "First page" }
-                }
-                @if let Some(next) = listing["next_cursor"].as_str() {
-                    a rel="next" href=(link(next)) { "Next page" }
-                }
-            }
+            (pages("/console/errors", params, &PARAMETERS, listing["next_cursor"].as_str()))
         }
     }
 }

@@ -9,7 +9,7 @@ use axum::response::Html;
 use maud::{Markup, html};
 use serde_json::Value;
 
-use super::page::{Section, count, document, given, url, value};
+use super::page::{Section, count, document, given, pages, url, value};
 use super::{ConsoleError, Viewer};
 use crate::routes::{self, AppState};
 
@@ -88,15 +88,6 @@ fn filter_form(query: &HashMap<String, String>) -> Markup {
 /// One page of events and the way to the next.
 fn list(params: &HashMap<String, String>, listing: &Value) -> Markup {
     let events = listing["events"].as_array().map_or(&[][..], Vec::as_slice);
-    let link = |cursor: &str| {
-        let mut pairs: Vec<(&str, &str)> = PARAMETERS
-            .iter()
-            .filter(|name| **name != "cursor")
-            .filter_map(|name| params.get(*name).map(|v| (*name, v.as_str())))
-            .collect();
-        pairs.push(("cursor", cursor));
-        url("/console/events", &pairs)
-    };
     html! {
         section aria-labelledby="events-heading" {
             h2 #events-heading { (count(events.len(), "event")) ", oldest first" }
@@ -130,14 +121,7 @@ fn list(params: &HashMap<String, String>, listing: &Value) -> Markup {
                     }
                 }
             }
-            nav.pages aria-label="Pages" {
-                @if params.contains_key("cursor") {
-                    a href=(link("")) { "First page" }
-                }
-                @if let Some(next) = listing["next_cursor"].as_str() {
-                    a rel="next" href=(link(next)) { "Next page" }
-                }
-            }
+            (pages("/console/events", params, &PARAMETERS, listing["next_cursor"].as_str()))
         }
     }
 }

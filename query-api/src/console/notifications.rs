@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::response::Html;
 use maud::html;
 
-use super::page::{Section, count, document, given, url, value};
+use super::page::{Section, count, document, given, pages, value};
 use super::{ConsoleError, Viewer};
 use crate::routes::{self, AppState};
 
@@ -28,7 +28,6 @@ pub(crate) async fn notifications(
                 .0,
         )
     };
-    let limit = params.get("limit").map_or("", String::as_str);
     Ok(document(
         "Notifications",
         Section::Notifications,
@@ -70,14 +69,7 @@ pub(crate) async fn notifications(
                         }
                     }
                 }
-                nav.pages aria-label="Pages" {
-                    @if params.contains_key("cursor") {
-                        a href=(url("/console/notifications", &[("user_id", user), ("limit", limit)])) { "First page" }
-                    }
-                    @if let Some(next) = listing["next_cursor"].as_str() {
-                        a rel="next" href=(url("/console/notifications", &[("user_id", user), ("limit", limit), ("cursor", next)])) { "Next page" }
-                    }
-                }
+                (pages("/console/notifications", &params, &["user_id", "limit", "cursor"], listing["next_cursor"].as_str()))
             }
         },
     ))

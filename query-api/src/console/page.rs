@@ -222,3 +222,32 @@ pub(crate) fn count(n: usize, noun: &str) -> String {
         format!("{n} {noun}s")
     }
 }
+
+/// "First page" and "Next page" of a listing at `path`: the page's
+/// `params` (those of `names`) kept, the API's `next_cursor` followed.
+pub(crate) fn pages(
+    path: &str,
+    params: &HashMap<String, String>,
+    names: &[&str],
+    next_cursor: Option<&str>,
+) -> Markup {
+    let link = |cursor: &str| {
+        let mut pairs: Vec<(&str, &str)> = names
+            .iter()
+            .filter(|name| **name != "cursor")
+            .filter_map(|name| params.get(*name).map(|v| (*name, v.as_str())))
+            .collect();
+        pairs.push(("cursor", cursor));
+        url(path, &pairs)
+    };
+    html! {
+        nav.pages aria-label="Pages" {
+            @if params.contains_key("cursor") {
+                a href=(link("")) { "First page" }
+            }
+            @if let Some(next) = next_cursor {
+                a rel="next" href=(link(next)) { "Next page" }
+            }
+        }
+    }
+}
