@@ -181,6 +181,20 @@ impl Browser {
         })
     }
 
+    /// The path and query once they satisfy `there`: a click's navigation
+    /// may still be under way when the click returns.
+    async fn arrive(&self, there: impl Fn(&str) -> bool) -> anyhow::Result<String> {
+        eventually(DEADLINE, || async {
+            let at = self.at().await?;
+            Ok(if there(&at) {
+                Ok(at)
+            } else {
+                Err(format!("at {at}"))
+            })
+        })
+        .await
+    }
+
     /// The text of every cell of `table`'s body rows.
     async fn table(&self, table: &str) -> anyhow::Result<Vec<Vec<String>>> {
         let mut rows = Vec::new();
@@ -518,7 +532,7 @@ async fn an_analyst_reads_links_reports_events_and_errors_in_a_browser() -> anyh
         .await?
         .click()
         .await?;
-    let at = browser.at().await?;
+    let at = browser.arrive(|at| at.contains("group_by=browser")).await?;
     assert!(at.contains("group_by=browser"), "{at}");
     browser.screenshot("link-breakdown").await?;
     let (_, top) = pipeline
@@ -747,7 +761,10 @@ async fn an_analyst_reads_links_reports_events_and_errors_in_a_browser() -> anyh
         .await?
         .click()
         .await?;
-    assert_eq!(browser.at().await?, "/console/sign-in");
+    assert_eq!(
+        browser.arrive(|at| at == "/console/sign-in").await?,
+        "/console/sign-in"
+    );
     browser.client.goto(&format!("{console}{link}")).await?;
     let at = browser.at().await?;
     assert!(at.starts_with("/console/sign-in?next="), "{at}");
