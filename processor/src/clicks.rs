@@ -17,6 +17,11 @@ use chrono::DateTime;
 use crate::checkpoint::Checkpoint;
 use crate::enrich::{Class, Dimension, Enricher, Visit};
 use crate::sketch::Sketch;
+use crate::user_agent::Agent;
+
+/// The aggregate's maps: `hashbrown`'s, looked up by `&str` without
+/// allocating (`entry_ref`), hashed with foldhash (seeded per process).
+type Map<K, V> = hashbrown::HashMap<K, V>;
 
 /// The value new values of a breakdown are counted under once it holds
 /// its most distinct values for a short code and day.
@@ -85,7 +90,7 @@ pub struct Click<'a> {
     pub client_id: i64,
     /// Microseconds since the epoch.
     pub occurred_at: i64,
-    pub visit: &'a Visit,
+    pub visit: &'a Visit<'a>,
 }
 
 /// What a flush must add, and the checkpoint it moves.
@@ -117,35 +122,63 @@ pub struct ClicksBatch {
 #[derive(Debug, Clone, Default)]
 pub struct PartitionClicks {
     checkpoint: Checkpoint,
-    by_day: HashMap<DayRow, i64>,
-    by_client_month: HashMap<ClientMonthRow, i64>,
-    by_code: HashMap<String, i64>,
-    bots_by_day: HashMap<BotDayRow, i64>,
-    previews_by_day: HashMap<BotDayRow, i64>,
-    /// People's breakdowns and visitors, by short code and day: looked up
-    /// by `&str` at every level, so a click of a known code, day and value
-    /// allocates nothing.
-    links: HashMap<String, HashMap<String, CodeDay>>,
+    /// Every click, by short code and UTC day, looked up by `&str` at both
+    /// levels: a click of a known code, day and values allocates nothing.
+    /// The flush's rows (per day, per client and month, per code) are
+    /// summed from here.
+    links: Map<String, Map<String, CodeDay>>,
     max_dimension_values: usize,
     days: DayCache,
 }
 
-/// One short code's people on one day.
+/// One short code's clicks on one day.
 #[derive(Debug, Clone, Default)]
 struct CodeDay {
-    /// Per [`Dimension::ALL`] index: clicks per value.
-    dimensions: [HashMap<String, DimensionCount>; crate::enrich::DIMENSIONS],
+    /// People's clicks per agent classes.
+    agents: Map<Agent, i64>,
+    /// People's clicks per client (nearly always one).
+    clients: Vec<(i64, i64)>,
+    bots: i64,
+    previews: i64,
+    /// Per [`Dimension::ALL`] index: people's clicks per value.
+    dimensions: [Map<String, DimensionCount>; crate::enrich::DIMENSIONS],
     visitors: Sketch,
 }
 
 impl CodeDay {
-    fn count(&mut self, visit: &Visit, offset: i64) {
+    fn count(&mut self, click: &Click<'_>, offset: i64) {
+        let visit = click.visit;
+        match visit.class {
+            Class::Bot => {
+                self.bots += 1;
+                return;
+            }
+            Class::Preview => {
+                self.previews += 1;
+                return;
+            }
+            Class::Human => {}
+        }
+        match self.agents.get_mut(visit.agent) {
+            Some(clicks) => *clicks += 1,
+            None => {
+                self.agents.insert(visit.agent.clone(), 1);
+            }
+        }
+        match self
+            .clients
+            .iter_mut()
+            .find(|(id, _)| *id == click.client_id)
+        {
+            Some((_, clicks)) => *clicks += 1,
+            None => self.clients.push((click.client_id, 1)),
+        }
         for (values, value) in self.dimensions.iter_mut().zip(&visit.dimensions) {
-            match values.get_mut(value.as_str()) {
+            match values.get_mut(*value) {
                 Some(count) => count.clicks += 1,
                 None => {
                     values.insert(
-                        value.clone(),
+                        (*value).to_owned(),
                         DimensionCount {
                             clicks: 1,
                             first_offset: offset,
@@ -158,32 +191,40 @@ impl CodeDay {
             self.visitors.insert(visitor);
         }
     }
+
+    /// People's clicks.
+    fn humans(&self) -> i64 {
+        self.agents.values().sum()
+    }
 }
 
-/// The UTC day and month of the last click's day, so clicks of one day
-/// (nearly all of them) skip the date formatting.
+/// The UTC day of the last click, so clicks of one day (nearly all of
+/// them) skip the date formatting.
 #[derive(Debug, Clone, Default)]
 struct DayCache {
     /// Microseconds: the day's first instant, and the next day's.
     start: i64,
     end: i64,
     day: String,
-    month: String,
 }
 
 impl DayCache {
     const DAY_MICROS: i64 = 86_400_000_000;
 
-    fn of(&mut self, micros: i64) -> (String, String) {
+    /// `YYYY-MM-DD` (UTC) of `micros`.
+    fn of(&mut self, micros: i64) -> &str {
         if !(self.start..self.end).contains(&micros) {
-            let (day, month) = day_and_month(micros);
+            self.day = day_and_month(micros).0;
             self.start = micros - micros.rem_euclid(Self::DAY_MICROS);
             self.end = self.start + Self::DAY_MICROS;
-            self.day = day;
-            self.month = month;
         }
-        (self.day.clone(), self.month.clone())
+        &self.day
     }
+}
+
+/// `YYYY-MM` of a `YYYY-MM-DD` day.
+fn month_of(day: &str) -> &str {
+    day.get(..7).unwrap_or(day)
 }
 
 impl PartitionClicks {
@@ -202,59 +243,13 @@ impl PartitionClicks {
         if !self.checkpoint.admit(offset) {
             return false;
         }
-        let (day, month) = self.days.of(click.occurred_at);
-        let apart = match click.visit.class {
-            Class::Human => None,
-            Class::Bot => Some(&mut self.bots_by_day),
-            Class::Preview => Some(&mut self.previews_by_day),
-        };
-        if let Some(apart) = apart {
-            *apart
-                .entry(BotDayRow {
-                    short_code: click.short_code.to_owned(),
-                    day,
-                })
-                .or_default() += 1;
-            return true;
-        }
-        if !self.links.contains_key(click.short_code) {
-            self.links
-                .insert(click.short_code.to_owned(), HashMap::new());
-        }
-        if let Some(days) = self.links.get_mut(click.short_code) {
-            match days.get_mut(day.as_str()) {
-                Some(code_day) => code_day.count(click.visit, offset),
-                None => days
-                    .entry(day.clone())
-                    .or_default()
-                    .count(click.visit, offset),
-            }
-        }
-        let agent = &click.visit.agent;
-        *self
-            .by_day
-            .entry(DayRow {
-                short_code: click.short_code.to_owned(),
-                day,
-                browser: agent.browser.clone(),
-                os: agent.os.clone(),
-                device: agent.device.clone(),
-            })
-            .or_default() += 1;
-        *self
-            .by_client_month
-            .entry(ClientMonthRow {
-                client_id: click.client_id,
-                month,
-                short_code: click.short_code.to_owned(),
-            })
-            .or_default() += 1;
-        match self.by_code.get_mut(click.short_code) {
-            Some(clicks) => *clicks += 1,
-            None => {
-                self.by_code.insert(click.short_code.to_owned(), 1);
-            }
-        }
+        let day = self.days.of(click.occurred_at);
+        self.links
+            .entry_ref(click.short_code)
+            .or_default()
+            .entry_ref(day)
+            .or_default()
+            .count(click, offset);
         true
     }
 }
@@ -312,40 +307,78 @@ impl crate::store::Stored for PartitionClicks {
 
     /// What a flush must write now.
     fn batch(&self) -> ClicksBatch {
-        fn sorted<K: Clone + Ord>(map: &HashMap<K, i64>) -> Vec<(K, i64)> {
-            let mut rows: Vec<(K, i64)> = map.iter().map(|(k, v)| (k.clone(), *v)).collect();
-            rows.sort();
-            rows
+        let mut by_day = Vec::new();
+        let mut by_client_month: HashMap<ClientMonthRow, i64> = HashMap::new();
+        let mut by_code = Vec::new();
+        let mut bots_by_day = Vec::new();
+        let mut previews_by_day = Vec::new();
+        let mut by_dimension = Vec::new();
+        for (code, days) in &self.links {
+            let mut humans = 0;
+            for (day, code_day) in days {
+                let row = || BotDayRow {
+                    short_code: code.clone(),
+                    day: day.clone(),
+                };
+                if code_day.bots > 0 {
+                    bots_by_day.push((row(), code_day.bots));
+                }
+                if code_day.previews > 0 {
+                    previews_by_day.push((row(), code_day.previews));
+                }
+                humans += code_day.humans();
+                by_day.extend(code_day.agents.iter().map(|(agent, clicks)| {
+                    let row = DayRow {
+                        short_code: code.clone(),
+                        day: day.clone(),
+                        browser: agent.browser.to_string(),
+                        os: agent.os.to_string(),
+                        device: agent.device.to_string(),
+                    };
+                    (row, *clicks)
+                }));
+                for (client_id, clicks) in &code_day.clients {
+                    *by_client_month
+                        .entry(ClientMonthRow {
+                            client_id: *client_id,
+                            month: month_of(day).to_owned(),
+                            short_code: code.clone(),
+                        })
+                        .or_default() += clicks;
+                }
+                for (dimension, values) in Dimension::ALL.iter().zip(&code_day.dimensions) {
+                    by_dimension.extend(values.iter().map(|(value, count)| {
+                        let row = DimensionRow {
+                            short_code: code.clone(),
+                            day: day.clone(),
+                            dimension: *dimension,
+                            value: value.clone(),
+                        };
+                        (row, *count)
+                    }));
+                }
+            }
+            if humans > 0 {
+                by_code.push((code.clone(), humans));
+            }
         }
+        let mut by_client_month: Vec<(ClientMonthRow, i64)> = by_client_month.into_iter().collect();
+        by_day.sort();
+        by_client_month.sort();
+        by_code.sort();
+        bots_by_day.sort();
+        previews_by_day.sort();
+        by_dimension.sort();
         ClicksBatch {
             expected_next_offset: self.checkpoint.stored(),
             next_offset: self.checkpoint.next_offset(),
             through_offset: self.checkpoint.next_offset() - 1,
-            by_day: sorted(&self.by_day),
-            by_client_month: sorted(&self.by_client_month),
-            by_code: sorted(&self.by_code),
-            bots_by_day: sorted(&self.bots_by_day),
-            previews_by_day: sorted(&self.previews_by_day),
-            by_dimension: {
-                let mut rows: Vec<(DimensionRow, DimensionCount)> = Vec::new();
-                for (code, days) in &self.links {
-                    for (day, code_day) in days {
-                        for (dimension, values) in Dimension::ALL.iter().zip(&code_day.dimensions) {
-                            rows.extend(values.iter().map(|(value, count)| {
-                                let row = DimensionRow {
-                                    short_code: code.clone(),
-                                    day: day.clone(),
-                                    dimension: *dimension,
-                                    value: value.clone(),
-                                };
-                                (row, *count)
-                            }));
-                        }
-                    }
-                }
-                rows.sort();
-                rows
-            },
+            by_day,
+            by_client_month,
+            by_code,
+            bots_by_day,
+            previews_by_day,
+            by_dimension,
             max_dimension_values: self.max_dimension_values,
             visitors_by_day: {
                 let mut rows: Vec<(BotDayRow, Sketch)> = Vec::new();
@@ -369,11 +402,6 @@ impl crate::store::Stored for PartitionClicks {
     /// Records that `batch` is stored: its clicks are the store's now.
     fn flushed(&mut self, batch: &ClicksBatch) {
         self.checkpoint.flushed(batch.next_offset);
-        self.by_day.clear();
-        self.by_client_month.clear();
-        self.by_code.clear();
-        self.bots_by_day.clear();
-        self.previews_by_day.clear();
         self.links.clear();
     }
 }
@@ -384,15 +412,10 @@ mod tests {
     use crate::checkpoint::Partitioned;
     use crate::store::Stored;
 
-    fn visit(class: Class) -> Visit {
+    fn visit(class: Class) -> Visit<'static> {
         Visit {
             class,
-            agent: crate::user_agent::Agent {
-                browser: "Chrome".into(),
-                os: "Android".into(),
-                device: "smartphone".into(),
-                bot: class == Class::Bot,
-            },
+            agent: crate::user_agent::chrome_on_android(class == Class::Bot),
             dimensions: [
                 "GB",
                 "GB-ENG",
@@ -403,8 +426,7 @@ mod tests {
                 "(none)",
                 "(none)",
                 "qr",
-            ]
-            .map(str::to_owned),
+            ],
             visitor: Some(42),
         }
     }
@@ -416,12 +438,18 @@ mod tests {
     fn the_day_cache_switches_at_utc_midnight_both_ways() {
         let mut days = DayCache::default();
         let midnight = 1_706_745_600_000_000; // 2024-02-01T00:00:00Z
-        assert_eq!(days.of(midnight - 1).0, "2024-01-31");
-        assert_eq!(days.of(midnight), ("2024-02-01".into(), "2024-02".into()));
-        assert_eq!(days.of(midnight + 86_399_999_999).0, "2024-02-01");
-        assert_eq!(days.of(midnight + 86_400_000_000).0, "2024-02-02");
-        assert_eq!(days.of(JAN_31_23H), ("2024-01-31".into(), "2024-01".into()));
-        assert_eq!(days.of(-1).0, "1969-12-31");
+        assert_eq!(days.of(midnight - 1), "2024-01-31");
+        assert_eq!(days.of(midnight), "2024-02-01");
+        assert_eq!(month_of(days.of(midnight)), "2024-02");
+        assert_eq!(days.of(midnight + 86_399_999_999), "2024-02-01");
+        assert_eq!(days.of(midnight + 86_400_000_000), "2024-02-02");
+        assert_eq!(days.of(JAN_31_23H), "2024-01-31");
+        assert_eq!(days.of(-1), "1969-12-31");
+        assert_eq!(
+            days.of(0),
+            "1970-01-01",
+            "the cache's empty range is not day 0"
+        );
     }
 
     #[test]

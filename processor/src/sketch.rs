@@ -7,9 +7,14 @@
 //! of a range is the merge of its days': a true distinct count over the
 //! range, not a sum.
 //!
-//! Stored sparse (3 bytes per register set) until that passes the dense
-//! form (one byte per register, 16 KiB), so a link with a few hundred
-//! visitors a day keeps a few hundred bytes.
+//! While it holds few visitors the sketch keeps HyperLogLog++'s fine
+//! sparse form: 2^25 registers, where two of a few thousand visitors share
+//! one so rarely that linear counting is all but exact (10 visitors are
+//! 10, not 9 when two of them fall into one of 2^14 registers). Past
+//! [`FINE_MAX`] it turns into the 2^14 registers — exactly the sketch the
+//! same visitors would have made there — stored sparse (3 bytes per
+//! register set) until that passes the dense form (one byte per register,
+//! 16 KiB). A link with a few hundred visitors a day keeps 4 bytes each.
 
 use std::collections::BTreeMap;
 
@@ -20,9 +25,18 @@ const M: usize = 1 << P;
 /// The largest register value: leading zeros of the 50 remaining bits, + 1.
 const Q: u8 = (64 - P) as u8;
 
+/// Index bits of the fine form (HyperLogLog++'s p').
+const FINE_P: u32 = 25;
+/// The largest fine register value.
+const FINE_Q: u8 = (64 - FINE_P) as u8;
+/// Fine registers kept before the sketch turns coarse: 4 bytes each, so
+/// the fine form never outgrows the dense one.
+pub const FINE_MAX: usize = M / 4;
+
 /// Encoding tags.
 const SPARSE: u8 = 1;
 const DENSE: u8 = 2;
+const FINE: u8 = 3;
 
 /// Why stored bytes are not a sketch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,45 +44,142 @@ const DENSE: u8 = 2;
 pub struct SketchError(&'static str);
 
 /// A mergeable distinct-count sketch.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sketch {
-    /// Register index to value; only registers above zero.
-    registers: BTreeMap<u16, u8>,
+    registers: Registers,
+}
+
+/// Register index to value; only registers above zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Registers {
+    /// 2^25 registers: few visitors.
+    Fine(BTreeMap<u32, u8>),
+    /// 2^14 registers.
+    Coarse(BTreeMap<u16, u8>),
+}
+
+impl Default for Sketch {
+    fn default() -> Self {
+        Self {
+            registers: Registers::Fine(BTreeMap::new()),
+        }
+    }
+}
+
+/// Raises the register at `index` to `value`.
+fn raise<K: Ord>(registers: &mut BTreeMap<K, u8>, index: K, value: u8) {
+    let register = registers.entry(index).or_insert(0);
+    *register = (*register).max(value);
+}
+
+/// A fine register as the coarse register its visitors would have set: the
+/// top 14 of its 25 index bits, and a rank counted from bit 14 of the hash
+/// (the 11 dropped index bits first, then the fine rank).
+fn coarse(index: u32, value: u8) -> (u16, u8) {
+    let dropped = index & ((1 << (FINE_P - P)) - 1);
+    let rank = if dropped == 0 {
+        (FINE_P - P) as u8 + value
+    } else {
+        (dropped.leading_zeros() - (32 - (FINE_P - P))) as u8 + 1
+    };
+    ((index >> (FINE_P - P)) as u16, rank)
 }
 
 impl Sketch {
     /// Adds a visitor by its 64-bit hash.
     pub fn insert(&mut self, hash: u64) {
-        let index = (hash >> (64 - P)) as u16;
-        let rest = hash << P;
-        // Leading zeros of the remaining 50 bits, + 1, at most Q + 1.
-        let rank = (rest.leading_zeros().min(u32::from(Q)) + 1) as u8;
-        let register = self.registers.entry(index).or_insert(0);
-        *register = (*register).max(rank);
+        match &mut self.registers {
+            Registers::Fine(fine) => {
+                let rest = hash << FINE_P;
+                let rank = (rest.leading_zeros().min(u32::from(FINE_Q)) + 1) as u8;
+                raise(fine, (hash >> (64 - FINE_P)) as u32, rank);
+                self.coarsen_when_full();
+            }
+            Registers::Coarse(registers) => {
+                // Leading zeros of the remaining 50 bits, + 1, at most Q + 1.
+                let rest = hash << P;
+                let rank = (rest.leading_zeros().min(u32::from(Q)) + 1) as u8;
+                raise(registers, (hash >> (64 - P)) as u16, rank);
+            }
+        }
     }
 
     /// Takes in every visitor of `other`.
     pub fn merge(&mut self, other: &Sketch) {
-        for (index, value) in &other.registers {
-            let register = self.registers.entry(*index).or_insert(0);
-            *register = (*register).max(*value);
+        match (&mut self.registers, &other.registers) {
+            (Registers::Fine(fine), Registers::Fine(theirs)) => {
+                for (index, value) in theirs {
+                    raise(fine, *index, *value);
+                }
+                self.coarsen_when_full();
+            }
+            (Registers::Coarse(registers), Registers::Fine(theirs)) => {
+                for (index, value) in theirs {
+                    let (index, value) = coarse(*index, *value);
+                    raise(registers, index, value);
+                }
+            }
+            (_, Registers::Coarse(theirs)) => {
+                self.coarsen();
+                if let Registers::Coarse(registers) = &mut self.registers {
+                    for (index, value) in theirs {
+                        raise(registers, *index, *value);
+                    }
+                }
+            }
+        }
+    }
+
+    fn coarsen_when_full(&mut self) {
+        if matches!(&self.registers, Registers::Fine(fine) if fine.len() > FINE_MAX) {
+            self.coarsen();
+        }
+    }
+
+    /// Turns coarse, if fine.
+    fn coarsen(&mut self) {
+        if let Registers::Fine(fine) = &self.registers {
+            let mut registers = BTreeMap::new();
+            for (index, value) in fine {
+                let (index, value) = coarse(*index, *value);
+                raise(&mut registers, index, value);
+            }
+            self.registers = Registers::Coarse(registers);
         }
     }
 
     /// Whether no visitor was added.
     pub fn is_empty(&self) -> bool {
-        self.registers.is_empty()
+        match &self.registers {
+            Registers::Fine(fine) => fine.is_empty(),
+            Registers::Coarse(registers) => registers.is_empty(),
+        }
     }
 
     /// The estimated number of distinct visitors.
     pub fn estimate(&self) -> u64 {
-        if self.registers.is_empty() {
+        let registers = match &self.registers {
+            Registers::Fine(fine) => {
+                // Linear counting over 2^25 registers.
+                let m = f64::from(1_u32 << FINE_P);
+                let empty = m - fine.len() as f64;
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "a count"
+                )]
+                let estimate = (m * (m / empty).ln()).round() as u64;
+                return estimate;
+            }
+            Registers::Coarse(registers) => registers,
+        };
+        if registers.is_empty() {
             return 0;
         }
         // counts[k]: registers holding k.
         let mut counts = [0_u32; Q as usize + 2];
-        counts[0] = (M - self.registers.len()) as u32;
-        for value in self.registers.values() {
+        counts[0] = (M - registers.len()) as u32;
+        for value in registers.values() {
             counts[usize::from(*value)] += 1;
         }
         let m = M as f64;
@@ -88,12 +199,24 @@ impl Sketch {
         estimate
     }
 
-    /// The stored form: sparse while smaller, else dense.
+    /// The stored form: fine while few; then sparse while smaller, else
+    /// dense.
     pub fn to_bytes(&self) -> Vec<u8> {
-        if self.registers.len() * 3 < M {
-            let mut bytes = Vec::with_capacity(1 + self.registers.len() * 3);
+        let registers = match &self.registers {
+            Registers::Fine(fine) => {
+                let mut bytes = Vec::with_capacity(1 + fine.len() * 4);
+                bytes.push(FINE);
+                for (index, value) in fine {
+                    bytes.extend_from_slice(&(index << 6 | u32::from(*value)).to_be_bytes());
+                }
+                return bytes;
+            }
+            Registers::Coarse(registers) => registers,
+        };
+        if registers.len() * 3 < M {
+            let mut bytes = Vec::with_capacity(1 + registers.len() * 3);
             bytes.push(SPARSE);
-            for (index, value) in &self.registers {
+            for (index, value) in registers {
                 bytes.extend_from_slice(&index.to_be_bytes());
                 bytes.push(*value);
             }
@@ -101,14 +224,14 @@ impl Sketch {
         } else {
             let mut bytes = vec![0; 1 + M];
             bytes[0] = DENSE;
-            for (index, value) in &self.registers {
+            for (index, value) in registers {
                 bytes[1 + usize::from(*index)] = *value;
             }
             bytes
         }
     }
 
-    /// A sketch from its stored form.
+    /// A sketch from its stored form (every form ever stored).
     ///
     /// # Errors
     ///
@@ -117,7 +240,26 @@ impl Sketch {
         let valid = |value: u8| value <= Q + 1;
         let mut registers = BTreeMap::new();
         match bytes.split_first() {
-            None => {}
+            None => return Ok(Self::default()),
+            Some((&FINE, rest)) => {
+                if rest.len() % 4 != 0 {
+                    return Err(SketchError("a fine entry is cut short"));
+                }
+                let mut fine = BTreeMap::new();
+                for entry in rest.chunks_exact(4) {
+                    let word = u32::from_be_bytes([entry[0], entry[1], entry[2], entry[3]]);
+                    let (index, value) = (word >> 6, (word & 0x3f) as u8);
+                    if index >= 1 << FINE_P || value == 0 || value > FINE_Q + 1 {
+                        return Err(SketchError("a fine entry is out of range"));
+                    }
+                    raise(&mut fine, index, value);
+                }
+                let mut sketch = Self {
+                    registers: Registers::Fine(fine),
+                };
+                sketch.coarsen_when_full();
+                return Ok(sketch);
+            }
             Some((&SPARSE, rest)) => {
                 if rest.len() % 3 != 0 {
                     return Err(SketchError("a sparse entry is cut short"));
@@ -147,7 +289,9 @@ impl Sketch {
             }
             Some(_) => return Err(SketchError("unknown encoding")),
         }
-        Ok(Self { registers })
+        Ok(Self {
+            registers: Registers::Coarse(registers),
+        })
     }
 }
 
@@ -185,21 +329,43 @@ fn tau(x: f64) -> f64 {
     }
 }
 
-/// A visitor's hash: SHA-256 of the secret key, the address and the user
-/// agent (each length-prefixed), first 8 bytes. Without the key nobody can
-/// tell from a sketch whether an address visited; a new key makes every
-/// visitor new.
+/// A visitor's hash: SHA-256 of the secret key, the user agent and the
+/// address (each length-prefixed), first 8 bytes. Without the key nobody
+/// can tell from a sketch whether an address visited; a new key makes
+/// every visitor new.
 pub fn visitor_hash(key: &[u8], ip: &str, user_agent: &str) -> u64 {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    for part in [key, ip.as_bytes(), user_agent.as_bytes()] {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
+    VisitorPrefix::new(key, user_agent).hash(ip)
+}
+
+/// The hashing state after the key and the user agent: kept per user
+/// agent, so a click hashes only its address (one SHA-256 block instead
+/// of three for a browser's agent).
+#[derive(Debug, Clone)]
+pub struct VisitorPrefix(sha2::Sha256);
+
+impl VisitorPrefix {
+    /// The state after `key` and `user_agent`.
+    pub fn new(key: &[u8], user_agent: &str) -> Self {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        for part in [key, user_agent.as_bytes()] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        Self(hasher)
     }
-    let digest = hasher.finalize();
-    let mut first = [0_u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(first)
+
+    /// The visitor hash of this agent at `ip`.
+    pub fn hash(&self, ip: &str) -> u64 {
+        use sha2::Digest;
+        let mut hasher = self.0.clone();
+        hasher.update((ip.len() as u64).to_be_bytes());
+        hasher.update(ip.as_bytes());
+        let digest = hasher.finalize();
+        let mut first = [0_u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first)
+    }
 }
 
 #[cfg(test)]
@@ -266,11 +432,17 @@ mod tests {
         for hash in hashes(0..300) {
             sketch.insert(hash);
         }
+        let fine = sketch.to_bytes();
+        assert_eq!((fine[0], fine.len()), (FINE, 1 + 300 * 4));
+        assert_eq!(Sketch::from_bytes(&fine), Ok(sketch.clone()));
+        for hash in hashes(0..5_000) {
+            sketch.insert(hash);
+        }
         let sparse = sketch.to_bytes();
-        assert_eq!(sparse[0], SPARSE);
+        assert_eq!(sparse[0], SPARSE, "coarse past {FINE_MAX} visitors");
         assert!(
-            sparse.len() < 1_000,
-            "{} bytes for 300 visitors",
+            sparse.len() < 1 + M,
+            "{} bytes for 5,000 visitors",
             sparse.len()
         );
         assert_eq!(Sketch::from_bytes(&sparse), Ok(sketch.clone()));
@@ -285,9 +457,55 @@ mod tests {
             &[SPARSE, 0],
             &[SPARSE, 0xff, 0xff, 1],
             &[DENSE, 1],
+            &[FINE, 0, 0, 0],
+            &[FINE, 0xff, 0xff, 0xff, 0xc1],
+            &[FINE, 0, 0, 0, 0],
         ] {
             assert!(Sketch::from_bytes(garbage).is_err(), "{garbage:?}");
         }
+    }
+
+    #[test]
+    fn few_visitors_are_counted_all_but_exactly() {
+        let mut sketch = Sketch::default();
+        for (n, hash) in hashes(0..FINE_MAX as u64).enumerate() {
+            sketch.insert(hash);
+            let (estimate, distinct) = (sketch.estimate(), n as u64 + 1);
+            if distinct <= 1_000 {
+                assert_eq!(estimate, distinct);
+            } else {
+                assert!(
+                    estimate.abs_diff(distinct) * 1_000 <= distinct,
+                    "{distinct}: {estimate}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn turning_coarse_gives_the_sketch_the_coarse_registers_would_have_made() {
+        let coarse_from_start = || Sketch {
+            registers: Registers::Coarse(BTreeMap::new()),
+        };
+        let (mut fine, mut coarse) = (Sketch::default(), coarse_from_start());
+        for hash in hashes(0..(FINE_MAX as u64 + 500)).chain([0, u64::MAX, 1 << 39, 1 << 38]) {
+            fine.insert(hash);
+            coarse.insert(hash);
+        }
+        assert!(matches!(fine.registers, Registers::Coarse(_)));
+        assert_eq!(fine, coarse);
+        // A fine sketch merged into a coarse one, and the other way round.
+        let (mut small, mut into_coarse) = (Sketch::default(), coarse_from_start());
+        let mut direct = coarse_from_start();
+        for hash in hashes(50_000..50_300).chain([0, 1 << 39]) {
+            small.insert(hash);
+            direct.insert(hash);
+        }
+        into_coarse.merge(&small);
+        assert_eq!(into_coarse, direct);
+        let mut fine_first = small.clone();
+        fine_first.merge(&coarse_from_start());
+        assert_eq!(fine_first, direct);
     }
 
     #[test]
@@ -308,5 +526,13 @@ mod tests {
             visitor_hash(b"k", "1.2.3.4a", ""),
             visitor_hash(b"k", "1.2.3.4", "a")
         );
+        let prefix = VisitorPrefix::new(b"k", "ua");
+        assert_eq!(prefix.hash("1.2.3.4"), visitor_hash(b"k", "1.2.3.4", "ua"));
+        assert_eq!(
+            prefix.hash("1.2.3.4"),
+            prefix.hash("1.2.3.4"),
+            "the prefix is kept"
+        );
+        assert_ne!(prefix.hash("1.2.3.4"), prefix.hash("1.2.3.5"));
     }
 }

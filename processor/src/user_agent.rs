@@ -3,22 +3,24 @@
 //! key of a stored row.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use woothee::parser::Parser;
 
 /// Entries kept before the cache starts over; bounds its memory.
 pub const CACHE_CAPACITY: usize = 10_000;
 
-/// What a user agent is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What a user agent is. The names are shared, so a cached agent is
+/// handed to each click without copying them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Agent {
     /// Browser family, e.g. `Chrome`, `Edge`, `Safari`; `UNKNOWN` if none.
-    pub browser: String,
+    pub browser: Arc<str>,
     /// OS family, e.g. `Android`, `Windows 10`, `iPad`.
-    pub os: String,
+    pub os: Arc<str>,
     /// Device class: `pc`, `smartphone`, `mobilephone`, `appliance`,
     /// `crawler`, `misc` or `UNKNOWN`.
-    pub device: String,
+    pub device: Arc<str>,
     /// A bot or crawler, counted apart from clients' totals.
     pub bot: bool,
 }
@@ -44,11 +46,21 @@ impl UserAgents {
         if let Some(agent) = self.cache.get(user_agent) {
             return agent.clone();
         }
-        let agent = match self.parser.parse(user_agent) {
+        let agent = self.parse(user_agent);
+        if self.cache.len() >= CACHE_CAPACITY {
+            self.cache.clear();
+        }
+        self.cache.insert(user_agent.to_owned(), agent.clone());
+        agent
+    }
+
+    /// Parses `user_agent` without the cache (for a caller with its own).
+    pub fn parse(&self, user_agent: &str) -> Agent {
+        match self.parser.parse(user_agent) {
             Some(parsed) => Agent {
-                browser: parsed.name.to_owned(),
-                os: parsed.os.to_owned(),
-                device: parsed.category.to_owned(),
+                browser: parsed.name.into(),
+                os: parsed.os.into(),
+                device: parsed.category.into(),
                 bot: parsed.category == "crawler",
             },
             None => Agent {
@@ -57,13 +69,22 @@ impl UserAgents {
                 device: "UNKNOWN".into(),
                 bot: false,
             },
-        };
-        if self.cache.len() >= CACHE_CAPACITY {
-            self.cache.clear();
         }
-        self.cache.insert(user_agent.to_owned(), agent.clone());
-        agent
     }
+}
+
+/// Test support: Chrome on an Android phone, as a person or as a bot.
+#[cfg(test)]
+pub(crate) fn chrome_on_android(bot: bool) -> &'static Agent {
+    static AGENTS: std::sync::LazyLock<[Agent; 2]> = std::sync::LazyLock::new(|| {
+        [false, true].map(|bot| Agent {
+            browser: "Chrome".into(),
+            os: "Android".into(),
+            device: "smartphone".into(),
+            bot,
+        })
+    });
+    &AGENTS[usize::from(bot)]
 }
 
 #[cfg(test)]
@@ -78,9 +99,9 @@ mod tests {
         );
         assert_eq!(
             (
-                galaxy.browser.as_str(),
-                galaxy.os.as_str(),
-                galaxy.device.as_str()
+                galaxy.browser.as_ref(),
+                galaxy.os.as_ref(),
+                galaxy.device.as_ref()
             ),
             ("Chrome", "Android", "smartphone")
         );
@@ -88,14 +109,14 @@ mod tests {
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/91.0.4472.124 Safari/537.36 Edg/91.0.864.59",
         );
         assert_eq!(
-            (edge.os.as_str(), edge.device.as_str()),
+            (edge.os.as_ref(), edge.device.as_ref()),
             ("Windows 10", "pc")
         );
         let ipad = agents.classify(
             "Mozilla/5.0 (iPad; U; CPU OS 3_2_1 like Mac OS X; en-us) AppleWebKit/531.21.10 (KHTML, like Gecko) Mobile/7B405",
         );
         assert_eq!(
-            (ipad.os.as_str(), ipad.device.as_str()),
+            (ipad.os.as_ref(), ipad.device.as_ref()),
             ("iPad", "smartphone")
         );
         assert!(![&galaxy, &edge, &ipad].iter().any(|a| a.bot));
@@ -115,6 +136,6 @@ mod tests {
             agents.classify(&format!("agent-{n}"));
         }
         assert!(agents.cache.len() <= CACHE_CAPACITY);
-        assert_eq!(agents.classify("").browser, "UNKNOWN");
+        assert_eq!(&*agents.classify("").browser, "UNKNOWN");
     }
 }

@@ -25,7 +25,7 @@ use processor::checkpoint::Partitioned;
 use processor::clicks::{Click, PartitionClicks};
 use processor::counters::PartitionCounters;
 use processor::dedup::Seen;
-use processor::enrich::{Class, Dimension, Visit};
+use processor::enrich::{Class, Dimension, OwnedVisit};
 use processor::store::{FlushOutcome, Keeps, ScyllaStore, Stored};
 use processor::user_agent::Agent;
 use scylla::value::CqlValue;
@@ -54,7 +54,7 @@ struct Redirect {
     short_code: String,
     client_id: i64,
     occurred_at: i64,
-    visit: Visit,
+    visit: OwnedVisit,
 }
 
 /// The simulated processors' `--max-dimension-values`: small, so new
@@ -132,20 +132,21 @@ impl Logs {
                     client_id: cluster.pick(2) as i64,
                     // 2024-01-31 or 2024-02-01: two days, two months.
                     occurred_at: 1_706_659_200_000_000 + cluster.pick(2) as i64 * DAY,
-                    visit: Visit {
+                    visit: OwnedVisit {
                         class,
                         agent: agents[usize::from(bot)].clone(),
                         dimensions: [
-                            ["GB", "CH"][cluster.pick(2)].to_owned(),
-                            ["GB-ENG", "CH-ZH"][cluster.pick(2)].to_owned(),
-                            ["London", "Zurich"][cluster.pick(2)].to_owned(),
-                            referrer,
-                            "other".to_owned(),
-                            "(none)".to_owned(),
-                            "(none)".to_owned(),
-                            "(none)".to_owned(),
-                            "link".to_owned(),
-                        ],
+                            ["GB", "CH"][cluster.pick(2)],
+                            ["GB-ENG", "CH-ZH"][cluster.pick(2)],
+                            ["London", "Zurich"][cluster.pick(2)],
+                            &referrer,
+                            "other",
+                            "(none)",
+                            "(none)",
+                            "(none)",
+                            "link",
+                        ]
+                        .map(str::to_owned),
                         visitor: Some(processor::sketch::visitor_hash(
                             b"sim",
                             &format!("10.0.0.{}", cluster.pick(20)),
@@ -206,11 +207,12 @@ impl Partition for PartitionClicks {
     }
 
     fn apply(&mut self, offset: i64, redirect: &Redirect) {
+        let visit = redirect.visit.visit();
         let click = Click {
             short_code: &redirect.short_code,
             client_id: redirect.client_id,
             occurred_at: redirect.occurred_at,
-            visit: &redirect.visit,
+            visit: &visit,
         };
         PartitionClicks::apply(self, offset, &click);
     }
@@ -451,7 +453,7 @@ fn check(cluster: &Cluster, logs: &Logs) -> Result<(), String> {
             Class::Human => {}
         }
         for dimension in Dimension::ALL {
-            let value = redirect.visit.value(dimension);
+            let value = redirect.visit.visit().value(dimension);
             let values = held
                 .entry(format!("{code}|{date}|{}", dimension.as_str()))
                 .or_default();

@@ -3,16 +3,18 @@
 //! or City, DB-IP, or the ip-location-db files, whose records are flat:
 //! `country_code`, `state1`, `city`). A country database places countries
 //! only; region and city are then [`UNKNOWN`].
-//! Lookups go through a bounded cache: clicks repeat addresses. The address
-//! lives only in memory, never in a row or a log line.
+//! Lookups go through a bounded cache: clicks repeat addresses, and most
+//! of a database's networks are /24 (IPv6: /48) or wider, so one lookup
+//! places every address of such a block. The address lives only in
+//! memory, never in a row or a log line.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 
 use serde::Deserialize;
 
-/// Addresses cached before the cache starts over; bounds its memory.
+/// Blocks and addresses cached before the cache starts over; bounds its
+/// memory.
 pub const CACHE_CAPACITY: usize = 100_000;
 
 /// The country of an address the database does not place, or of a click
@@ -58,7 +60,10 @@ const MAX_NAME: usize = 96;
 /// A geolocation database.
 pub struct Geo {
     reader: maxminddb::Reader<Vec<u8>>,
-    cache: HashMap<IpAddr, Place>,
+    /// By block (`(/24 or /48 address, 24 or 48)`) when the database's
+    /// network holds the whole block, else by address (`(address, 32 or
+    /// 128)`).
+    cache: hashbrown::HashMap<(IpAddr, u8), Place>,
 }
 
 impl std::fmt::Debug for Geo {
@@ -202,26 +207,53 @@ impl Geo {
     fn from_reader(reader: maxminddb::Reader<Vec<u8>>) -> Self {
         Self {
             reader,
-            cache: HashMap::new(),
+            cache: hashbrown::HashMap::new(),
         }
     }
 
     /// Where `ip` is: [`UNKNOWN`] for what the database does not say.
-    pub fn place(&mut self, ip: IpAddr) -> Place {
-        if let Some(place) = self.cache.get(&ip) {
-            return place.clone();
-        }
-        let place = self
-            .reader
-            .lookup(ip)
-            .ok()
-            .and_then(|found| found.decode::<Record<'_>>().ok().flatten())
-            .map_or_else(Place::unknown, |record| record.place());
-        if self.cache.len() >= CACHE_CAPACITY {
-            self.cache.clear();
-        }
-        self.cache.insert(ip, place.clone());
-        place
+    pub fn place(&mut self, ip: IpAddr) -> &Place {
+        let block = block(ip);
+        let exact = (ip, if ip.is_ipv4() { 32 } else { 128 });
+        let key = if self.cache.contains_key(&block) {
+            block
+        } else if self.cache.contains_key(&exact) {
+            exact
+        } else {
+            let found = self.reader.lookup(ip).ok();
+            let prefix = found
+                .as_ref()
+                .and_then(|found| found.network().ok())
+                .map(|network| network.prefix());
+            let place = found
+                .and_then(|found| found.decode::<Record<'_>>().ok().flatten())
+                .map_or_else(Place::unknown, |record| record.place());
+            if self.cache.len() >= CACHE_CAPACITY {
+                self.cache.clear();
+            }
+            let key = if prefix.is_some_and(|prefix| prefix <= block.1) {
+                block
+            } else {
+                exact
+            };
+            self.cache.insert(key, place);
+            key
+        };
+        &self.cache[&key]
+    }
+}
+
+/// The /24 (IPv4) or /48 (IPv6) block holding `ip`, and its prefix length.
+fn block(ip: IpAddr) -> (IpAddr, u8) {
+    match ip {
+        IpAddr::V4(v4) => (
+            IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v4) & !0xff)),
+            24,
+        ),
+        IpAddr::V6(v6) => (
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1 << 80) - 1))),
+            48,
+        ),
     }
 }
 
@@ -254,11 +286,11 @@ mod tests {
         let bytes = test_database(&[("81.2.69.0/24", "GB"), ("2001:db8::/32", "CH")]);
         let mut geo = Geo::from_bytes(bytes).expect("opens");
         let ip = |text: &str| text.parse::<IpAddr>().expect("ip");
-        let country = |geo: &mut Geo, text: &str| geo.place(ip(text)).country;
+        let country = |geo: &mut Geo, text: &str| geo.place(ip(text)).country.clone();
         assert_eq!(country(&mut geo, "81.2.69.142"), "GB");
         assert_eq!(country(&mut geo, "81.2.69.142"), "GB", "cached");
         assert_eq!(country(&mut geo, "2001:db8::1"), "CH");
-        assert_eq!(geo.place(ip("8.8.8.8")), Place::unknown());
+        assert_eq!(geo.place(ip("8.8.8.8")), &Place::unknown());
         let mut writer = mmdb_writer::Writer::new("Flat");
         writer
             .insert(
@@ -269,6 +301,40 @@ mod tests {
         let mut flat = Geo::from_bytes(writer.to_bytes().expect("bytes")).expect("opens");
         assert_eq!(country(&mut flat, "8.8.8.8"), "US");
         assert!(Geo::from_bytes(b"not a database".to_vec()).is_err());
+    }
+
+    #[test]
+    fn a_block_is_cached_only_when_one_network_holds_it() {
+        let bytes = test_database(&[
+            ("81.2.0.0/16", "GB"),
+            ("5.5.5.0/25", "FR"),
+            ("5.5.5.128/25", "DE"),
+            ("2001:db8::/32", "CH"),
+            ("2001:db9:0:1::/64", "AT"),
+        ]);
+        let mut geo = Geo::from_bytes(bytes).expect("opens");
+        let mut country = |text: &str| geo.place(text.parse().expect("ip")).country.clone();
+        // Wider than /24: the first lookup places the whole block.
+        assert_eq!(country("81.2.69.1"), "GB");
+        assert_eq!(country("81.2.69.254"), "GB");
+        // Two /25s in one /24: each address is looked up.
+        assert_eq!(country("5.5.5.1"), "FR");
+        assert_eq!(country("5.5.5.200"), "DE");
+        assert_eq!(country("5.5.5.2"), "FR");
+        assert_eq!(country("2001:db8::1"), "CH");
+        assert_eq!(country("2001:db8:0:ffff::1"), "CH");
+        // A /64 inside a /48 the database does not otherwise place.
+        assert_eq!(country("2001:db9:0:1::9"), "AT");
+        assert_eq!(country("2001:db9:0:2::9"), UNKNOWN);
+        assert_eq!(country("2001:db9:0:1::10"), "AT");
+        assert_eq!(
+            geo.cache
+                .keys()
+                .filter(|(_, bits)| *bits == 24 || *bits == 48)
+                .count(),
+            2,
+            "only 81.2.69.0/24 and 2001:db8::/48 are cached as blocks"
+        );
     }
 
     #[test]
@@ -309,7 +375,7 @@ mod tests {
         let mut geo = Geo::from_bytes(writer.to_bytes().expect("bytes")).expect("opens");
         let place = |geo: &mut Geo, text: &str| {
             let place = geo.place(text.parse().expect("ip"));
-            [place.country, place.region, place.city]
+            [&place.country, &place.region, &place.city].map(|value| value.clone())
         };
         assert_eq!(place(&mut geo, "81.2.69.1"), ["GB", "GB-ENG", "London"]);
         assert_eq!(

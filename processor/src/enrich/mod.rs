@@ -19,6 +19,7 @@ use agents::Classifier;
 use geo::Geo;
 use referrers::Referrers;
 
+use crate::sketch::VisitorPrefix;
 use crate::user_agent::{Agent, UserAgents};
 
 /// The longest UTM value kept; longer ones are cut on a char boundary.
@@ -91,26 +92,61 @@ impl Dimension {
     }
 }
 
-/// One click, enriched.
+/// One click, enriched. It borrows from the enricher's caches and the
+/// record, so enriching a click of known agent, referrer and destination
+/// allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Visit {
+pub struct Visit<'a> {
     pub class: Class,
-    pub agent: Agent,
+    pub agent: &'a Agent,
     /// The value of every [`Dimension`], in [`Dimension::ALL`]'s order.
-    pub dimensions: [String; DIMENSIONS],
+    pub dimensions: [&'a str; DIMENSIONS],
     /// The keyed hash of (address, user agent), for unique visitors; `None`
     /// without an address.
     pub visitor: Option<u64>,
 }
 
-impl Visit {
+impl<'a> Visit<'a> {
     /// The value of `dimension`.
-    pub fn value(&self, dimension: Dimension) -> &str {
+    pub fn value(&self, dimension: Dimension) -> &'a str {
         let index = Dimension::ALL
             .iter()
             .position(|d| *d == dimension)
             .unwrap_or_default();
-        &self.dimensions[index]
+        self.dimensions[index]
+    }
+}
+
+/// A [`Visit`] that owns its values, for clicks kept apart from the
+/// enricher (simulations, benchmarks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedVisit {
+    pub class: Class,
+    pub agent: Agent,
+    pub dimensions: [String; DIMENSIONS],
+    pub visitor: Option<u64>,
+}
+
+impl OwnedVisit {
+    /// Borrowed, as the aggregate takes it.
+    pub fn visit(&self) -> Visit<'_> {
+        Visit {
+            class: self.class,
+            agent: &self.agent,
+            dimensions: self.dimensions.each_ref().map(String::as_str),
+            visitor: self.visitor,
+        }
+    }
+}
+
+impl From<&Visit<'_>> for OwnedVisit {
+    fn from(visit: &Visit<'_>) -> Self {
+        Self {
+            class: visit.class,
+            agent: visit.agent.clone(),
+            dimensions: visit.dimensions.map(str::to_owned),
+            visitor: visit.visitor,
+        }
     }
 }
 
@@ -133,43 +169,45 @@ pub const DEVELOPMENT_VISITOR_KEY: &str = "eventide-development-visitor-key";
 const CACHE_CAPACITY: usize = 10_000;
 
 /// A bounded cache by text key: producers repeat agents, referrers and
-/// destination URLs, so each is parsed once, not per click.
+/// destination URLs, so each is parsed once, not per click. `hashbrown`'s
+/// foldhash (seeded per process): the keys are long and hashed per click.
 #[derive(Debug)]
 struct Cache<V> {
-    map: std::collections::HashMap<String, V>,
+    map: hashbrown::HashMap<String, V>,
 }
 
 impl<V> Default for Cache<V> {
     fn default() -> Self {
         Self {
-            map: std::collections::HashMap::new(),
+            map: hashbrown::HashMap::new(),
         }
     }
 }
 
-impl<V: Clone> Cache<V> {
-    fn get_or(&mut self, key: &str, make: impl FnOnce() -> V) -> V {
-        if let Some(value) = self.map.get(key) {
-            return value.clone();
-        }
-        let value = make();
-        if self.map.len() >= CACHE_CAPACITY {
+impl<V> Cache<V> {
+    /// The value for `key`, made by `make` on a miss; one hash on a hit.
+    fn get_or(&mut self, key: &str, make: impl FnOnce() -> V) -> &V {
+        if self.map.len() >= CACHE_CAPACITY && !self.map.contains_key(key) {
             self.map.clear();
         }
-        self.map.insert(key.to_owned(), value.clone());
-        value
+        self.map.entry_ref(key).or_insert_with(make)
     }
 }
 
 /// Enriches clicks; one per redirects worker (its caches are its own).
 pub struct Enricher {
-    agents: UserAgents,
+    parser: UserAgents,
     classifier: Classifier,
     referrers: Referrers,
     geo: Option<Geo>,
     visitor_key: Vec<u8>,
-    fetchers: Cache<agents::Fetcher>,
+    /// Per user agent: woothee's classes, what the lists say and the
+    /// visitor hash's state after the key and the agent (one lookup per
+    /// click for all three).
+    agents: Cache<(Agent, agents::Fetcher, VisitorPrefix)>,
+    /// Per referrer: its host and channel.
     referrer_cache: Cache<(Option<String>, referrers::Channel)>,
+    /// Per destination URL: `utm_source`, `utm_medium`, `utm_campaign`.
     utm_cache: Cache<[Option<String>; 3]>,
 }
 
@@ -191,12 +229,12 @@ impl Enricher {
     /// [`EnrichError`] if a shipped list does not load.
     pub fn new(geo: Option<Geo>) -> Result<Self, EnrichError> {
         Ok(Self {
-            agents: UserAgents::default(),
+            parser: UserAgents::default(),
             classifier: Classifier::new()?,
             referrers: Referrers::new()?,
             geo,
             visitor_key: DEVELOPMENT_VISITOR_KEY.as_bytes().to_vec(),
-            fetchers: Cache::default(),
+            agents: Cache::default(),
             referrer_cache: Cache::default(),
             utm_cache: Cache::default(),
         })
@@ -206,59 +244,111 @@ impl Enricher {
     #[must_use]
     pub fn with_visitor_key(mut self, key: &[u8]) -> Self {
         self.visitor_key = key.to_vec();
+        // The cached hashing states began with the old key.
+        self.agents = Cache::default();
         self
     }
 
     /// What `redirect` says about its visitor.
-    pub fn visit(&mut self, redirect: &Redirect) -> Visit {
-        let agent = self.agents.classify(&redirect.user_agent);
-        let classifier = &self.classifier;
-        let class = self
-            .fetchers
-            .get_or(&redirect.user_agent, || {
-                classifier.fetcher(&redirect.user_agent)
-            })
-            .class(redirect.method.as_deref(), agent.bot);
+    pub fn visit<'a>(&'a mut self, redirect: &'a Redirect) -> Visit<'a> {
+        let Self {
+            parser,
+            classifier,
+            referrers,
+            geo,
+            visitor_key,
+            agents,
+            referrer_cache,
+            utm_cache,
+        } = self;
+        let (agent, fetcher, prefix) = agents.get_or(&redirect.user_agent, || {
+            (
+                parser.parse(&redirect.user_agent),
+                classifier.fetcher(&redirect.user_agent),
+                VisitorPrefix::new(visitor_key, &redirect.user_agent),
+            )
+        });
+        let class = fetcher.class(redirect.method.as_deref(), agent.bot);
         let ip = redirect
             .ip
             .as_deref()
             .and_then(|ip| ip.parse::<IpAddr>().ok());
-        let place = match (self.geo.as_mut(), ip) {
-            (Some(geo), Some(ip)) => geo.place(ip),
-            _ => geo::Place::unknown(),
+        let place = match (geo.as_mut(), ip) {
+            (Some(geo), Some(ip)) => Some(geo.place(ip)),
+            _ => None,
         };
+        let (country, region, city) = place
+            .map_or((geo::UNKNOWN, geo::UNKNOWN, geo::UNKNOWN), |place| {
+                (&*place.country, &*place.region, &*place.city)
+            });
         // The canonical text, so `::1` and `0:0::1` are one visitor.
-        let visitor = ip.map(|ip| {
-            crate::sketch::visitor_hash(&self.visitor_key, &ip.to_string(), &redirect.user_agent)
-        });
+        let visitor = ip.map(|ip| prefix.hash(IpText::default().of(ip)));
         let (host, channel) = match redirect.referrer.as_deref() {
             Some(referrer) => {
-                let referrers = &self.referrers;
-                self.referrer_cache
-                    .get_or(referrer, || referrers.classify(Some(referrer)))
+                let (host, channel) =
+                    referrer_cache.get_or(referrer, || referrers.classify(Some(referrer)));
+                (host.as_deref().unwrap_or(NONE), *channel)
             }
-            None => self.referrers.classify(None),
+            None => (NONE, referrers::Channel::Direct),
         };
-        let [utm_source, utm_medium, utm_campaign] = self
-            .utm_cache
-            .get_or(&redirect.full_url, || utm(&redirect.full_url));
-        let dimensions = [
-            place.country,
-            place.region,
-            place.city,
-            host.unwrap_or_else(|| NONE.to_owned()),
-            channel.as_str().to_owned(),
-            utm_source.unwrap_or_else(|| NONE.to_owned()),
-            utm_medium.unwrap_or_else(|| NONE.to_owned()),
-            utm_campaign.unwrap_or_else(|| NONE.to_owned()),
-            redirect.source.clone().unwrap_or_else(|| "link".to_owned()),
-        ];
+        let [utm_source, utm_medium, utm_campaign] = utm_cache
+            .get_or(&redirect.full_url, || utm(&redirect.full_url))
+            .each_ref()
+            .map(|value| value.as_deref().unwrap_or(NONE));
         Visit {
             class,
             agent,
-            dimensions,
+            dimensions: [
+                country,
+                region,
+                city,
+                host,
+                channel.as_str(),
+                utm_source,
+                utm_medium,
+                utm_campaign,
+                redirect.source.as_deref().unwrap_or("link"),
+            ],
             visitor,
         }
+    }
+}
+
+/// An address's canonical text, written on the stack (no allocation per
+/// click).
+struct IpText {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for IpText {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl std::fmt::Write for IpText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl IpText {
+    /// `ip` as `Display` writes it (at most 45 bytes, so it always fits).
+    fn of(&mut self, ip: IpAddr) -> &str {
+        use std::fmt::Write as _;
+        self.len = 0;
+        if write!(self, "{ip}").is_err() {
+            self.len = 0;
+        }
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }
 
@@ -325,14 +415,35 @@ mod tests {
     fn a_click_is_enriched_in_every_dimension() {
         let geo = Geo::from_bytes(geo::test_database(&[("81.2.69.0/24", "GB")])).expect("geo");
         let mut enricher = Enricher::new(Some(geo)).expect("lists load");
-        let visit = enricher.visit(&redirect());
-        assert_eq!(visit.class, Class::Human);
-        let same = enricher.visit(&Redirect {
+        let first = redirect();
+        let visitor = enricher.visit(&first).visitor;
+        let again = Redirect {
             ip: Some("81.2.69.142".into()),
             ..redirect()
-        });
-        assert_eq!(visit.visitor, same.visitor);
-        assert!(visit.visitor.is_some());
+        };
+        assert_eq!(enricher.visit(&again).visitor, visitor);
+        assert_eq!(
+            visitor,
+            Some(crate::sketch::visitor_hash(
+                DEVELOPMENT_VISITOR_KEY.as_bytes(),
+                "81.2.69.142",
+                &first.user_agent
+            ))
+        );
+        let mut keyed = enricher.with_visitor_key(b"operator key");
+        let rekeyed = keyed.visit(&first).visitor;
+        assert_eq!(
+            rekeyed,
+            Some(crate::sketch::visitor_hash(
+                b"operator key",
+                "81.2.69.142",
+                &first.user_agent
+            )),
+            "a new key makes every visitor new"
+        );
+        let mut enricher = keyed;
+        let visit = enricher.visit(&first);
+        assert_eq!(visit.class, Class::Human);
         let values: Vec<(&str, &str)> = Dimension::ALL
             .iter()
             .map(|d| (d.as_str(), visit.value(*d)))
@@ -359,7 +470,8 @@ mod tests {
             method: Some("HEAD".into()),
             ..redirect()
         };
-        let visit = Enricher::new(None).expect("lists load").visit(&bare);
+        let mut enricher = Enricher::new(None).expect("lists load");
+        let visit = enricher.visit(&bare);
         assert_eq!(visit.class, Class::Preview);
         assert_eq!(visit.visitor, None, "no address, no visitor");
         assert_eq!(
@@ -372,6 +484,23 @@ mod tests {
         for dimension in Dimension::ALL {
             assert_eq!(Dimension::parse(dimension.as_str()), Some(dimension));
         }
+    }
+
+    #[test]
+    fn an_address_text_is_its_display() {
+        for ip in [
+            "81.2.69.142",
+            "::1",
+            "2001:db8::ff00:42:8329",
+            "::ffff:255.255.255.255",
+        ] {
+            let ip: IpAddr = ip.parse().expect("address");
+            assert_eq!(IpText::default().of(ip), ip.to_string());
+        }
+        let longest: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+            .parse()
+            .expect("address");
+        assert_eq!(IpText::default().of(longest), longest.to_string());
     }
 
     #[test]

@@ -856,7 +856,6 @@ mod click_tests {
     use crate::clicks::Click;
     use crate::enrich::{Class, Visit};
     use crate::store::Stored;
-    use crate::user_agent::Agent;
 
     #[tokio::test]
     async fn click_flushes_add_up_and_a_stale_owner_is_fenced() {
@@ -923,19 +922,13 @@ mod click_tests {
         );
     }
 
-    fn visit(referrer: &str) -> Visit {
+    fn visit(referrer: &str) -> Visit<'_> {
         Visit {
             class: Class::Human,
-            agent: Agent {
-                browser: "Chrome".into(),
-                os: "Android".into(),
-                device: "smartphone".into(),
-                bot: false,
-            },
+            agent: crate::user_agent::chrome_on_android(false),
             dimensions: [
                 "GB", "GB-ENG", "London", referrer, "other", "(none)", "(none)", "(none)", "link",
-            ]
-            .map(str::to_owned),
+            ],
             visitor: None,
         }
     }

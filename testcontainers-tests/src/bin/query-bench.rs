@@ -129,32 +129,30 @@ async fn fill(store: &processor::Store, args: &Args) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let started = Instant::now();
-    let mut agents = UserAgents::default();
-    let classified: Vec<_> = AGENTS
+    let mut parser = UserAgents::default();
+    let agents: Vec<_> = AGENTS.iter().map(|a| parser.classify(a)).collect();
+    let classified: Vec<_> = agents
         .iter()
         .enumerate()
-        .map(|(i, a)| {
-            let agent = agents.classify(a);
-            processor::enrich::Visit {
-                class: if agent.bot {
-                    processor::enrich::Class::Bot
-                } else {
-                    processor::enrich::Class::Human
-                },
-                agent,
-                dimensions: [
-                    ["GB", "US", "CH"][i % 3].to_owned(),
-                    ["GB-ENG", "US-CA", "CH-ZH"][i % 3].to_owned(),
-                    ["London", "San Francisco", "Zurich"][i % 3].to_owned(),
-                    ["google.com", "(none)"][i % 2].to_owned(),
-                    ["search", "direct"][i % 2].to_owned(),
-                    "(none)".to_owned(),
-                    "(none)".to_owned(),
-                    "(none)".to_owned(),
-                    "link".to_owned(),
-                ],
-                visitor: None,
-            }
+        .map(|(i, agent)| processor::enrich::Visit {
+            class: if agent.bot {
+                processor::enrich::Class::Bot
+            } else {
+                processor::enrich::Class::Human
+            },
+            agent,
+            dimensions: [
+                ["GB", "US", "CH"][i % 3],
+                ["GB-ENG", "US-CA", "CH-ZH"][i % 3],
+                ["London", "San Francisco", "Zurich"][i % 3],
+                ["google.com", "(none)"][i % 2],
+                ["search", "direct"][i % 2],
+                "(none)",
+                "(none)",
+                "(none)",
+                "link",
+            ],
+            visitor: None,
         })
         .collect();
     for partition in 0..PARTITIONS {
@@ -168,8 +166,9 @@ async fn fill(store: &processor::Store, args: &Args) -> anyhow::Result<()> {
             // Enriched as the processor would: 20 countries, 200 referrer
             // hosts, 20 visitors per code.
             let mut visit = classified[n % classified.len()].clone();
-            visit.dimensions[0] = format!("C{}", n % 20);
-            visit.dimensions[3] = format!("site{}.example", n % 200);
+            let (country, host) = (format!("C{}", n % 20), format!("site{}.example", n % 200));
+            visit.dimensions[0] = &country;
+            visit.dimensions[3] = &host;
             visit.visitor = Some(processor::sketch::visitor_hash(
                 b"bench",
                 &format!("10.0.{}.{}", (n / args.codes) % 20, n % args.codes),
