@@ -17,13 +17,14 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 FROM ${RUST_IMAGE} AS build
 
 # rdkafka-sys bundles librdkafka and builds it with ./configure and make: it
-# needs a C/C++ toolchain, perl, pkg-config and the zlib and OpenSSL headers
-# (TLS and SASL_SSL to production Kafka). The rust image
+# needs a C/C++ toolchain, perl, pkg-config and the zlib, OpenSSL and libcurl
+# headers (TLS and SASL_SSL to production Kafka; libcurl for OAUTHBEARER's
+# OIDC token method). The rust image
 # ships most of them; installing them explicitly keeps the build working if it
 # stops doing so. Versions come from the pinned base image's Debian release.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc g++ make perl pkg-config zlib1g-dev libssl-dev \
+ && apt-get install -y --no-install-recommends gcc g++ make perl pkg-config zlib1g-dev libssl-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -37,14 +38,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
  && install -D -m 0755 target/release/eventide /out/eventide
 
 # --- runtime --------------------------------------------------------------------
-# debian-slim rather than distroless: the binary links the system zlib and
-# OpenSSL (librdkafka), which distroless/cc does not carry.
+# debian-slim rather than distroless: the binary links the system zlib,
+# OpenSSL and libcurl (librdkafka), which distroless/cc does not carry.
 FROM ${RUNTIME_IMAGE} AS runtime
 
 # The shared libraries the binary links; versions from the pinned base image.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libssl3 zlib1g \
+ && apt-get install -y --no-install-recommends libssl3 zlib1g libcurl4 \
  && rm -rf /var/lib/apt/lists/*
 
 LABEL org.opencontainers.image.title="eventide" \
