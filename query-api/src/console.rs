@@ -107,7 +107,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/console/sign-out", post(sign_in::sign_out))
         .route_layer(middleware::from_fn_with_state(
             state.limits.clone(),
-            crate::limits::bounded,
+            bounded,
         ))
         .route_layer(middleware::from_fn_with_state(state.clone(), signed_in));
     Router::new()
@@ -128,6 +128,16 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         // Pages are text that repeats (a chart's marks): gzip takes a
         // 90-day links page from 77 KB to a few.
         .layer(tower_http::compression::CompressionLayer::new())
+}
+
+/// The query limits for pages: past the deadline, a page saying so (with
+/// the API's `Retry-After`), not the API's JSON.
+async fn bounded(
+    State(limits): State<crate::limits::QueryLimits>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ConsoleError> {
+    Ok(crate::limits::within(&limits, next.run(request)).await?)
 }
 
 /// A console path with no page: a page saying so, not the API's JSON.
@@ -184,8 +194,14 @@ impl IntoResponse for ConsoleError {
             // Logged and counted as the API does; shown as a page.
             let status = err.status();
             let message = err.to_string();
-            drop(err.into_response());
-            return (status, page::problem(status, &message)).into_response();
+            let api = err.into_response();
+            let mut shown = (status, page::problem(status, &message)).into_response();
+            if let Some(retry_after) = api.headers().get(header::RETRY_AFTER) {
+                shown
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, retry_after.clone());
+            }
+            return shown;
         }
         let status = self.status();
         (status, page::problem(status, &self.to_string())).into_response()
@@ -323,4 +339,61 @@ async fn csp_report(body: axum::body::Bytes) -> StatusCode {
         "console content security policy violation"
     );
     StatusCode::NO_CONTENT
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::limits::QueryLimits;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_page_past_its_deadline_is_a_503_page_with_retry_after() {
+        let app = Router::new()
+            .route(
+                "/console/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "done"
+                }),
+            )
+            .route_layer(middleware::from_fn_with_state(
+                QueryLimits::new(4, Duration::from_secs(1)),
+                bounded,
+            ));
+        let response = app
+            .oneshot(
+                Request::builder()
+                    .uri("/console/slow")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("answers");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header(header::RETRY_AFTER), "1");
+        assert!(
+            header(header::CONTENT_TYPE).starts_with("text/html"),
+            "{}",
+            header(header::CONTENT_TYPE)
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("did not finish within"), "{body}");
+    }
 }

@@ -34,25 +34,35 @@ impl QueryLimits {
     }
 }
 
-/// Runs a request within the limits.
+/// Runs `work` within the limits: its response, or
+/// [`ApiError::DeadlineExceeded`] once the deadline passes.
+pub(crate) async fn within(
+    limits: &QueryLimits,
+    work: impl Future<Output = Response>,
+) -> Result<Response, ApiError> {
+    let work = async {
+        // A closed semaphore never happens (it lives as long as the state);
+        // without a permit the request still runs rather than fail.
+        let _permit = limits.permits.acquire().await.ok();
+        work.await
+    };
+    tokio::time::timeout(limits.deadline, work)
+        .await
+        .map_err(|_| ApiError::DeadlineExceeded {
+            deadline: limits.deadline,
+        })
+}
+
+/// Runs a request within the limits; past the deadline, the API's JSON
+/// `503`.
 pub(crate) async fn bounded(
     State(limits): State<QueryLimits>,
     request: Request,
     next: Next,
 ) -> Response {
-    let work = async {
-        // A closed semaphore never happens (it lives as long as the state);
-        // without a permit the request still runs rather than fail.
-        let _permit = limits.permits.acquire().await.ok();
-        next.run(request).await
-    };
-    match tokio::time::timeout(limits.deadline, work).await {
-        Ok(response) => response,
-        Err(_) => ApiError::DeadlineExceeded {
-            deadline: limits.deadline,
-        }
-        .into_response(),
-    }
+    within(&limits, next.run(request))
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 #[cfg(test)]
