@@ -701,6 +701,51 @@ impl Pipeline {
         .await
     }
 
+    /// For a failed wait: each partition of `topic` as the store's checkpoint
+    /// and the log's end offset see it (`partition: stored/end`), so a stall
+    /// shows whether the processor stopped reading or the records never
+    /// arrived. SQLite store only.
+    ///
+    /// # Errors
+    ///
+    /// If the store file or the broker cannot be read.
+    pub async fn partition_progress(&self, topic: schemas::Topic) -> anyhow::Result<String> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let name = self.names.name(topic);
+        let db = libsql::Builder::new_local(self.data_dir().join("eventide.db"))
+            .build()
+            .await?;
+        let conn = db.connect()?;
+        let mut rows = conn
+            .query(
+                "SELECT partition, next_offset FROM partition_checkpoints WHERE topic = ?1 ORDER BY partition",
+                [name.as_str()],
+            )
+            .await?;
+        let mut stored = HashMap::new();
+        while let Some(row) = rows.next().await? {
+            stored.insert(row.get::<i32>(0)?, row.get::<i64>(1)?);
+        }
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", "progress-probe")
+            .create()?;
+        let metadata = consumer.fetch_metadata(Some(&name), Duration::from_secs(10))?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .map_or(0, |topic| topic.partitions().len());
+        anyhow::ensure!(partitions > 0, "{name} has no partitions");
+        let mut progress = Vec::new();
+        for partition in 0..i32::try_from(partitions)? {
+            let (_, end) = consumer.fetch_watermarks(&name, partition, Duration::from_secs(10))?;
+            let at = stored.get(&partition).copied().unwrap_or_default();
+            let mark = if at < end { " (behind)" } else { "" };
+            progress.push(format!("{partition}: {at}/{end}{mark}"));
+        }
+        Ok(format!("{name} stored/end: {}", progress.join(", ")))
+    }
+
     /// Whether this pipeline stores into the SQLite file of its data dir.
     pub fn stores_in_sqlite(&self) -> bool {
         matches!(

@@ -163,7 +163,18 @@ pub async fn crashes_under_load_keep_totals_exact(options: Options) -> anyhow::R
         .await?;
     // Every code's click count through the query API, on either backend.
     let clicks = sorted(expected_clicks.clone());
-    pipeline.wait_for_link_clicks(&clicks, SETTLE).await?;
+    if let Err(err) = pipeline.wait_for_link_clicks(&clicks, SETTLE).await {
+        // A stall seen in CI (partitions stopped after a restart): say
+        // which partitions, and whether their records are in the log.
+        if pipeline.stores_in_sqlite() {
+            let progress = pipeline
+                .partition_progress(schemas::Topic::Redirects)
+                .await
+                .unwrap_or_else(|probe| format!("(progress unknown: {probe})"));
+            return Err(err.context(progress));
+        }
+        return Err(err);
+    }
     if !pipeline.stores_in_sqlite() {
         return Ok(());
     }
@@ -181,7 +192,14 @@ pub async fn crashes_under_load_keep_totals_exact(options: Options) -> anyhow::R
         "SELECT COUNT(*) FROM clicks_by_code".to_owned(),
         i64::try_from(expected_clicks.len())?,
     ));
-    pipeline.wait_for_store(&expected, SETTLE).await
+    pipeline.wait_for_store(&expected, SETTLE).await?;
+    // Every click counted: each partition's checkpoint is at its log's end
+    // (the checkpoint moves in the transaction that adds the clicks).
+    let progress = pipeline
+        .partition_progress(schemas::Topic::Redirects)
+        .await?;
+    anyhow::ensure!(!progress.contains("behind"), "{progress}");
+    Ok(())
 }
 
 /// Two processors share the group; one leaves mid-stream: totals exact.
