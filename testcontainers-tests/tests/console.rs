@@ -11,6 +11,7 @@
 //! `EVENTIDE_CONSOLE_SCREENSHOTS=<dir>` saves a screenshot of each view.
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -59,7 +60,9 @@ fn browser_paths(test: &str) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
     Ok(None)
 }
 
-/// A headless Chromium session; its driver is killed when dropped.
+/// A headless Chromium session; its driver and every browser process it
+/// started (one process group) are killed when dropped, so no Chromium
+/// outlives its test.
 struct Browser {
     client: Client,
     driver: Child,
@@ -69,9 +72,18 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        drop(self.driver.kill());
-        drop(self.driver.wait());
+        kill_group(&mut self.driver);
     }
+}
+
+/// Kills chromedriver's process group (it and the Chromium it started),
+/// then reaps chromedriver.
+fn kill_group(driver: &mut Child) {
+    let group = rustix::process::Pid::from_child(driver);
+    // Already gone is fine: the driver is reaped below either way.
+    let _gone = rustix::process::kill_process_group(group, rustix::process::Signal::KILL).is_err();
+    drop(driver.kill());
+    drop(driver.wait());
 }
 
 impl Browser {
@@ -79,6 +91,8 @@ impl Browser {
         let port = free_addr()?.port();
         let mut driver = Command::new(driver)
             .arg(format!("--port={port}"))
+            // Its own process group, which Chromium joins: one kill ends both.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -97,7 +111,7 @@ impl Browser {
         })
         .await;
         if let Err(err) = ready {
-            drop(driver.kill());
+            kill_group(&mut driver);
             return Err(err);
         }
         let downloads = tempfile::tempdir()?;
@@ -130,7 +144,7 @@ impl Browser {
         let client = match client {
             Ok(client) => client,
             Err(err) => {
-                drop(driver.kill());
+                kill_group(&mut driver);
                 anyhow::bail!("starting chromium: {err}");
             }
         };
