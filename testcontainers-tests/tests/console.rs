@@ -209,6 +209,40 @@ impl Browser {
         .await
     }
 
+    /// The text of the first element matching `css` once it satisfies
+    /// `done`: a click's page may still be loading when the click returns.
+    async fn text_once(&self, css: &str, done: impl Fn(&str) -> bool) -> anyhow::Result<String> {
+        eventually(DEADLINE, || async {
+            let text = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            Ok(if done(&text) {
+                Ok(text)
+            } else {
+                Err(format!("{css}: {text:?}"))
+            })
+        })
+        .await
+    }
+
+    /// `table`'s body rows once they satisfy `done` (see [`Self::text_once`]).
+    async fn table_once(
+        &self,
+        table: &str,
+        done: impl Fn(&[Vec<String>]) -> bool,
+    ) -> anyhow::Result<Vec<Vec<String>>> {
+        eventually(DEADLINE, || async {
+            let rows = self.table(table).await.unwrap_or_default();
+            Ok(if done(&rows) {
+                Ok(rows)
+            } else {
+                Err(format!("{table}: {rows:?}"))
+            })
+        })
+        .await
+    }
+
     /// The text of every cell of `table`'s body rows.
     async fn table(&self, table: &str) -> anyhow::Result<Vec<Vec<String>>> {
         let mut rows = Vec::new();
@@ -691,7 +725,11 @@ async fn an_analyst_reads_links_reports_events_and_errors_in_a_browser() -> anyh
             seen.push(event.attr("data-id").await?.unwrap_or_default());
         }
         match browser.client.find(Locator::Css("a[rel=next]")).await {
-            Ok(next) => next.click().await?,
+            Ok(next) => {
+                let href = next.attr("href").await?.unwrap_or_default();
+                next.click().await?;
+                browser.arrive(|at| at == href).await?;
+            }
             Err(_) => break,
         }
         anyhow::ensure!(pages < 10, "paging does not end");
@@ -1055,13 +1093,7 @@ async fn an_operator_pauses_resumes_and_replays_in_a_browser() -> anyhow::Result
         .await?
         .click()
         .await?;
-    let heading = browser
-        .client
-        .find(Locator::Css("h1"))
-        .await?
-        .text()
-        .await?;
-    assert_eq!(heading, "Paused crm");
+    browser.text_once("h1", |h1| h1 == "Paused crm").await?;
     let paused = eventually(DEADLINE, || async {
         let now = state().await?;
         Ok(if now["paused"] == true {
@@ -1118,7 +1150,7 @@ async fn an_operator_pauses_resumes_and_replays_in_a_browser() -> anyhow::Result
         .click()
         .await?;
     let counts: BTreeMap<String, String> = browser
-        .table("#replay")
+        .table_once("#replay", |rows| rows.iter().any(|row| row[0] == "dry_run"))
         .await?
         .into_iter()
         .map(|row| (row[0].clone(), row[1].clone()))
